@@ -1,0 +1,68 @@
+"""Parity: the same inputs through PyTorch, onnxruntime and tract (its Python binding, the same
+tract version as the daemon), compared per output against PyTorch f32."""
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import onnx
+
+
+def input_names(path: pathlib.Path) -> list[str]:
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in inits]
+
+
+def output_names(path: pathlib.Path) -> list[str]:
+    return [o.name for o in onnx.load(str(path), load_external_data=False).graph.output]
+
+
+def run_ort(path: pathlib.Path, feeds: dict[str, np.ndarray], threads: int = 1) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    outs = sess.run(None, {k: np.ascontiguousarray(feeds[k], dtype=np.float32) for k in input_names(path)})
+    return dict(zip(output_names(path), outs))
+
+
+def run_tract(path: pathlib.Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import tract
+
+    names = input_names(path)
+    model = tract.onnx().load(str(path))
+    for i, name in enumerate(names):
+        shape = ",".join(str(d) for d in feeds[name].shape)
+        model.set_input_fact(i, f"{shape},f32")
+    runnable = model.into_model().into_runnable()
+    outs = runnable.run([np.ascontiguousarray(feeds[k], dtype=np.float32) for k in names])
+    return dict(zip(output_names(path), (o.to_numpy() for o in outs)))
+
+
+def diff(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
+    d = np.abs(ref.astype(np.float64) - got.astype(np.float64))
+    scale = float(np.max(np.abs(ref)))
+    return {"max_abs": float(d.max()), "mean_abs": float(d.mean()), "ref_scale": scale,
+            "max_rel_to_scale": float(d.max() / scale) if scale > 0 else float(d.max())}
+
+
+def compare(path: pathlib.Path, feeds: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict:
+    """{runtime: {output: diff}} for onnxruntime and tract against the PyTorch reference."""
+    report = {}
+    for runtime, run in (("onnxruntime", run_ort), ("tract", run_tract)):
+        got = run(path, feeds)
+        report[runtime] = {k: diff(reference[k], got[k]) for k in reference}
+    return report
+
+
+def print_report(report: dict) -> None:
+    print(f"{'graph':<34}{'runtime':<13}{'output':<9}{'max abs':>11}{'mean abs':>11}{'max/scale':>11}")
+    for precision, graphs in report["parity"].items():
+        for graph, runtimes in graphs.items():
+            for runtime, outputs in runtimes.items():
+                for out, d in outputs.items():
+                    print(f"{precision + ' ' + graph:<34}{runtime:<13}{out:<9}"
+                          f"{d['max_abs']:>11.2e}{d['mean_abs']:>11.2e}{d['max_rel_to_scale']:>11.2e}")

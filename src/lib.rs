@@ -1,0 +1,25 @@
+//! smplcast: streams 3D human pose and shape (SMPL θ, β and camera) estimated by MPS-Net
+//! (CVPR 2022) from camera frames.
+//!
+//! # Layout
+//!
+//! ```text
+//!  crop 224² RGB, ImageNet mean/std
+//!        ▼
+//!  model::Backbone          ResNet-50 (tract)            2048-d feature per person-frame
+//!        ▼
+//!  model::Streaming::project  per-frame projections      FrameCache (feature + MoCA/HAFI maps)
+//!        ▼
+//!  window::TrackWindow       per-track ring, T = 16      ReadyWindow (centre frame, lookahead 7)
+//!        ▼
+//!  model::Streaming::step    MoCA → HAFI → regressor     6D pose 144, β 10, crop camera 3
+//!        ▼
+//!  smpl                      6D → rotation → axis-angle  θ 72; camera in the original image
+//! ```
+//!
+//! `model::TemporalHead` runs the same head on whole windows; it is the reference the streaming
+//! form is tested against. Capture, tracking and MQTT publishing arrive with later issues.
+
+pub mod model;
+pub mod smpl;
+pub mod window;

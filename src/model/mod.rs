@@ -1,0 +1,345 @@
+//! MPS-Net inference with tract: the ResNet-50 backbone and the temporal head (MoCA → HAFI →
+//! SPIN regressor), in full-window and streaming form.
+//!
+//! Runs on the inference thread(s); every type here is `Send` but used by one thread at a time
+//! (`&mut self`): tract's execution state is reused between calls.
+//!
+//! The ONNX graphs come from `models/convert.py` (see models/smplcast_models/export.py for the
+//! contract); f32 or int8 is whatever the file holds (int8 graphs are QOperator: QLinearConv /
+//! QLinearMatMul, which tract runs on integer kernels).
+//!
+//! | graph | inputs | outputs |
+//! |---|---|---|
+//! | `backbone.onnx` | `image` [N, 3, 224, 224] f32 RGB, ImageNet mean/std | `feature` [N, C] |
+//! | `temporal.onnx` | `features` [N, 16, C] | `pose6d` [N, 144], `shape` [N, 10], `cam` [N, 3] |
+//! | `temporal_frame.onnx` | `feature` [N, C] | `theta`, `phi` [N, I], `gm` [N, C], `fx`, `fm` [N, H] |
+//! | `temporal_step.onnx` | `x`, `theta`, `phi`, `gm`, `fx`, `fm` over 16 frames | as `temporal.onnx` |
+//!
+//! C is 2048 for the published model, I = C / 2, H = 256 (a narrow test variant divides all by 8).
+
+mod graph;
+
+use std::path::{Path, PathBuf};
+
+use graph::{f32_slice, Dim, Graph, Interface, Port};
+pub use graph::{Precision, Widths};
+
+/// Side of the square RGB crop the backbone takes.
+pub const IMAGE_SIZE: usize = 224;
+/// Frames in a temporal window.
+pub const SEQ_LEN: usize = 16;
+/// Index of the frame a window's result belongs to (frames 0..=7 before it, 9..=15 after).
+pub const CENTRE: usize = 8;
+/// 6D rotation per SMPL joint, 24 joints.
+pub const POSE6D_LEN: usize = 144;
+/// SMPL shape coefficients β.
+pub const SHAPE_LEN: usize = 10;
+/// Weak-perspective crop camera (s, tx, ty).
+pub const CAM_LEN: usize = 3;
+
+/// Errors of loading and running the model graphs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("model file {path}: cannot read it: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error(
+        "model file {path}: not a usable {graph} graph: {reason}. Expected the ONNX file written \
+         by `models/run convert.py` (see README, \"Models\")"
+    )]
+    Parse { path: PathBuf, graph: &'static str, reason: String },
+    #[error("model file {path}: wrong {graph} graph: expected {expected}; the file has {found}")]
+    Interface { path: PathBuf, graph: &'static str, expected: String, found: String },
+    #[error("{graph} inference failed: {reason}")]
+    Run { graph: &'static str, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+use Dim::{Batch as N, Fixed as F, Var as V};
+
+const BACKBONE: Interface = Interface {
+    graph: "backbone",
+    inputs: &[Port { name: "image", dims: &[N, F(3), F(IMAGE_SIZE), F(IMAGE_SIZE)] }],
+    outputs: &[Port { name: "feature", dims: &[N, V('C')] }],
+};
+const HEAD_OUTPUTS: &[Port] = &[
+    Port { name: "pose6d", dims: &[N, F(POSE6D_LEN)] },
+    Port { name: "shape", dims: &[N, F(SHAPE_LEN)] },
+    Port { name: "cam", dims: &[N, F(CAM_LEN)] },
+];
+const TEMPORAL: Interface = Interface {
+    graph: "temporal",
+    inputs: &[Port { name: "features", dims: &[N, F(SEQ_LEN), V('C')] }],
+    outputs: HEAD_OUTPUTS,
+};
+const FRAME: Interface = Interface {
+    graph: "temporal_frame",
+    inputs: &[Port { name: "feature", dims: &[N, V('C')] }],
+    outputs: &[
+        Port { name: "theta", dims: &[N, V('I')] },
+        Port { name: "phi", dims: &[N, V('I')] },
+        Port { name: "gm", dims: &[N, V('C')] },
+        Port { name: "fx", dims: &[N, V('H')] },
+        Port { name: "fm", dims: &[N, V('H')] },
+    ],
+};
+const STEP: Interface = Interface {
+    graph: "temporal_step",
+    inputs: &[
+        Port { name: "x", dims: &[N, F(SEQ_LEN), V('C')] },
+        Port { name: "theta", dims: &[N, F(SEQ_LEN), V('I')] },
+        Port { name: "phi", dims: &[N, F(SEQ_LEN), V('I')] },
+        Port { name: "gm", dims: &[N, F(SEQ_LEN), V('C')] },
+        Port { name: "fx", dims: &[N, F(SEQ_LEN), V('H')] },
+        Port { name: "fm", dims: &[N, F(SEQ_LEN), V('H')] },
+    ],
+    outputs: HEAD_OUTPUTS,
+};
+
+/// The temporal head's result for one window's centre frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadOutput {
+    /// 24 joints × 6D rotation (first two columns of the rotation matrix, row-major 3×2).
+    pub pose6d: [f32; POSE6D_LEN],
+    /// SMPL shape β.
+    pub shape: [f32; SHAPE_LEN],
+    /// Weak-perspective camera of the crop: scale, x and y translation.
+    pub cam: [f32; CAM_LEN],
+}
+
+fn head_outputs(
+    graph: &'static str,
+    outs: &[tract_onnx::prelude::TValue],
+    batch: usize,
+) -> Result<Vec<HeadOutput>> {
+    let pose = f32_slice(graph, &outs[0])?;
+    let shape = f32_slice(graph, &outs[1])?;
+    let cam = f32_slice(graph, &outs[2])?;
+    let mut v = Vec::with_capacity(batch);
+    for b in 0..batch {
+        let mut o =
+            HeadOutput { pose6d: [0.0; POSE6D_LEN], shape: [0.0; SHAPE_LEN], cam: [0.0; CAM_LEN] };
+        o.pose6d.copy_from_slice(&pose[b * POSE6D_LEN..(b + 1) * POSE6D_LEN]);
+        o.shape.copy_from_slice(&shape[b * SHAPE_LEN..(b + 1) * SHAPE_LEN]);
+        o.cam.copy_from_slice(&cam[b * CAM_LEN..(b + 1) * CAM_LEN]);
+        v.push(o);
+    }
+    Ok(v)
+}
+
+fn check_len(graph: &'static str, what: &str, got: usize, want: usize) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Error::Run { graph, reason: format!("{what}: {got} values given, {want} expected") })
+    }
+}
+
+/// The per-frame ResNet-50 feature extractor.
+pub struct Backbone {
+    graph: Graph,
+    batch: usize,
+    feat: usize,
+}
+
+impl Backbone {
+    /// Loads `backbone.onnx` (or its int8 form) for `batch` crops per call.
+    ///
+    /// # Errors
+    /// See [`Error`]: unreadable, not ONNX, or not the backbone interface.
+    pub fn load(path: &Path, batch: usize) -> Result<Self> {
+        let mut widths = Widths::default();
+        let graph = Graph::load(path, &BACKBONE, batch, &mut widths)?;
+        Ok(Backbone { graph, batch, feat: widths.get('C') })
+    }
+
+    /// Feature size C (2048 for the published model).
+    pub fn feature_len(&self) -> usize {
+        self.feat
+    }
+
+    /// Precision of the loaded graph.
+    pub fn precision(&self) -> Precision {
+        self.graph.precision
+    }
+
+    /// `images`: `batch` crops, [batch, 3, 224, 224] f32 RGB, ImageNet mean/std →
+    /// features [batch, C].
+    ///
+    /// # Errors
+    /// [`Error::Run`] on a wrong input length or a tract failure.
+    pub fn run(&mut self, images: &[f32]) -> Result<Vec<f32>> {
+        let shape = [self.batch, 3, IMAGE_SIZE, IMAGE_SIZE];
+        check_len(self.graph.name(), "image", images.len(), shape.iter().product())?;
+        let outs = self.graph.run(&[(&shape, images)])?;
+        Ok(f32_slice(self.graph.name(), &outs[0])?.to_vec())
+    }
+}
+
+/// The temporal head on whole 16-frame windows (the reference form; the daemon streams with
+/// [`Streaming`], which gives the same numbers for a fraction of the work).
+pub struct TemporalHead {
+    graph: Graph,
+    batch: usize,
+    feat: usize,
+}
+
+impl TemporalHead {
+    /// Loads `temporal.onnx` for `batch` windows per call; `feat` is the backbone's feature size.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub fn load(path: &Path, batch: usize) -> Result<Self> {
+        let mut widths = Widths::default();
+        let graph = Graph::load(path, &TEMPORAL, batch, &mut widths)?;
+        Ok(TemporalHead { graph, batch, feat: widths.get('C') })
+    }
+
+    /// Feature size C the graph takes.
+    pub fn feature_len(&self) -> usize {
+        self.feat
+    }
+
+    /// Precision of the loaded graph.
+    pub fn precision(&self) -> Precision {
+        self.graph.precision
+    }
+
+    /// `windows`: [batch, 16, C] backbone features → one result per window (its frame 8).
+    ///
+    /// # Errors
+    /// [`Error::Run`] on a wrong input length or a tract failure.
+    pub fn run(&mut self, windows: &[f32]) -> Result<Vec<HeadOutput>> {
+        let shape = [self.batch, SEQ_LEN, self.feat];
+        check_len(self.graph.name(), "features", windows.len(), shape.iter().product())?;
+        let outs = self.graph.run(&[(&shape, windows)])?;
+        head_outputs(self.graph.name(), &outs, self.batch)
+    }
+}
+
+/// One frame's cached inputs to the streaming step: its feature and the temporal head's
+/// per-frame linear maps of it (see models/smplcast_models/mpsnet.py, `TemporalFrame`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameCache {
+    /// Backbone feature, C.
+    pub x: Vec<f32>,
+    /// MoCA θ projection, I.
+    pub theta: Vec<f32>,
+    /// MoCA φ projection, I.
+    pub phi: Vec<f32>,
+    /// MoCA mask contribution `Wmask·Wg·x`, C.
+    pub gm: Vec<f32>,
+    /// HAFI fc of the feature (no bias), H.
+    pub fx: Vec<f32>,
+    /// HAFI fc of `gm` (no bias), H.
+    pub fm: Vec<f32>,
+}
+
+/// Sizes of the temporal head: feature C, MoCA projection I, HAFI hidden H.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TemporalDims {
+    pub feat: usize,
+    pub inter: usize,
+    pub hidden: usize,
+}
+
+/// The temporal head in streaming form: [`Streaming::project`] once per new frame,
+/// [`Streaming::step`] once per result.
+pub struct Streaming {
+    frame: Graph,
+    step: Graph,
+    batch: usize,
+    dims: TemporalDims,
+    /// Step inputs assembled from the caches, reused between calls: x, θ, φ, gm, fx, fm.
+    scratch: [Vec<f32>; 6],
+}
+
+impl Streaming {
+    /// Loads `temporal_frame.onnx` and `temporal_step.onnx` for `batch` tracks per call.
+    ///
+    /// # Errors
+    /// See [`Error`]; also [`Error::Interface`] when the two files disagree on widths.
+    pub fn load(frame: &Path, step: &Path, batch: usize) -> Result<Self> {
+        let mut widths = Widths::default();
+        let frame = Graph::load(frame, &FRAME, batch, &mut widths)?;
+        let step = Graph::load(step, &STEP, batch, &mut widths)?;
+        let dims =
+            TemporalDims { feat: widths.get('C'), inter: widths.get('I'), hidden: widths.get('H') };
+        Ok(Streaming { frame, step, batch, dims, scratch: Default::default() })
+    }
+
+    /// Sizes of the head.
+    pub fn dims(&self) -> TemporalDims {
+        self.dims
+    }
+
+    /// Batch size the graphs were loaded for.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Precision of the loaded graphs (the step graph's; both are exported together).
+    pub fn precision(&self) -> Precision {
+        self.step.precision
+    }
+
+    /// Per-frame projections of `batch` new features ([batch, C]).
+    ///
+    /// # Errors
+    /// [`Error::Run`] on a wrong input length or a tract failure.
+    pub fn project(&mut self, features: &[f32]) -> Result<Vec<FrameCache>> {
+        let TemporalDims { feat, .. } = self.dims;
+        let name = self.frame.name();
+        check_len(name, "feature", features.len(), self.batch * feat)?;
+        let outs = self.frame.run(&[(&[self.batch, feat], features)])?;
+        let slices = outs.iter().map(|o| f32_slice(name, o)).collect::<Result<Vec<_>>>()?;
+        Ok((0..self.batch)
+            .map(|b| {
+                let row = |s: &[f32]| {
+                    let n = s.len() / self.batch;
+                    s[b * n..(b + 1) * n].to_vec()
+                };
+                FrameCache {
+                    x: features[b * feat..(b + 1) * feat].to_vec(),
+                    theta: row(slices[0]),
+                    phi: row(slices[1]),
+                    gm: row(slices[2]),
+                    fx: row(slices[3]),
+                    fm: row(slices[4]),
+                }
+            })
+            .collect())
+    }
+
+    /// Results for `batch` windows, each given as its 16 frames' caches in time order.
+    ///
+    /// # Errors
+    /// [`Error::Run`] when a window does not have 16 frames of the loaded widths, or tract fails.
+    pub fn step(&mut self, windows: &[[&FrameCache; SEQ_LEN]]) -> Result<Vec<HeadOutput>> {
+        let name = self.step.name();
+        check_len(name, "windows", windows.len(), self.batch)?;
+        let TemporalDims { feat, inter, hidden } = self.dims;
+        let widths = [feat, inter, inter, feat, hidden, hidden];
+        for (k, buf) in self.scratch.iter_mut().enumerate() {
+            buf.clear();
+            buf.reserve(self.batch * SEQ_LEN * widths[k]);
+        }
+        for window in windows {
+            for frame in window {
+                let parts = [&frame.x, &frame.theta, &frame.phi, &frame.gm, &frame.fx, &frame.fm];
+                for (k, part) in parts.iter().enumerate() {
+                    check_len(name, "cached frame", part.len(), widths[k])?;
+                    self.scratch[k].extend_from_slice(part);
+                }
+            }
+        }
+        let shapes: Vec<[usize; 3]> = widths.iter().map(|&w| [self.batch, SEQ_LEN, w]).collect();
+        let inputs: Vec<(&[usize], &[f32])> = shapes
+            .iter()
+            .zip(&self.scratch)
+            .map(|(s, d)| (s.as_slice(), d.as_slice()))
+            .collect();
+        let outs = self.step.run(&inputs)?;
+        head_outputs(name, &outs, self.batch)
+    }
+}
