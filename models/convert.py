@@ -86,6 +86,10 @@ def main(argv=None) -> int:
         head_out = dict(zip(export.HEAD_OUTPUTS, head(windows)))
         step_in = export.frame_inputs(head, windows)
         frame_out = dict(zip(export.FRAME_OUTPUTS, TemporalFrame(head)(windows[:, 0])))
+        # Track-start windows (one frame's feature repeated 16 times), for the int8 end-to-end
+        # check in Rust: int8 backbone -> f32 head against PyTorch f32 throughout.
+        repeat_out = dict(zip(export.HEAD_OUTPUTS, head(feature[:, None].expand(-1, 16, -1))))
+        real_out = dict(zip(export.HEAD_OUTPUTS, head(real_windows)))
 
     def np_(d):
         return {k: v.numpy() for k, v in d.items()}
@@ -112,12 +116,15 @@ def main(argv=None) -> int:
         for graph in ("backbone", "temporal"):
             feeds, ref = cases[graph]
             report["parity"]["int8"][graph] = parity.compare(out / f"{graph}.int8.onnx", feeds, ref)
+        report["end_to_end"] = parity.end_to_end(out, test_clip.numpy(), real_windows.numpy(),
+                                                 np_(real_out))
 
     if args.vectors:
         np.savez_compressed(
             out / "vectors.npz", image=test_images.numpy(), feature=feature.numpy(),
             windows=windows.numpy(), rotmat=rot6d_to_rotmat(head_out["pose6d"].reshape(-1, 6))
-            .reshape(len(windows), 24, 3, 3).numpy(), **np_(head_out))
+            .reshape(len(windows), 24, 3, 3).numpy(), **np_(head_out),
+            **{f"repeat_{k}": v for k, v in np_(repeat_out).items()})
     (out / "parity.json").write_text(json.dumps(report, indent=2) + "\n")
     parity.print_report(report)
     print(f"wrote {out / 'parity.json'} ({time.time() - t0:.1f} s in all)")

@@ -22,4 +22,5 @@
 
 pub mod model;
 pub mod smpl;
+pub mod synthetic;
 pub mod window;

@@ -40,11 +40,7 @@ fn dot(a: Vec3, b: Vec3) -> f64 {
 }
 
 fn cross(a: Vec3, b: Vec3) -> Vec3 {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
 }
 
 fn scale(v: Vec3, f: f64) -> Vec3 {
@@ -97,17 +93,9 @@ pub fn rot6d_to_rotmat_f64(x: &[f64; 6]) -> [[f64; 3]; 3] {
     let a2 = [x[1], x[3], x[5]];
     let b1 = normalize(a1);
     let proj = dot(b1, a2);
-    let b2 = normalize([
-        a2[0] - proj * b1[0],
-        a2[1] - proj * b1[1],
-        a2[2] - proj * b1[2],
-    ]);
+    let b2 = normalize([a2[0] - proj * b1[0], a2[1] - proj * b1[1], a2[2] - proj * b1[2]]);
     let b3 = cross(b1, b2);
-    [
-        [b1[0], b2[0], b3[0]],
-        [b1[1], b2[1], b3[1]],
-        [b1[2], b2[2], b3[2]],
-    ]
+    [[b1[0], b2[0], b3[0]], [b1[1], b2[1], b3[1]], [b1[2], b2[2], b3[2]]]
 }
 
 /// Converts a rotation matrix to an axis-angle vector `axis * angle`, angle in `[0, π]`.
@@ -149,11 +137,7 @@ pub fn rotmat_to_axis_angle_f64(r: &[[f64; 3]; 3]) -> [f64; 3] {
         return [f64::NAN; 3];
     }
     // w = sin(θ) k.
-    let w = [
-        0.5 * (r[2][1] - r[1][2]),
-        0.5 * (r[0][2] - r[2][0]),
-        0.5 * (r[1][0] - r[0][1]),
-    ];
+    let w = [0.5 * (r[2][1] - r[1][2]), 0.5 * (r[0][2] - r[2][0]), 0.5 * (r[1][0] - r[0][1])];
     let cos = (0.5 * (r[0][0] + r[1][1] + r[2][2] - 1.0)).clamp(-1.0, 1.0);
     let sin = dot(w, w).sqrt();
     // sin ≥ 0, so θ ∈ [0, π].
@@ -184,16 +168,9 @@ pub fn rotmat_to_axis_angle_f64(r: &[[f64; 3]; 3]) -> [f64; 3] {
     let d = kkt[col][col];
     if d <= 0.0 {
         // Not a rotation matrix (for a rotation, d ≥ 1/3); fall back to the skew part.
-        return if sin == 0.0 {
-            [0.0; 3]
-        } else {
-            scale(w, theta / sin)
-        };
+        return if sin == 0.0 { [0.0; 3] } else { scale(w, theta / sin) };
     }
-    let mut k = normalize(scale(
-        [kkt[0][col], kkt[1][col], kkt[2][col]],
-        1.0 / d.sqrt(),
-    ));
+    let mut k = normalize(scale([kkt[0][col], kkt[1][col], kkt[2][col]], 1.0 / d.sqrt()));
     if dot(k, w) < 0.0 {
         k = scale(k, -1.0);
     }
@@ -427,10 +404,7 @@ mod tests {
         if norm(want) < std::f64::consts::PI - 1e-2 {
             max_abs_vec(got, want)
         } else {
-            let dm = max_abs_mat(
-                &axis_angle_to_rotmat_f64(&got),
-                &axis_angle_to_rotmat_f64(&want),
-            );
+            let dm = max_abs_mat(&axis_angle_to_rotmat_f64(&got), &axis_angle_to_rotmat_f64(&want));
             dm.max((norm(got) - norm(want)).abs())
         }
     }
@@ -466,16 +440,8 @@ mod tests {
     #[test]
     fn reference_vectors_are_present() {
         let v = vectors();
-        assert!(
-            v.rotations.len() >= 40,
-            "only {} rotation cases",
-            v.rotations.len()
-        );
-        assert!(
-            v.cameras.len() >= 3,
-            "only {} camera cases",
-            v.cameras.len()
-        );
+        assert!(v.rotations.len() >= 40, "only {} rotation cases", v.rotations.len());
+        assert!(v.cameras.len() >= 3, "only {} camera cases", v.cameras.len());
         for kind in ["identity", "random", "small", "near_pi", "pi"] {
             assert!(
                 v.rotations.iter().any(|c| c.name.starts_with(kind)),
@@ -507,21 +473,13 @@ mod tests {
             for j in 0..NUM_JOINTS {
                 let got = [aa[3 * j], aa[3 * j + 1], aa[3 * j + 2]].map(f64::from);
                 let err = aa_error(got, case.axis_angle);
-                assert!(
-                    err <= 1e-4,
-                    "{} (chain): axis-angle error {err:e}",
-                    case.name
-                );
+                assert!(err <= 1e-4, "{} (chain): axis-angle error {err:e}", case.name);
                 worst_chain = worst_chain.max(err);
             }
             // From the reference matrix rounded to f32.
             let got = rotmat_to_axis_angle(&case.rotmat.map(to_f32)).map(f64::from);
             let err = aa_error(got, case.axis_angle);
-            assert!(
-                err <= 1e-4,
-                "{} (f32 rotmat): axis-angle error {err:e}",
-                case.name
-            );
+            assert!(err <= 1e-4, "{} (f32 rotmat): axis-angle error {err:e}", case.name);
             worst_f32_mat = worst_f32_mat.max(err);
         }
         eprintln!(
@@ -539,10 +497,7 @@ mod tests {
         let aa = pose6d_to_axis_angle(&pose);
         for j in 0..NUM_JOINTS {
             let case = &rots[j % rots.len()];
-            assert!(
-                max_abs_mat(&widen(&mats[j]), &case.rotmat) <= 1e-5,
-                "joint {j}"
-            );
+            assert!(max_abs_mat(&widen(&mats[j]), &case.rotmat) <= 1e-5, "joint {j}");
             let got = [aa[3 * j], aa[3 * j + 1], aa[3 * j + 2]].map(f64::from);
             assert!(aa_error(got, case.axis_angle) <= 1e-4, "joint {j}");
         }
@@ -607,30 +562,14 @@ mod tests {
 
     #[test]
     fn centred_full_image_crop_is_identity_for_square_images() {
-        let cam = CropCam {
-            s: 0.9,
-            tx: 0.1,
-            ty: -0.2,
-        };
+        let cam = CropCam { s: 0.9, tx: 0.1, ty: -0.2 };
         let orig = crop_cam_to_orig(cam, 256.0, 256.0, 512.0, 512.0, 512.0);
-        assert_eq!(
-            orig,
-            OrigCam {
-                sx: 0.9,
-                sy: 0.9,
-                tx: 0.1,
-                ty: -0.2
-            }
-        );
+        assert_eq!(orig, OrigCam { sx: 0.9, sy: 0.9, tx: 0.1, ty: -0.2 });
     }
 
     #[test]
     fn degenerate_camera_is_not_finite() {
-        let cam = CropCam {
-            s: 0.0,
-            tx: 0.0,
-            ty: 0.0,
-        };
+        let cam = CropCam { s: 0.0, tx: 0.0, ty: 0.0 };
         let orig = crop_cam_to_orig(cam, 10.0, 10.0, 100.0, 640.0, 480.0);
         assert!(!orig.tx.is_finite() && !orig.ty.is_finite());
     }
@@ -643,10 +582,7 @@ mod tests {
             let r = widen(&rot6d_to_rotmat(&x));
             let (err, det) = orthonormality(&r);
             // f32 output: entries carry ~6e-8 rounding each.
-            assert!(
-                err <= 1e-6 && (det - 1.0).abs() <= 1e-6,
-                "{x:?}: {err:e}, det {det}"
-            );
+            assert!(err <= 1e-6 && (det - 1.0).abs() <= 1e-6, "{x:?}: {err:e}, det {det}");
             // b1 is along a1 and b2 has a positive component along a2.
             let a1 = [x[0], x[2], x[4]].map(f64::from);
             let a2 = [x[1], x[3], x[5]].map(f64::from);
@@ -706,10 +642,7 @@ mod tests {
             let r = axis_angle_to_rotmat_f64(&aa);
             let back = rotmat_to_axis_angle_f64(&r);
             let err = aa_error(back, aa);
-            assert!(
-                err <= 1e-9,
-                "θ={theta:e}, axis {axis:?}: {back:?} vs {aa:?} ({err:e})"
-            );
+            assert!(err <= 1e-9, "θ={theta:e}, axis {axis:?}: {back:?} vs {aa:?} ({err:e})");
             assert!(norm(back) <= PI + 1e-12);
             worst_aa = worst_aa.max(err);
             // f32 public path: R -> aa -> Rodrigues -> R.
@@ -756,16 +689,10 @@ mod tests {
         assert!(zero.iter().flatten().all(|v| v.is_finite()));
         assert!(rotmat_to_axis_angle(&zero).iter().all(|v| v.is_finite()));
         let parallel = rot6d_to_rotmat(&[1.0, 2.0, 0.0, 0.0, 0.0, 0.0]);
-        assert!(rotmat_to_axis_angle(&parallel)
-            .iter()
-            .all(|v| v.is_finite()));
-        assert!(rotmat_to_axis_angle(&[[0.0; 3]; 3])
-            .iter()
-            .all(|v| v.is_finite()));
+        assert!(rotmat_to_axis_angle(&parallel).iter().all(|v| v.is_finite()));
+        assert!(rotmat_to_axis_angle(&[[0.0; 3]; 3]).iter().all(|v| v.is_finite()));
         let nan = rotmat_to_axis_angle(&[[f32::NAN, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
         assert!(nan.iter().all(|v| v.is_nan()));
-        assert!(pose6d_to_axis_angle(&[f32::NAN; 144])
-            .iter()
-            .all(|v| v.is_nan()));
+        assert!(pose6d_to_axis_angle(&[f32::NAN; 144]).iter().all(|v| v.is_nan()));
     }
 }

@@ -104,7 +104,8 @@ impl TrackWindow {
     pub fn flush(&mut self) -> Vec<ReadyWindow> {
         let waiting = usize::try_from(self.pushed - self.done).unwrap_or(usize::MAX);
         let skip = self.frames.len().saturating_sub(waiting);
-        let out = self.frames.iter().skip(skip).map(|(id, c)| ReadyWindow::repeated(*id, c)).collect();
+        let out =
+            self.frames.iter().skip(skip).map(|(id, c)| ReadyWindow::repeated(*id, c)).collect();
         *self = Self::default();
         out
     }
@@ -115,14 +116,7 @@ mod tests {
     use super::*;
 
     fn cache(v: f32) -> FrameCache {
-        FrameCache {
-            x: vec![v],
-            theta: vec![],
-            phi: vec![],
-            gm: vec![],
-            fx: vec![],
-            fm: vec![],
-        }
+        FrameCache { x: vec![v], theta: vec![], phi: vec![], gm: vec![], fx: vec![], fm: vec![] }
     }
 
     fn ids(w: &ReadyWindow) -> Vec<f32> {

@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::{max_abs_diff, model_dirs, rel_max_diff, Vectors};
-use smplcast::model::{Backbone, HeadOutput, Precision, TemporalHead, POSE6D_LEN};
+use common::{joint_angles_deg, max_abs_diff, mean, model_dirs, rel_max_diff, Vectors};
+use smplcast::model::{Backbone, HeadOutput, Precision, TemporalHead, POSE6D_LEN, SEQ_LEN};
 use smplcast::smpl;
 
 const F32_REL: f32 = 1e-4;
@@ -80,30 +80,81 @@ fn temporal_f32_matches_pytorch_at_real_and_small_feature_scale() {
     }
 }
 
-/// Tolerances measured on the narrow fixture and full-size random models (docs/MODEL.md).
-const INT8_FEATURE_REL: f32 = 0.06;
-const INT8_HEAD_REL: f32 = 0.12;
-const INT8_ROTMAT_ABS: f32 = 0.25;
+// int8 tolerances, measured on the narrow fixture and the full-size random models with the
+// vectors of `convert.py` (figures in docs/MODEL.md), with headroom. Random weights are not
+// trained to give well-conditioned 6D outputs, so the angles overstate a trained model's error.
+
+/// int8 backbone feature: max |diff| / max |reference| (measured 0.023 narrow, 0.021 full).
+const INT8_FEATURE_REL: f32 = 0.05;
+/// int8 backbone → f32 head on track-start windows: θ joint angles, shape, cam.
+const INT8_BACKBONE_MAX_DEG: f32 = 30.0;
+const INT8_BACKBONE_MEAN_DEG: f32 = 6.0;
+const INT8_BACKBONE_HEAD_REL: f32 = 0.1;
+/// int8 temporal head (not the default: kept f32, see docs/MODEL.md): per output.
+const INT8_HEAD_REL: [f32; 3] = [0.15, 0.25, 0.15];
 
 #[test]
-fn int8_graphs_stay_within_measured_tolerance() {
+fn int8_backbone_with_f32_head_within_measured_tolerance() {
     for dir in model_dirs() {
         let mut v = Vectors::open(&dir);
-        let bb = Backbone::load(&dir.join("backbone.int8.onnx"), 1).unwrap();
+        let mut bb = Backbone::load(&dir.join("backbone.int8.onnx"), 1).unwrap();
         assert_eq!(bb.precision(), Precision::Int8);
         let (want, got) = run_backbone(&dir, "backbone.int8.onnx", &mut v);
         let d = rel_max_diff(&want, &got);
         eprintln!("{}: backbone int8 feature max diff / scale = {d:.3}", dir.display());
         assert!(d <= INT8_FEATURE_REL, "{d}");
-        let [pose, shape, cam, rot] = run_head(&dir, "temporal.int8.onnx", &mut v);
-        for (name, (want, got)) in [("pose6d", pose), ("shape", shape), ("cam", cam)] {
+
+        // The product path: int8 features, repeated as at a track's start, into the f32 head.
+        let mut head = TemporalHead::load(&dir.join("temporal.onnx"), 1).unwrap();
+        let image = v.get("image");
+        let per = image.len() / image.shape()[0];
+        let (mut angles, mut outs) = (Vec::new(), Vec::new());
+        for b in 0..image.shape()[0] {
+            let f = bb.run(&image.as_slice().unwrap()[b * per..(b + 1) * per]).unwrap();
+            let window: Vec<f32> = f.iter().copied().cycle().take(f.len() * SEQ_LEN).collect();
+            let out = head.run(&window).unwrap().remove(0);
+            let want = v.get("repeat_pose6d");
+            let want = &want.as_slice().unwrap()[b * POSE6D_LEN..(b + 1) * POSE6D_LEN];
+            angles.extend(joint_angles_deg(want, &out.pose6d));
+            outs.push(out);
+        }
+        let (max, mean) = (angles.iter().fold(0f32, |m, a| m.max(*a)), mean(&angles));
+        eprintln!(
+            "{}: int8 backbone -> f32 head: joint angle error max {max:.2} deg, mean {mean:.2} deg",
+            dir.display()
+        );
+        assert!(max <= INT8_BACKBONE_MAX_DEG && mean <= INT8_BACKBONE_MEAN_DEG, "{max} {mean}");
+        let (_, shape, cam) = flat(&outs);
+        for (name, got) in [("shape", shape), ("cam", cam)] {
+            let d = rel_max_diff(v.get(&format!("repeat_{name}")).as_slice().unwrap(), &got);
+            eprintln!(
+                "{}: int8 backbone -> f32 head: {name} max diff / scale = {d:.3}",
+                dir.display()
+            );
+            assert!(d <= INT8_BACKBONE_HEAD_REL, "{name} {d}");
+        }
+    }
+}
+
+#[test]
+fn int8_temporal_head_within_measured_tolerance() {
+    for dir in model_dirs() {
+        let mut v = Vectors::open(&dir);
+        let [pose, shape, cam, _] = run_head(&dir, "temporal.int8.onnx", &mut v);
+        let angles = joint_angles_deg(&pose.0, &pose.1);
+        eprintln!(
+            "{}: temporal int8: joint angle error max {:.2} deg, mean {:.2} deg",
+            dir.display(),
+            angles.iter().fold(0f32, |m, a| m.max(*a)),
+            mean(&angles)
+        );
+        for ((name, (want, got)), tol) in
+            [("pose6d", pose), ("shape", shape), ("cam", cam)].into_iter().zip(INT8_HEAD_REL)
+        {
             let d = rel_max_diff(&want, &got);
             eprintln!("{}: temporal int8 {name} max diff / scale = {d:.3}", dir.display());
-            assert!(d <= INT8_HEAD_REL, "{name} {d}");
+            assert!(d <= tol, "{name} {d}");
         }
-        let d = max_abs_diff(&rot.0, &rot.1);
-        eprintln!("{}: temporal int8 rotation matrices max abs diff = {d:.3}", dir.display());
-        assert!(d <= INT8_ROTMAT_ABS, "{d}");
     }
 }
 

@@ -66,3 +66,42 @@ def print_report(report: dict) -> None:
                 for out, d in outputs.items():
                     print(f"{precision + ' ' + graph:<34}{runtime:<13}{out:<9}"
                           f"{d['max_abs']:>11.2e}{d['mean_abs']:>11.2e}{d['max_rel_to_scale']:>11.2e}")
+    for path, entry in report.get("end_to_end", {}).items():
+        a = entry["joint_angle_deg"]
+        print(f"end to end {path}: joint rotation error max {a['max']:.3f} deg, mean {a['mean']:.3f} "
+              f"deg; shape max/scale {entry['shape']['max_rel_to_scale']:.2e}; cam max/scale "
+              f"{entry['cam']['max_rel_to_scale']:.2e}")
+
+
+def joint_angle_errors(ref_pose6d: np.ndarray, got_pose6d: np.ndarray) -> np.ndarray:
+    """Geodesic angle in degrees between the joint rotations of two [N, 144] 6D poses: [N, 24]."""
+    import torch
+
+    from .geometry import rot6d_to_rotmat
+
+    def rot(p):
+        return rot6d_to_rotmat(torch.as_tensor(p, dtype=torch.float64).reshape(-1, 6)).numpy()
+
+    r = np.einsum("kji,kjl->kil", rot(ref_pose6d), rot(got_pose6d))
+    cos = np.clip((np.trace(r, axis1=1, axis2=2) - 1) / 2, -1, 1)
+    return np.degrees(np.arccos(cos)).reshape(len(ref_pose6d), -1)
+
+
+def end_to_end(model_dir: pathlib.Path, clips: np.ndarray, ref_windows: np.ndarray,
+               reference: dict[str, np.ndarray]) -> dict:
+    """The product path with an int8 backbone: clips [N, 16, 3, 224, 224] -> backbone (f32 or
+    int8) -> f32 temporal head, per runtime, against PyTorch f32 throughout."""
+    n, t = clips.shape[:2]
+    images = clips.reshape(n * t, 3, 224, 224)
+    report = {}
+    for runtime, run in (("onnxruntime", run_ort), ("tract", run_tract)):
+        for backbone in ("backbone.onnx", "backbone.int8.onnx"):
+            feats = np.concatenate([run(model_dir / backbone, {"image": images[i:i + 1]})["feature"]
+                                    for i in range(n * t)]).reshape(n, t, -1)
+            got = run(model_dir / "temporal.onnx", {"features": feats})
+            angles = joint_angle_errors(reference["pose6d"], got["pose6d"])
+            entry = {k: diff(reference[k], got[k]) for k in reference}
+            entry["feature"] = diff(ref_windows, feats)
+            entry["joint_angle_deg"] = {"max": float(angles.max()), "mean": float(angles.mean())}
+            report[f"{runtime} {backbone} -> temporal.onnx"] = entry
+    return report

@@ -211,7 +211,10 @@ impl Graph {
                     (Some(n), d) => widths.unify(*d, batch, *n),
                 };
                 if !ok {
-                    return Err(interface_err(widths, format!("inputs {}", render_declared(&inputs))));
+                    return Err(interface_err(
+                        widths,
+                        format!("inputs {}", render_declared(&inputs)),
+                    ));
                 }
             }
         }

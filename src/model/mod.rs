@@ -334,11 +334,8 @@ impl Streaming {
             }
         }
         let shapes: Vec<[usize; 3]> = widths.iter().map(|&w| [self.batch, SEQ_LEN, w]).collect();
-        let inputs: Vec<(&[usize], &[f32])> = shapes
-            .iter()
-            .zip(&self.scratch)
-            .map(|(s, d)| (s.as_slice(), d.as_slice()))
-            .collect();
+        let inputs: Vec<(&[usize], &[f32])> =
+            shapes.iter().zip(&self.scratch).map(|(s, d)| (s.as_slice(), d.as_slice())).collect();
         let outs = self.step.run(&inputs)?;
         head_outputs(name, &outs, self.batch)
     }

@@ -14,7 +14,10 @@ pub fn model_dirs() -> Vec<PathBuf> {
     let mut dirs = vec![root.join("models/fixtures/narrow")];
     if let Some(full) = std::env::var_os("SMPLCAST_FULL_MODELS") {
         let full = root.join(full);
-        assert!(full.join("backbone.onnx").is_file(), "SMPLCAST_FULL_MODELS: no models in {full:?}");
+        assert!(
+            full.join("backbone.onnx").is_file(),
+            "SMPLCAST_FULL_MODELS: no models in {full:?}"
+        );
         dirs.push(full);
     }
     dirs
@@ -24,7 +27,8 @@ pub struct Vectors(NpzReader<File>);
 
 impl Vectors {
     pub fn open(dir: &Path) -> Self {
-        let f = File::open(dir.join("vectors.npz")).expect("vectors.npz (models/run convert.py --vectors)");
+        let f = File::open(dir.join("vectors.npz"))
+            .expect("vectors.npz (models/run convert.py --vectors)");
         Vectors(NpzReader::new(f).expect("npz"))
     }
 
@@ -43,6 +47,30 @@ pub fn rel_max_diff(reference: &[f32], got: &[f32]) -> f32 {
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// Geodesic angle in degrees between corresponding joint rotations of two 6D poses (any
+/// number of 24-joint poses, concatenated).
+pub fn joint_angles_deg(reference: &[f32], got: &[f32]) -> Vec<f32> {
+    assert_eq!(reference.len(), got.len());
+    reference
+        .chunks(6)
+        .zip(got.chunks(6))
+        .map(|(a, b)| {
+            let ra = smplcast::smpl::rot6d_to_rotmat(a.try_into().unwrap());
+            let rb = smplcast::smpl::rot6d_to_rotmat(b.try_into().unwrap());
+            // trace(Raᵀ Rb) = Σ_ij Ra_ij Rb_ij
+            let tr: f32 = (0..3)
+                .flat_map(|i| (0..3).map(move |j| (i, j)))
+                .map(|(i, j)| ra[i][j] * rb[i][j])
+                .sum();
+            ((tr - 1.0) / 2.0).clamp(-1.0, 1.0).acos().to_degrees()
+        })
+        .collect()
+}
+
+pub fn mean(v: &[f32]) -> f32 {
+    v.iter().sum::<f32>() / v.len() as f32
 }
 
 /// A deterministic pseudo-random stream (xorshift), for long synthetic sequences.

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The whole smplcast test suite, on a fresh Debian 12 machine (run as root, or as a user with
+# sudo). Installs what it needs: Debian packages, the Python venv of models/ (PyTorch,
+# onnxruntime, tract), and generates the full-size random-weight models it tests against.
+#
+#   bash scripts/test.sh            # everything (~15 min on 2 cores from a clean clone)
+#
+# Prints the time of each part at the end.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+declare -a timings=()
+step() { # step NAME COMMAND...: runs a part and records its time
+  local name="$1" t0=$SECONDS; shift
+  echo; echo "=== $name"
+  "$@"
+  timings+=("$(printf '%-44s %5d s' "$name" $((SECONDS - t0)))")
+}
+
+install_packages() {
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  local want=(python3 python3-venv python3-pip ca-certificates)
+  local missing=()
+  for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+  fi
+  command -v cargo >/dev/null || {
+    echo "cargo not found: install Rust ≥ 1.91 with rustup (https://rustup.rs)" >&2; exit 1; }
+  rustup component add clippy rustfmt >/dev/null 2>&1 || true
+}
+
+python_tests() { models/run -m pytest models/tests -q; }
+
+full_models() {
+  # Full-size MPS-Net graphs with deterministic random weights (not committed: ~230 MB).
+  models/run convert.py --random-init 0 --vectors --out models/generated/full
+}
+
+rust_checks() {
+  cargo fmt --check
+  cargo clippy --release --all-targets --locked -- -D warnings
+}
+
+rust_tests() {
+  SMPLCAST_FULL_MODELS=models/generated/full cargo test --release --locked
+}
+
+main_job_smoke() {
+  # The README's main command must keep working: the demo on the bundled model.
+  cargo run --release --locked -- demo --models models/fixtures/narrow --frames 30
+}
+
+step "install Debian packages and Rust components" install_packages
+step "Python venv + models/ tests (pytest)" python_tests
+step "full-size random models (convert.py)" full_models
+step "cargo build (release, all targets)" cargo build --release --all-targets --locked
+step "cargo fmt + clippy" rust_checks
+step "cargo test (release; narrow + full models)" rust_tests
+step "demo smoke run" main_job_smoke
+
+echo; echo "=== all tests passed"; printf '%s\n' "${timings[@]}"
