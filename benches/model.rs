@@ -8,8 +8,8 @@
 //! Environment:
 //! - `SMPLCAST_BENCH_MODELS`: model directory (default `models/generated/full`, made by
 //!   `models/run convert.py --random-init 0 --vectors --out models/generated/full`);
-//! - `SMPLCAST_BENCH_BACKBONE_ITERS` (default 10), `SMPLCAST_BENCH_HEAD_ITERS` (default 50),
-//!   `SMPLCAST_BENCH_WARMUP` (untimed runs of each graph first, default 2);
+//! - `SMPLCAST_BENCH_BACKBONE_ITERS` (default 20), `SMPLCAST_BENCH_HEAD_ITERS` (default 100),
+//!   `SMPLCAST_BENCH_WARMUP` (untimed runs of each graph first, default 3);
 //! - `SMPLCAST_BENCH_ORT=0` skips the onnxruntime side (`models/run bench_ort.py`, which needs
 //!   the Python venv).
 //!
@@ -65,9 +65,9 @@ impl Config {
         );
         let cfg = Config {
             models,
-            backbone_iters: env_usize("SMPLCAST_BENCH_BACKBONE_ITERS", 10)?.max(1),
-            head_iters: env_usize("SMPLCAST_BENCH_HEAD_ITERS", 50)?.max(1),
-            warmup: env_usize("SMPLCAST_BENCH_WARMUP", 2)?,
+            backbone_iters: env_usize("SMPLCAST_BENCH_BACKBONE_ITERS", 20)?.max(1),
+            head_iters: env_usize("SMPLCAST_BENCH_HEAD_ITERS", 100)?.max(1),
+            warmup: env_usize("SMPLCAST_BENCH_WARMUP", 3)?,
             ort: std::env::var("SMPLCAST_BENCH_ORT").map_or(true, |v| v != "0"),
         };
         Ok(cfg)
@@ -422,8 +422,8 @@ fn run() -> Result<ExitCode> {
         needed.iter().copied().filter(|f| !cfg.models.join(f).exists()).collect();
     if !missing.is_empty() {
         eprintln!(
-            "model bench: {} lacks {}.\nGenerate the full-size (random-weight) models with\n  {GENERATE}\n\
-             or point SMPLCAST_BENCH_MODELS at a model directory.",
+            "model bench: {} lacks {}.\nGenerate the full-size (random-weight) models with\n  \
+             {GENERATE}\nor point SMPLCAST_BENCH_MODELS at a model directory.",
             cfg.models.display(),
             missing.join(", ")
         );
@@ -472,7 +472,8 @@ fn run() -> Result<ExitCode> {
         .unwrap_or_else(|| "-".into());
     println!();
     println!(
-        "model bench, 1 thread, batch 1 — {} ({} CPUs); tract {tract_version}, onnxruntime {ort_version}",
+        "model bench, 1 thread, batch 1 — {} ({} CPUs); tract {tract_version}, \
+         onnxruntime {ort_version}",
         cpu_model(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
@@ -503,8 +504,10 @@ fn run() -> Result<ExitCode> {
         "incremental_over_full_f32": {"tract": r(&ts, "incremental", "temporal.onnx"),
                                       "onnxruntime": r(&os, "incremental", "temporal.onnx"),
                                       "goal_at_most": 0.25},
-        "project_share_of_incremental": {"tract": r(&ts, "incremental.project", "incremental"),
-                                         "onnxruntime": r(&os, "incremental.project", "incremental")},
+        "project_share_of_incremental": {
+            "tract": r(&ts, "incremental.project", "incremental"),
+            "onnxruntime": r(&os, "incremental.project", "incremental"),
+        },
         "head_incremental_over_backbone_f32": {"tract": r(&ts, "incremental", "backbone.onnx")},
     });
     println!();

@@ -7,7 +7,7 @@ one JSON object on stdout: the raw per-iteration times in ms, so both runtimes' 
 summarised by the same code (the Rust bench's).
 
   models/run bench_ort.py --dir models/generated/full --image image.npy --window window.npy \
-      --backbone-iters 10 --head-iters 50 --warmup 2
+      --backbone-iters 20 --head-iters 100 --warmup 3
 
   image   [1, 3, 224, 224] f32: the backbone input
   window  [1, 16, C] f32: the temporal head input (the incremental form projects its last frame
@@ -121,9 +121,9 @@ def main(argv=None) -> int:
     p.add_argument("--dir", type=pathlib.Path, required=True, help="model directory")
     p.add_argument("--image", type=pathlib.Path, required=True, help="backbone input .npy [1,3,224,224]")
     p.add_argument("--window", type=pathlib.Path, required=True, help="head input .npy [1,16,C]")
-    p.add_argument("--backbone-iters", type=int, default=10)
-    p.add_argument("--head-iters", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=2, help="untimed runs of each graph first")
+    p.add_argument("--backbone-iters", type=int, default=20)
+    p.add_argument("--head-iters", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs of each graph first")
     p.add_argument("--no-incremental", action="store_true", help="skip temporal_frame + temporal_step")
     args = p.parse_args(argv)
 

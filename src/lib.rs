@@ -20,6 +20,8 @@
 //! `model::TemporalHead` runs the same head on whole windows; it is the reference the streaming
 //! form is tested against. Capture, tracking and MQTT publishing arrive with later issues.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod model;
 pub mod smpl;
 pub mod synthetic;

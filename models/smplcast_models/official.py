@@ -14,9 +14,18 @@ MPSNET_FILE = "mpsnet_model_best.pth.tar"
 MEAN_FILE = "smpl_mean_params.npz"
 
 
+def _state_dict(path: pathlib.Path, key: str) -> dict:
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or key not in ckpt:
+        found = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{path}: expected a checkpoint with the state dict under key {key!r} "
+                         f"(the official release's layout); found {found}")
+    return ckpt[key]
+
+
 def load(spin: pathlib.Path, mpsnet: pathlib.Path, mean_params: pathlib.Path | None):
-    spin_sd = torch.load(str(spin), map_location="cpu", weights_only=False)["model"]
-    mps_sd = torch.load(str(mpsnet), map_location="cpu", weights_only=False)["gen_state_dict"]
+    spin_sd = _state_dict(spin, "model")
+    mps_sd = _state_dict(mpsnet, "gen_state_dict")
     means = dict(np.load(str(mean_params))) if mean_params else None
     return load_official(spin_sd, mps_sd, means)
 

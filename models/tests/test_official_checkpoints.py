@@ -10,18 +10,20 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
 
-from conftest import MODELS
 from helpers import rel_diff
 from smplcast_models import data, official, parity
 from smplcast_models.export import HEAD_OUTPUTS
 from smplcast_models.mpsnet import FRAME_OUTPUTS, Dims, load_official, random_init
 
+MODELS = Path(__file__).resolve().parents[1]
 SEED = 5
 F32_GRAPHS = {"backbone": {"feature"}, "temporal": set(HEAD_OUTPUTS),
               "temporal_frame": set(FRAME_OUTPUTS), "temporal_step": set(HEAD_OUTPUTS)}
@@ -40,7 +42,8 @@ def expected():
 def official_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("official")
     official.write_random(d, SEED)
-    return d
+    yield d
+    shutil.rmtree(d, ignore_errors=True)  # ~140 MB; pytest would keep it for three runs
 
 
 def paths(d):
@@ -139,8 +142,11 @@ def test_file_missing_a_key_raises(official_dir, official_dicts, tmp_path):
     bad = tmp_path / official.MPSNET_FILE
     torch.save({"gen_state_dict": {k: v for k, v in mps_sd.items() if k != "regressor.fc2.weight"}},
                str(bad))
-    with pytest.raises(RuntimeError, match=r"Missing key\(s\) in state_dict: \"regressor\.fc2\.weight\""):
-        official.load(spin, bad, mean)
+    try:
+        with pytest.raises(RuntimeError, match=r"Missing key\(s\) in state_dict: \"regressor\.fc2\.weight\""):
+            official.load(spin, bad, mean)
+    finally:
+        bad.unlink()  # 46 MB
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,7 +171,8 @@ def converted(official_dir, tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     assert rc == 0
-    return out
+    yield out
+    shutil.rmtree(out, ignore_errors=True)  # ~230 MB of graphs
 
 
 def test_converter_writes_all_files(converted):
