@@ -250,6 +250,18 @@ fn bench_heads(cfg: &Config, window: &[f32], feat: usize) -> Result<HeadRun> {
     expect_precision("temporal.int8.onnx", full8.precision(), Precision::Int8)?;
     expect_precision("temporal_step.onnx", streaming.precision(), Precision::F32)?;
     let frame = |k: usize| &window[k * feat..(k + 1) * feat];
+    // Several tracks stepped together share each weight read (the step is memory-bound at batch
+    // 1): TRACKS tracks, each holding the same rotation of the window, one call for all.
+    let mut batched =
+        Streaming::load(&dir.join("temporal_frame.onnx"), &dir.join("temporal_step.onnx"), TRACKS)?;
+    let mut tracks: Vec<TrackWindow> = (0..TRACKS).map(|_| TrackWindow::new()).collect();
+    let mut bnext = SEQ_LEN - 1;
+    for k in 0..SEQ_LEN - 1 {
+        let feats: Vec<f32> = (0..TRACKS).flat_map(|_| frame(k).iter().copied()).collect();
+        for (t, c) in tracks.iter_mut().zip(batched.project(&feats)?) {
+            t.push(k as u64, c);
+        }
+    }
 
     // The 16 frames' caches, as a track's window holds them; the incremental result on them must
     // be the full head's.
@@ -294,6 +306,26 @@ fn bench_heads(cfg: &Config, window: &[f32], feat: usize) -> Result<HeadRun> {
                     ("incremental.project", project),
                     ("incremental.step", total - project),
                 ])
+            }),
+        ),
+        (
+            "incremental.tracks",
+            Box::new(|| {
+                let t0 = Instant::now();
+                let k = bnext % SEQ_LEN;
+                let feats: Vec<f32> = (0..TRACKS).flat_map(|_| frame(k).iter().copied()).collect();
+                let caches = batched.project(black_box(&feats))?;
+                let ready = tracks
+                    .iter_mut()
+                    .zip(caches)
+                    .map(|(t, c)| {
+                        t.push(bnext as u64, c).context("a full track yields a window per frame")
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                bnext += 1;
+                let windows: Vec<_> = ready.iter().map(|r| r.refs()).collect();
+                black_box(batched.step(&windows)?);
+                Ok(vec![("incremental.per_track", ms(t0) / TRACKS as f64)])
             }),
         ),
         (
@@ -394,7 +426,11 @@ const ROWS: &[(&str, &str)] = &[
     ("head incremental f32", "incremental"),
     ("  project (new frame)", "incremental.project"),
     ("  step (16-frame window)", "incremental.step"),
+    ("head incremental f32, per track of 4", "incremental.per_track"),
 ];
+
+/// Tracks stepped together in the batched incremental case.
+const TRACKS: usize = 4;
 
 fn ratio(a: Option<&Stats>, b: Option<&Stats>) -> Option<f64> {
     Some(a?.median / b?.median)
@@ -501,6 +537,8 @@ fn run() -> Result<ExitCode> {
             "head_full": {"tract": r(&ts, "temporal.int8.onnx", "temporal.onnx"),
                           "onnxruntime": r(&os, "temporal.int8.onnx", "temporal.onnx")},
         },
+        "incremental_per_track_of_4_over_full_f32": {
+            "tract": r(&ts, "incremental.per_track", "temporal.onnx")},
         "incremental_over_full_f32": {"tract": r(&ts, "incremental", "temporal.onnx"),
                                       "onnxruntime": r(&os, "incremental", "temporal.onnx"),
                                       "goal_at_most": 0.25},
@@ -520,6 +558,7 @@ fn run() -> Result<ExitCode> {
     line("incremental / full, f32 (goal ≤ 0.25)", "incremental", "temporal.onnx");
     line("  project / incremental", "incremental.project", "incremental");
     line("  step / full", "incremental.step", "temporal.onnx");
+    line("incremental per track of 4 / full, f32", "incremental.per_track", "temporal.onnx");
     println!(
         "incremental vs full head, max |Δ| on the same window: tract {:.2e}, onnxruntime {}",
         heads.incremental_vs_full,

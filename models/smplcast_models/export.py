@@ -93,7 +93,8 @@ def quantize(src: pathlib.Path, dst: pathlib.Path, feeds: list[dict[str, np.ndar
         quantize_static(str(pre), str(dst), _Reader(feeds), quant_format=QuantFormat.QOperator,
                         op_types_to_quantize=["Conv", "MatMul", "Relu"], per_channel=False,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+                        calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"ActivationSymmetric": True})
     finally:
         pre.unlink(missing_ok=True)
     model = onnx.load(str(dst))
