@@ -44,7 +44,7 @@ pub(crate) struct Interface {
 
 /// Sizes of `Dim::Var` dimensions, bound while checking one or more graphs of a model.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Widths(BTreeMap<char, usize>);
+pub(crate) struct Widths(BTreeMap<char, usize>);
 
 impl Widths {
     /// The bound size of a variable dimension.

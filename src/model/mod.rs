@@ -21,8 +21,8 @@ mod graph;
 
 use std::path::{Path, PathBuf};
 
-use graph::{f32_slice, Dim, Graph, Interface, Port};
-pub use graph::{Precision, Widths};
+pub use graph::Precision;
+use graph::{f32_slice, Dim, Graph, Interface, Port, Widths};
 
 /// Side of the square RGB crop the backbone takes.
 pub const IMAGE_SIZE: usize = 224;
