@@ -31,7 +31,10 @@ install_packages() {
   rustup component add clippy rustfmt >/dev/null 2>&1 || true
 }
 
-python_tests() { models/run -m pytest models/tests -q; }
+python_tests() {
+  models/run -m pytest models/tests -q
+  models/run -m pytest tests/subscriber -q   # the independent wire-format decoder
+}
 
 full_models() {
   # Full-size MPS-Net graphs with deterministic random weights (not committed: ~230 MB).
@@ -41,10 +44,13 @@ full_models() {
 rust_checks() {
   cargo fmt --check
   cargo clippy --release --all-targets --locked -- -D warnings
+  cargo clippy --release --lib --no-default-features --locked -- -D warnings
 }
 
 rust_tests() {
   SMPLCAST_FULL_MODELS=models/generated/full cargo test --release --locked
+  # What subscribers get with `default-features = false`: smpl + wire, no tract.
+  cargo test --release --locked --no-default-features --lib --test wire_vectors
 }
 
 main_job_smoke() {

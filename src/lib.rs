@@ -18,11 +18,22 @@
 //! ```
 //!
 //! `model::TemporalHead` runs the same head on whole windows; it is the reference the streaming
-//! form is tested against. Capture, tracking and MQTT publishing arrive with later issues.
+//! form is tested against. `wire` is the pose message format (docs/WIRE.md). Capture,
+//! tracking and MQTT publishing arrive with later issues.
+//!
+//! # Features
+//!
+//! `runtime` (default): the model, the window and the CLI (tract, clap, tracing). Without it
+//! the crate is `smpl` and `wire` only, for subscribers that decode pose messages:
+//! `smplcast = { version = "…", default-features = false }`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(feature = "runtime")]
 pub mod model;
 pub mod smpl;
+#[cfg(feature = "runtime")]
 pub mod synthetic;
+#[cfg(feature = "runtime")]
 pub mod window;
+pub mod wire;

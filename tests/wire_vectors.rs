@@ -1,0 +1,93 @@
+//! The committed wire test vectors (tests/data/wire/*.cbor + *.json), checked both ways:
+//! decoding the bytes gives the JSON values; encoding the JSON values gives the bytes.
+//! `SMPLCAST_WRITE_WIRE_VECTORS=1 cargo test --test wire_vectors` rewrites them (only with a
+//! schema version bump: docs/WIRE.md).
+
+use std::path::{Path, PathBuf};
+
+use smplcast::wire::{self, Person, PoseMsg, Window, POSE_LEN, SCHEMA_VERSION, SHAPE_LEN};
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wire")
+}
+
+fn person(id: u32, seed: f32) -> Person {
+    Person {
+        id,
+        bbox: [212, 48 + id as u16, 131, 402],
+        score: 0.8 + 0.05 * seed,
+        cam: [0.93 - 0.1 * seed, 0.021, 0.187],
+        cam_img: [0.19, 0.253, -1.37 + seed, 0.45],
+        // Values spanning θ's range, near-π rotations included.
+        pose: std::array::from_fn(|j| {
+            let x = ((j as f32 + seed) * 0.73).sin() * 1.6;
+            if j % 23 == 4 {
+                3.1406
+            } else {
+                x
+            }
+        }),
+        shape: std::array::from_fn(|j| (j as f32 - 4.0) * 0.37 - seed),
+    }
+}
+
+fn vectors() -> Vec<(&'static str, PoseMsg)> {
+    let base = PoseMsg {
+        v: SCHEMA_VERSION,
+        dev: "pi5-hall".into(),
+        seq: 0,
+        frame: 0,
+        utc_us: 1_795_600_000_000_000,
+        mono_ns: 12_000_000_000,
+        model: "mpsnet-random-0-w64".into(),
+        win: Window { len: 16, lookahead: 7 },
+        img: [640, 480],
+        people: vec![],
+    };
+    let one = PoseMsg { seq: 1, frame: 8, people: vec![person(0, 0.0)], ..base.clone() };
+    let two = PoseMsg {
+        seq: 4_294_967_296,
+        frame: 9_000_001,
+        utc_us: 1_795_600_300_033_367,
+        mono_ns: 312_033_367_000,
+        img: [1920, 1080],
+        people: vec![person(3, 1.0), person(70_000, 2.0)],
+        ..base.clone()
+    };
+    vec![("v1-empty", base), ("v1-one-person", one), ("v1-two-people", two)]
+}
+
+/// The message a subscriber decodes: encoding rounds to binary16.
+fn as_decoded(msg: &PoseMsg) -> PoseMsg {
+    wire::decode(&wire::encode(msg)).expect("own encoding decodes")
+}
+
+#[test]
+fn vectors_decode_to_their_json_and_encode_to_their_bytes() {
+    let write = std::env::var_os("SMPLCAST_WRITE_WIRE_VECTORS").is_some();
+    for (name, msg) in vectors() {
+        let (cbor_path, json_path) =
+            (dir().join(format!("{name}.cbor")), dir().join(format!("{name}.json")));
+        if write {
+            let decoded = as_decoded(&msg);
+            std::fs::write(&cbor_path, wire::encode(&decoded)).unwrap();
+            let json = serde_json::to_string_pretty(&decoded).unwrap() + "\n";
+            std::fs::write(&json_path, json).unwrap();
+        }
+        let bytes = std::fs::read(&cbor_path).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+
+        let decoded = wire::decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(serde_json::to_value(&decoded).unwrap(), json, "{name}: decode");
+        let from_json: PoseMsg = serde_json::from_value(json).unwrap();
+        assert_eq!(wire::encode(&from_json), bytes, "{name}: encode");
+        // The generator's message, once rounded, is the vector: nothing else changed.
+        assert_eq!(as_decoded(&msg), decoded, "{name}: vector matches the encoder");
+        assert_eq!(
+            decoded.people.iter().map(|p| p.pose.len()).sum::<usize>(),
+            POSE_LEN * msg.people.len()
+        );
+        assert!(decoded.people.iter().all(|p| p.shape.len() == SHAPE_LEN));
+    }
+}
