@@ -31,6 +31,8 @@
 
 #[cfg(feature = "runtime")]
 pub mod model;
+#[cfg(feature = "runtime")]
+pub mod queue;
 pub mod smpl;
 #[cfg(feature = "runtime")]
 pub mod synthetic;
