@@ -19,7 +19,7 @@ step() { # step NAME COMMAND...: runs a part and records its time
 
 install_packages() {
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  local want=(python3 python3-venv python3-pip ca-certificates)
+  local want=(python3 python3-venv python3-pip ca-certificates mosquitto)
   local missing=()
   for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then

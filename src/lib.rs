@@ -32,6 +32,8 @@
 #[cfg(feature = "runtime")]
 pub mod model;
 #[cfg(feature = "runtime")]
+pub mod publish;
+#[cfg(feature = "runtime")]
 pub mod queue;
 pub mod smpl;
 #[cfg(feature = "runtime")]

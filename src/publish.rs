@@ -1,0 +1,168 @@
+//! MQTT publisher: pose messages and status to a broker with rumqttc, on the tokio runtime.
+//!
+//! Topics (docs/WIRE.md): `<prefix>/<device_id>/pose` (CBOR, not retained, QoS from settings),
+//! `<prefix>/<device_id>/status` (`online` / `offline`, retained, QoS 1; `offline` is also the
+//! last will, so a killed daemon still reads `offline`).
+//!
+//! Input is a [`queue::Receiver`] of encoded pose messages: a drop-oldest queue, so a slow or
+//! absent broker never blocks inference; what it drops is counted there. Between that queue
+//! and the socket, rumqttc's request channel is bounded too (`client_cap`); when it is full,
+//! `try_publish` fails and the message is dropped and counted in [`Counters::publish_dropped`].
+//! Reconnection is rumqttc's: the event loop is polled again after an error, with a backoff
+//! that doubles up to 5 s. On every (re)connection the retained `online` is published again.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use rumqttc::QoS;
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet};
+use tokio_util::sync::CancellationToken;
+
+use crate::queue;
+
+/// Where and how to publish.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub host: String,
+    pub port: u16,
+    /// Topic prefix, without trailing slash.
+    pub prefix: String,
+    pub device_id: String,
+    /// QoS of pose messages (0 recommended: a stale pose is worth nothing).
+    pub pose_qos: QoS,
+    pub keep_alive: Duration,
+    /// Capacity of rumqttc's request channel (messages waiting for the socket).
+    pub client_cap: usize,
+}
+
+impl Settings {
+    pub fn topic(&self, leaf: &str) -> String {
+        format!("{}/{}/{leaf}", self.prefix, self.device_id)
+    }
+}
+
+/// Counters shared with the stats reporter.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Pose messages handed to rumqttc.
+    pub published: AtomicU64,
+    /// Pose messages dropped because rumqttc's request channel was full (broker slow or down).
+    pub publish_dropped: AtomicU64,
+    /// Successful connections (1 + reconnections).
+    pub connections: AtomicU64,
+}
+
+/// Errors that end the publisher.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("MQTT client request failed: {0}")]
+    Client(#[from] rumqttc::ClientError),
+}
+
+const STATUS_ONLINE: &str = "online";
+const STATUS_OFFLINE: &str = "offline";
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a clean shutdown waits for `offline` and the disconnect to reach the broker.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Publishes what arrives on `pose_rx` until `shutdown` is cancelled or the queue closes, then
+/// publishes `offline` and disconnects (within [`FLUSH_DEADLINE`]).
+///
+/// # Errors
+/// [`Error::Client`] if rumqttc refuses a request outright (its channel closed).
+pub async fn run(
+    settings: Settings,
+    pose_rx: queue::Receiver<Vec<u8>>,
+    counters: Arc<Counters>,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let status = settings.topic("status");
+    let pose = settings.topic("pose");
+    let mut opts =
+        MqttOptions::new(format!("smplcast-{}", settings.device_id), &settings.host, settings.port);
+    opts.set_keep_alive(settings.keep_alive).set_clean_session(true).set_last_will(LastWill::new(
+        &status,
+        STATUS_OFFLINE,
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (client, mut eventloop) = AsyncClient::new(opts, settings.client_cap.max(1));
+
+    // The event loop drives the socket: connection, reconnection with backoff, acks.
+    let loop_client = client.clone();
+    let loop_counters = counters.clone();
+    let loop_status = status.clone();
+    let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
+    let driver = tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff = Duration::from_millis(100);
+                    loop_counters.connections.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(topic = %loop_status, "Connected to the MQTT broker.");
+                    let _ = loop_client.try_publish(
+                        &loop_status,
+                        QoS::AtLeastOnce,
+                        true,
+                        STATUS_ONLINE,
+                    );
+                }
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                    let _ = done_tx.send(true);
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if *done_tx.borrow() {
+                        return;
+                    }
+                    tracing::warn!(error = %e, retry_in = ?backoff, "MQTT connection failed.");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    });
+
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            msg = pose_rx.recv_async() => match msg {
+                Ok(bytes) => match client.try_publish(&pose, settings.pose_qos, false, bytes) {
+                    Ok(()) => {
+                        counters.published.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        counters.publish_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+                Err(_) => break,
+            },
+        }
+    }
+
+    // Clean shutdown: `offline` (retained), then DISCONNECT; the driver ends when it is sent.
+    let flush = async {
+        client.publish(&status, QoS::AtLeastOnce, true, STATUS_OFFLINE).await?;
+        client.disconnect().await?;
+        while !*done_rx.borrow() {
+            if done_rx.changed().await.is_err() {
+                break;
+            }
+        }
+        Ok::<(), Error>(())
+    };
+    let result = match tokio::time::timeout(FLUSH_DEADLINE, flush).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!(
+                "MQTT broker did not take the disconnect in time; the last will says offline."
+            );
+            Ok(())
+        }
+    };
+    driver.abort();
+    result
+}

@@ -1,0 +1,238 @@
+//! The publisher against a real mosquitto broker on loopback, read by a third-party subscriber
+//! (Python paho-mqtt + tests/subscriber/smplcast_sub.py, written from docs/WIRE.md alone).
+//! scripts/test.sh installs mosquitto and the Python venv.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use smplcast::publish::{self, Counters, Settings};
+use smplcast::queue;
+use smplcast::wire::{self, Person, PoseMsg, Window, SCHEMA_VERSION};
+use tokio_util::sync::CancellationToken;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Broker {
+    child: Child,
+    port: u16,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("mosquitto")
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto not found: `apt-get install mosquitto` (scripts/test.sh does)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not listen on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child, port }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python subscriber, its JSON lines delivered through a channel.
+struct Subscriber {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Subscriber {
+    fn start(port: u16, device: &str, timeout_s: u32) -> Subscriber {
+        let python = root().join("models/.venv/bin/python");
+        assert!(
+            python.is_file(),
+            "no Python venv: run `models/run -m pytest tests/subscriber` once"
+        );
+        let mut child = Command::new(python)
+            .arg(root().join("tests/subscriber/sub.py"))
+            .args(["--port", &port.to_string(), "--device", device])
+            .args(["--timeout", &timeout_s.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(serde_json::from_str(&line).expect("subscriber prints JSON"));
+            }
+        });
+        Subscriber { child, lines }
+    }
+
+    /// Lines until `pred` holds for one (returned last), or panics after `timeout`.
+    fn until(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    let done = pred(&v);
+                    seen.push(v);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("subscriber: condition not met in {timeout:?}; saw {seen:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn settings(port: u16, device: &str) -> Settings {
+    Settings {
+        host: "127.0.0.1".into(),
+        port,
+        prefix: "smplcast".into(),
+        device_id: device.into(),
+        pose_qos: publish::QoS::AtMostOnce,
+        keep_alive: Duration::from_secs(5),
+        client_cap: 16,
+    }
+}
+
+fn message(seq: u64) -> PoseMsg {
+    PoseMsg {
+        v: SCHEMA_VERSION,
+        dev: "test".into(),
+        seq,
+        frame: 100 + seq,
+        utc_us: 1_795_600_000_000_000 + seq as i64 * 33_333,
+        mono_ns: 5_000_000_000 + seq * 33_333_333,
+        model: "mpsnet-random-0-w8".into(),
+        win: Window { len: 16, lookahead: 7 },
+        img: [640, 480],
+        people: vec![Person {
+            id: 7,
+            bbox: [100, 20, 120, 300],
+            score: 0.9,
+            cam: [0.9, 0.01, 0.2],
+            cam_img: [0.17, 0.23, -0.4, 0.1],
+            pose: std::array::from_fn(|j| ((j as u64 + seq) as f32 * 0.1).sin()),
+            shape: std::array::from_fn(|j| j as f32 * 0.1 - 0.5),
+        }],
+    }
+}
+
+fn is_status(v: &Value, s: &str) -> bool {
+    v["status"] == s
+}
+
+#[test]
+fn poses_reach_a_third_party_subscriber_and_status_goes_offline_on_clean_stop() {
+    let device = "clean-stop";
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, device, 30);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (pose_tx, pose_rx) = queue::bounded("poses", 64);
+    let counters = Arc::new(Counters::default());
+    let shutdown = CancellationToken::new();
+    let task = rt.spawn(publish::run(
+        settings(broker.port, device),
+        pose_rx,
+        counters.clone(),
+        shutdown.clone(),
+    ));
+    let mut lines = Vec::new();
+    rt.block_on(async {
+        // Poses are published once `online` is seen, so the status order is deterministic.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !lines.iter().any(|v| is_status(v, "online")) {
+            lines.extend(sub.lines.try_iter());
+            assert!(Instant::now() < deadline, "no online status: {lines:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for seq in 0..20 {
+            pose_tx.send(wire::encode(&message(seq))).unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while lines.iter().filter(|v| v.get("pose").is_some()).count() < 20 {
+            lines.extend(sub.lines.try_iter());
+            assert!(Instant::now() < deadline, "poses missing: {lines:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+    });
+    lines.extend(sub.until(Duration::from_secs(10), |v| is_status(v, "offline")));
+
+    let poses: Vec<&Value> = lines.iter().filter_map(|v| v.get("pose")).collect();
+    assert_eq!(poses.len(), 20);
+    for (seq, got) in poses.iter().enumerate() {
+        let want = wire::decode(&wire::encode(&message(seq as u64))).unwrap();
+        assert_eq!(**got, serde_json::to_value(&want).unwrap(), "pose seq {seq}");
+    }
+    let statuses: Vec<&str> = lines.iter().filter_map(|v| v["status"].as_str()).collect();
+    assert_eq!(statuses.last(), Some(&"offline"), "{statuses:?}");
+    assert!(statuses.contains(&"online"));
+    assert_eq!(counters.published.load(std::sync::atomic::Ordering::Relaxed), 20);
+    assert_eq!(pose_tx.dropped(), 0);
+}
+
+#[test]
+fn last_will_says_offline_when_the_connection_dies() {
+    let device = "killed";
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, device, 30);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (_pose_tx, pose_rx) = queue::bounded::<Vec<u8>>("poses", 4);
+    let shutdown = CancellationToken::new();
+    rt.spawn(publish::run(
+        settings(broker.port, device),
+        pose_rx,
+        Arc::new(Counters::default()),
+        shutdown.clone(),
+    ));
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if matches!(sub.lines.try_recv(), Ok(v) if is_status(&v, "online")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no online status");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    // Like a SIGKILL: the tasks vanish, the socket closes without DISCONNECT or `offline`.
+    rt.shutdown_background();
+    sub.until(Duration::from_secs(10), |v| is_status(v, "offline"));
+
+    // The will is retained: a subscriber that comes later reads `offline` at once.
+    let late = Subscriber::start(broker.port, device, 3);
+    let seen = late.until(Duration::from_secs(10), |v| v["status"].is_string());
+    let last = seen.last().unwrap();
+    assert_eq!((last["status"].as_str(), last["retain"].as_bool()), (Some("offline"), Some(true)));
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""A third-party MQTT subscriber for smplcast (paho-mqtt + the spec-only decoder smplcast_sub).
+
+Subscribes to <prefix>/<device>/pose and /status and prints one JSON line per message:
+  {"ready": true}                                   once subscribed
+  {"status": "online", "retain": true}              status messages
+  {"pose": {...decoded message...}}                 pose messages
+Exits after the first "offline" status that follows an "online", or after --timeout seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import smplcast_sub  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--prefix", default="smplcast")
+    ap.add_argument("--device", required=True)
+    ap.add_argument("--timeout", type=float, default=30)
+    args = ap.parse_args()
+    base = f"{args.prefix}/{args.device}"
+    state = {"online": False, "done": False}
+
+    def out(obj):
+        print(json.dumps(obj), flush=True)
+
+    def on_connect(client, userdata, flags, reason, props):
+        client.subscribe([(f"{base}/pose", 0), (f"{base}/status", 1)])
+
+    def on_subscribe(client, userdata, mid, reasons, props):
+        out({"ready": True})
+
+    def on_message(client, userdata, m):
+        if m.topic.endswith("/status"):
+            status = m.payload.decode()
+            out({"status": status, "retain": bool(m.retain)})
+            if status == "online":
+                state["online"] = True
+            elif status == "offline" and state["online"]:
+                state["done"] = True
+        else:
+            try:
+                out({"pose": smplcast_sub.decode(m.payload)})
+            except smplcast_sub.DecodeError as e:
+                out({"error": str(e)})
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{args.device}")
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+    client.connect(args.host, args.port, keepalive=10)
+    client.loop_start()
+    deadline = time.monotonic() + args.timeout
+    while not state["done"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    client.loop_stop()
+    client.disconnect()
+    return 0 if state["done"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
