@@ -37,6 +37,8 @@ pub mod publish;
 pub mod queue;
 pub mod smpl;
 #[cfg(feature = "runtime")]
+pub mod subscribe;
+#[cfg(feature = "runtime")]
 pub mod synthetic;
 #[cfg(feature = "runtime")]
 pub mod window;

@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use smplcast::model::{Backbone, Streaming};
 use smplcast::window::TrackWindow;
-use smplcast::{smpl, synthetic};
+use smplcast::{smpl, subscribe, synthetic};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(version, about = "Streams 3D human pose and shape (MPS-Net → SMPL) from cameras")]
@@ -36,6 +37,38 @@ enum Command {
         /// Model directory.
         dir: PathBuf,
     },
+    /// Subscribes to pose and status messages and prints each as one JSON line.
+    Sub {
+        /// Broker host.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Broker port.
+        #[arg(long, default_value_t = 1883)]
+        port: u16,
+        /// Topic prefix.
+        #[arg(long, default_value = "smplcast")]
+        prefix: String,
+        /// Device id, or `+` for all devices.
+        #[arg(long, default_value = "+")]
+        device: String,
+        /// Exit after this many pose messages.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+}
+
+fn sub(settings: subscribe::Settings) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let shutdown = CancellationToken::new();
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            on_signal.cancel();
+        });
+        subscribe::run(settings, std::io::stdout().lock(), shutdown).await
+    })?;
+    Ok(())
 }
 
 fn default_models() -> PathBuf {
@@ -154,5 +187,8 @@ fn main() -> Result<()> {
             demo(&dir, int8, frames).with_context(|| format!("demo on {}", dir.display()))
         }
         Command::CheckModels { dir } => check_models(&dir),
+        Command::Sub { host, port, prefix, device, count } => {
+            sub(subscribe::Settings { host, port, prefix, device, count })
+        }
     }
 }

@@ -236,3 +236,71 @@ fn last_will_says_offline_when_the_connection_dies() {
     let last = seen.last().unwrap();
     assert_eq!((last["status"].as_str(), last["retain"].as_bool()), (Some("offline"), Some(true)));
 }
+
+/// `smplcast sub` (the CLI) prints the same messages, decoded, as JSON lines.
+#[test]
+fn smplcast_sub_prints_decoded_messages() {
+    let device = "cli-sub";
+    let broker = Broker::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (pose_tx, pose_rx) = queue::bounded("poses", 64);
+    let shutdown = CancellationToken::new();
+    let task = rt.spawn(publish::run(
+        settings(broker.port, device),
+        pose_rx,
+        Arc::new(Counters::default()),
+        shutdown.clone(),
+    ));
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["sub", "--port", &broker.port.to_string(), "--device", device, "--count", "5"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = cli.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).expect("sub prints JSON lines"));
+        }
+    });
+    rt.block_on(async {
+        // The retained `online` arrives first: from then on the CLI is subscribed.
+        let first = tokio::task::spawn_blocking(move || {
+            let v = lines.recv_timeout(Duration::from_secs(15)).expect("retained status");
+            (v, lines)
+        });
+        let (first, lines) = first.await.unwrap();
+        assert_eq!(
+            (first["status"].as_str(), first["retained"].as_bool()),
+            (Some("online"), Some(true))
+        );
+        for seq in 0..5 {
+            pose_tx.send(wire::encode(&message(seq))).unwrap();
+        }
+        let status = tokio::task::spawn_blocking(move || cli.wait()).await.unwrap().unwrap();
+        assert!(status.success());
+        // The reader thread may still be forwarding the last lines.
+        let poses: Vec<Value> =
+            (0..5).map_while(|_| lines.recv_timeout(Duration::from_secs(5)).ok()).collect();
+        assert_eq!(poses.len(), 5, "{poses:?}");
+        for (seq, line) in poses.iter().enumerate() {
+            assert_eq!(line["topic"], format!("smplcast/{device}/pose"));
+            let want = wire::decode(&wire::encode(&message(seq as u64))).unwrap();
+            assert_eq!(line["pose"], serde_json::to_value(&want).unwrap());
+        }
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+    });
+}
+
+#[test]
+fn smplcast_sub_names_an_unreachable_broker() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["sub", "--port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("MQTT broker 127.0.0.1:{port}")), "{err}");
+}
