@@ -142,6 +142,27 @@ fn message(seq: u64) -> PoseMsg {
     }
 }
 
+/// A publisher on its own runtime, as the daemon runs it.
+struct Publisher {
+    rt: tokio::runtime::Runtime,
+    pose_tx: queue::Sender<Vec<u8>>,
+    counters: Arc<Counters>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), publish::Error>>,
+}
+
+impl Publisher {
+    fn start(port: u16, device: &str) -> Publisher {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (pose_tx, pose_rx) = queue::bounded("poses", 64);
+        let counters = Arc::new(Counters::default());
+        let shutdown = CancellationToken::new();
+        let run = publish::run(settings(port, device), pose_rx, counters.clone(), shutdown.clone());
+        let task = rt.spawn(run);
+        Publisher { rt, pose_tx, counters, shutdown, task }
+    }
+}
+
 fn is_status(v: &Value, s: &str) -> bool {
     v["status"] == s
 }
@@ -153,16 +174,7 @@ fn poses_reach_a_third_party_subscriber_and_status_goes_offline_on_clean_stop() 
     let sub = Subscriber::start(broker.port, device, 30);
     sub.until(Duration::from_secs(15), |v| v["ready"] == true);
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (pose_tx, pose_rx) = queue::bounded("poses", 64);
-    let counters = Arc::new(Counters::default());
-    let shutdown = CancellationToken::new();
-    let task = rt.spawn(publish::run(
-        settings(broker.port, device),
-        pose_rx,
-        counters.clone(),
-        shutdown.clone(),
-    ));
+    let Publisher { rt, pose_tx, counters, shutdown, task } = Publisher::start(broker.port, device);
     let mut lines = Vec::new();
     rt.block_on(async {
         // Poses are published once `online` is seen, so the status order is deterministic.
@@ -207,15 +219,7 @@ fn last_will_says_offline_when_the_connection_dies() {
     let sub = Subscriber::start(broker.port, device, 30);
     sub.until(Duration::from_secs(15), |v| v["ready"] == true);
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (_pose_tx, pose_rx) = queue::bounded::<Vec<u8>>("poses", 4);
-    let shutdown = CancellationToken::new();
-    rt.spawn(publish::run(
-        settings(broker.port, device),
-        pose_rx,
-        Arc::new(Counters::default()),
-        shutdown.clone(),
-    ));
+    let Publisher { rt, pose_tx: _pose_tx, .. } = Publisher::start(broker.port, device);
     rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -242,15 +246,7 @@ fn last_will_says_offline_when_the_connection_dies() {
 fn smplcast_sub_prints_decoded_messages() {
     let device = "cli-sub";
     let broker = Broker::start();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (pose_tx, pose_rx) = queue::bounded("poses", 64);
-    let shutdown = CancellationToken::new();
-    let task = rt.spawn(publish::run(
-        settings(broker.port, device),
-        pose_rx,
-        Arc::new(Counters::default()),
-        shutdown.clone(),
-    ));
+    let Publisher { rt, pose_tx, shutdown, task, .. } = Publisher::start(broker.port, device);
     let mut cli = Command::new(env!("CARGO_BIN_EXE_smplcast"))
         .args(["sub", "--port", &broker.port.to_string(), "--device", device, "--count", "5"])
         .stdout(Stdio::piped())
