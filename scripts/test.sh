@@ -21,7 +21,9 @@ install_packages() {
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   local want=(python3 python3-venv python3-pip ca-certificates mosquitto)
   local missing=()
-  for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
   if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"

@@ -45,8 +45,9 @@ impl Settings {
 /// Counters shared with the stats reporter.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Pose messages handed to rumqttc.
-    pub published: AtomicU64,
+    /// Pose messages handed to rumqttc; it sends them once connected (while the broker is down
+    /// they wait in its bounded request channel).
+    pub queued: AtomicU64,
     /// Pose messages dropped because rumqttc's request channel was full (broker slow or down).
     pub publish_dropped: AtomicU64,
     /// Successful connections (1 + reconnections).
@@ -126,21 +127,23 @@ pub async fn run(
         }
     });
 
+    let publish_pose =
+        |bytes: Vec<u8>| match client.try_publish(&pose, settings.pose_qos, false, bytes) {
+            Ok(()) => counters.queued.fetch_add(1, Ordering::Relaxed),
+            Err(_) => counters.publish_dropped.fetch_add(1, Ordering::Relaxed),
+        };
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             msg = pose_rx.recv_async() => match msg {
-                Ok(bytes) => match client.try_publish(&pose, settings.pose_qos, false, bytes) {
-                    Ok(()) => {
-                        counters.published.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        counters.publish_dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                },
+                Ok(bytes) => publish_pose(bytes),
                 Err(_) => break,
             },
-        }
+        };
+    }
+    // What was already queued goes out before `offline` (the queue is bounded: a few items).
+    while let Some(bytes) = pose_rx.try_recv() {
+        publish_pose(bytes);
     }
 
     // Clean shutdown: `offline` (retained), then DISCONNECT; the driver ends when it is sent.

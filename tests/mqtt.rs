@@ -208,7 +208,7 @@ fn poses_reach_a_third_party_subscriber_and_status_goes_offline_on_clean_stop() 
     let statuses: Vec<&str> = lines.iter().filter_map(|v| v["status"].as_str()).collect();
     assert_eq!(statuses.last(), Some(&"offline"), "{statuses:?}");
     assert!(statuses.contains(&"online"));
-    assert_eq!(counters.published.load(std::sync::atomic::Ordering::Relaxed), 20);
+    assert_eq!(counters.queued.load(std::sync::atomic::Ordering::Relaxed), 20);
     assert_eq!(pose_tx.dropped(), 0);
 }
 
@@ -299,4 +299,51 @@ fn smplcast_sub_names_an_unreachable_broker() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("MQTT broker 127.0.0.1:{port}")), "{err}");
+}
+
+/// End to end: `smplcast demo` (synthetic source → model → window → SMPL → CBOR → publisher)
+/// → mosquitto → the Python subscriber, which decodes from the spec alone.
+#[test]
+fn demo_streams_every_frame_to_a_third_party_subscriber() {
+    let (device, frames) = ("e2e", 40u64);
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, device, 60);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["demo", "--models"])
+        .arg(root().join("models/fixtures/narrow"))
+        .args(["--frames", &frames.to_string(), "--device", device])
+        .args(["--mqtt", &format!("127.0.0.1:{}", broker.port)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = sub.until(Duration::from_secs(20), |v| is_status(v, "offline"));
+
+    let poses: Vec<&Value> = lines.iter().filter_map(|v| v.get("pose")).collect();
+    assert_eq!(poses.len() as u64, frames, "QoS 0 on loopback with a 64-deep queue loses nothing");
+    for (k, p) in poses.iter().enumerate() {
+        let k = k as u64;
+        assert_eq!((p["seq"].as_u64(), p["frame"].as_u64()), (Some(k), Some(k)), "in order");
+        assert_eq!((p["dev"].as_str(), p["v"].as_u64()), (Some(device), Some(1)));
+        // Track start (frames 0-7) and end (last 7) use repeated windows: no lookahead.
+        let centred = k >= 8 && k + 7 < frames;
+        assert_eq!(p["win"]["lookahead"].as_u64(), Some(if centred { 7 } else { 0 }), "frame {k}");
+        let people = p["people"].as_array().unwrap();
+        assert_eq!(people.len(), 1);
+        let person = &people[0];
+        assert_eq!(person["pose"].as_array().unwrap().len(), 72);
+        assert_eq!(person["shape"].as_array().unwrap().len(), 10);
+        let finite = |key: &str| person[key].as_array().unwrap().iter().all(|x| x.is_f64());
+        assert!(["pose", "shape", "cam", "cam_img"].iter().all(|k| finite(k)));
+        // Axis-angle: each joint's angle is in [0, π] (binary16 rounding allowed).
+        for j in person["pose"].as_array().unwrap().chunks(3) {
+            let n: f64 = j.iter().map(|x| x.as_f64().unwrap().powi(2)).sum::<f64>().sqrt();
+            assert!(n <= std::f64::consts::PI + 2e-3, "joint angle {n}");
+        }
+    }
+    // Capture times grow with the frame.
+    let mono: Vec<u64> = poses.iter().map(|p| p["mono_ns"].as_u64().unwrap()).collect();
+    assert!(mono.windows(2).all(|w| w[0] < w[1]));
+    let statuses: Vec<&str> = lines.iter().filter_map(|v| v["status"].as_str()).collect();
+    assert_eq!((statuses.first(), statuses.last()), (Some(&"online"), Some(&"offline")));
 }
