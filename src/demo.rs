@@ -1,13 +1,15 @@
 //! `smplcast demo` and `smplcast check-models`: the model core on the built-in synthetic source,
-//! optionally publishing every result to an MQTT broker.
+//! publishing every result to an MQTT broker: an embedded one (rumqttd on loopback) unless
+//! `--mqtt HOST:PORT` names another, with a subscriber that reports what it receives.
 //!
 //! Threads: the calling thread runs capture (synthetic), the model, the window and encoding;
-//! an `io` thread runs a small tokio runtime for the publisher and Ctrl-C. The pose queue
-//! between them is drop-oldest (64), so a slow broker never stalls inference. The daemon's
+//! an `io` thread runs a small tokio runtime for the publisher, the watching subscriber and
+//! Ctrl-C; the embedded broker has its own thread. The pose queue between inference and the
+//! publisher is drop-oldest (64), so a slow broker never stalls inference. The daemon's
 //! pipeline (sources, tracking, stats) replaces this loop with the pipeline issue.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::model::{Backbone, Streaming, IMAGE_SIZE, SEQ_LEN};
 use crate::window::{TrackWindow, LOOKAHEAD};
-use crate::{encode, publish, queue, synthetic, wire};
+use crate::{broker, encode, publish, queue, synthetic, wire};
 
 /// Pose messages waiting for the publisher.
 const POSE_QUEUE: usize = 64;
@@ -66,7 +68,10 @@ pub struct DemoOptions {
     pub dir: PathBuf,
     pub int8: bool,
     pub frames: u64,
+    /// External broker; `None` starts the embedded one (unless `no_mqtt`).
     pub mqtt: Option<(String, u16)>,
+    /// Run the model only, publish nothing.
+    pub no_mqtt: bool,
     pub device: String,
 }
 
@@ -89,10 +94,60 @@ fn now_times() -> (i64, u64) {
 
 /// Runs the I/O side on its own thread: Ctrl-C cancels `shutdown`; with a broker, the
 /// publisher runs until `shutdown` and then says `offline`.
+/// What the demo's own subscriber has received.
+#[derive(Debug, Default)]
+struct Received {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    last_seq: AtomicU64,
+    undecodable: AtomicU64,
+}
+
+/// Subscribes to the pose topic and counts and decodes what arrives, until `shutdown`.
+async fn watch(
+    settings: publish::Settings,
+    received: Arc<Received>,
+    subscribed: std::sync::mpsc::Sender<()>,
+    shutdown: CancellationToken,
+) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let id = format!("smplcast-demo-watch-{}", std::process::id());
+    let (client, mut eventloop) =
+        AsyncClient::new(MqttOptions::new(id, &settings.host, settings.port), 16);
+    if client.subscribe(settings.topic("pose"), QoS::AtMostOnce).await.is_err() {
+        return;
+    }
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            e = eventloop.poll() => e,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                let _ = subscribed.send(());
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                received.messages.fetch_add(1, Ordering::Relaxed);
+                received.bytes.fetch_add(p.payload.len() as u64, Ordering::Relaxed);
+                match wire::decode(&p.payload) {
+                    Ok(msg) => received.last_seq.store(msg.seq, Ordering::Relaxed),
+                    Err(_) => {
+                        received.undecodable.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 fn spawn_io(
     mqtt: Option<publish::Settings>,
     pose_rx: queue::Receiver<Vec<u8>>,
     counters: Arc<publish::Counters>,
+    received: Arc<Received>,
+    subscribed: std::sync::mpsc::Sender<()>,
     shutdown: CancellationToken,
 ) -> Result<std::thread::JoinHandle<Result<()>>> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -105,7 +160,10 @@ fn spawn_io(
                 }
             });
             match mqtt {
-                Some(settings) => publish::run(settings, pose_rx, counters, shutdown).await?,
+                Some(settings) => {
+                    tokio::spawn(watch(settings.clone(), received, subscribed, shutdown.clone()));
+                    publish::run(settings, pose_rx, counters, shutdown).await?;
+                }
                 None => shutdown.cancelled().await,
             }
             Ok(())
@@ -126,7 +184,16 @@ pub fn run(opts: DemoOptions) -> Result<()> {
     let shutdown = CancellationToken::new();
     let (pose_tx, pose_rx) = queue::bounded("poses", POSE_QUEUE);
     let counters = Arc::new(publish::Counters::default());
-    let mqtt = opts.mqtt.clone().map(|(host, port)| publish::Settings {
+    let broker = match (&opts.mqtt, opts.no_mqtt) {
+        (_, true) => None,
+        (Some(external), false) => Some(external.clone()),
+        (None, false) => {
+            let port = broker::start()?;
+            println!("embedded MQTT broker on 127.0.0.1:{port} (`smplcast sub --port {port}`)");
+            Some(("127.0.0.1".to_string(), port))
+        }
+    };
+    let mqtt = broker.map(|(host, port)| publish::Settings {
         host,
         port,
         prefix: "smplcast".into(),
@@ -136,7 +203,21 @@ pub fn run(opts: DemoOptions) -> Result<()> {
         client_cap: 64,
     });
     let publishing = mqtt.is_some();
-    let io = spawn_io(mqtt, pose_rx, counters.clone(), shutdown.clone())?;
+    let received = Arc::new(Received::default());
+    let (subscribed_tx, subscribed) = std::sync::mpsc::channel();
+    let io = spawn_io(
+        mqtt,
+        pose_rx,
+        counters.clone(),
+        received.clone(),
+        subscribed_tx,
+        shutdown.clone(),
+    )?;
+    if publishing && subscribed.recv_timeout(Duration::from_secs(5)).is_err() {
+        tracing::warn!(
+            "The demo's subscriber is not subscribed yet; its counts may miss the first messages."
+        );
+    }
 
     // The synthetic source gives the crop itself: the "image" is the 224×224 crop, the person
     // region is the full frame (track 0), until the pipeline issue brings real sources.
@@ -200,7 +281,7 @@ pub fn run(opts: DemoOptions) -> Result<()> {
                 let n = (frame + 1) as f64;
                 println!(
                     "frame {frame:>5}  result for frame {:>5}  backbone {:6.1} ms  head {:5.2} ms  \
-                     root θ [{:+.3} {:+.3} {:+.3}]  β0 {:+.3}  cam s {:.3}  queued for MQTT {}",
+                     root θ [{:+.3} {:+.3} {:+.3}]  β0 {:+.3}  cam s {:.3}  {}",
                     r.frame_id,
                     bb_time.as_secs_f64() * 1e3 / n,
                     head_time.as_secs_f64() * 1e3 / n,
@@ -209,7 +290,7 @@ pub fn run(opts: DemoOptions) -> Result<()> {
                     theta0[2],
                     out.shape[0],
                     out.cam[0],
-                    counters.queued.load(Ordering::Relaxed),
+                    mqtt_summary(publishing, &counters, &received),
                 );
                 last = Instant::now();
             }
@@ -218,16 +299,39 @@ pub fn run(opts: DemoOptions) -> Result<()> {
         head_time += t1.elapsed();
         frame += 1;
     }
+    // Let the watching subscriber see the last messages before the publisher disconnects.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while publishing
+        && received.messages.load(Ordering::Relaxed) < seq
+        && Instant::now() < deadline
+        && !shutdown.is_cancelled()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(pose_tx);
     shutdown.cancel();
     io.join().map_err(|_| anyhow::anyhow!("the io thread panicked"))??;
     println!(
-        "{frame} frames in, {seq} results out, {} queued for MQTT, {} dropped",
-        counters.queued.load(Ordering::Relaxed),
-        counters.publish_dropped.load(Ordering::Relaxed),
+        "{frame} frames in, {seq} results out; {}",
+        mqtt_summary(publishing, &counters, &received)
     );
     anyhow::ensure!(seq == frame || opts.frames == 0, "every frame must get one result");
     Ok(())
+}
+
+fn mqtt_summary(publishing: bool, counters: &publish::Counters, received: &Received) -> String {
+    if !publishing {
+        return "MQTT off".into();
+    }
+    let got = received.messages.load(Ordering::Relaxed);
+    let avg = received.bytes.load(Ordering::Relaxed) / got.max(1);
+    format!(
+        "MQTT: {} sent, {} dropped; subscriber got {got} ({avg} B each, last seq {}, {} undecodable)",
+        counters.queued.load(Ordering::Relaxed),
+        counters.publish_dropped.load(Ordering::Relaxed),
+        received.last_seq.load(Ordering::Relaxed),
+        received.undecodable.load(Ordering::Relaxed),
+    )
 }
 
 pub fn check_models(dir: &Path) -> Result<()> {

@@ -30,6 +30,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 #[cfg(feature = "runtime")]
+pub mod broker;
+#[cfg(feature = "runtime")]
 pub mod demo;
 #[cfg(feature = "runtime")]
 pub mod encode;

@@ -17,7 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs the model on the built-in synthetic source and prints one summary line per second.
+    /// Runs the model on the built-in synthetic source, publishes every result to an embedded
+    /// MQTT broker (or `--mqtt`), and prints one line per second of what a subscriber receives.
     Demo {
         /// Model directory (from `models/run convert.py`); default: models/generated/full when
         /// it exists, else the bundled narrow test model.
@@ -29,9 +30,12 @@ enum Command {
         /// Frames to run (0: until interrupted).
         #[arg(long, default_value_t = 100)]
         frames: u64,
-        /// Publish the pose messages to this MQTT broker (HOST:PORT).
-        #[arg(long, value_parser = parse_broker)]
+        /// Publish to this MQTT broker (HOST:PORT) instead of the embedded one.
+        #[arg(long, value_parser = parse_broker, conflicts_with = "no_mqtt")]
         mqtt: Option<(String, u16)>,
+        /// Publish nothing: run the model only.
+        #[arg(long)]
+        no_mqtt: bool,
         /// Device id in topics and messages.
         #[arg(long, default_value = "demo")]
         device: String,
@@ -78,15 +82,16 @@ fn sub(settings: subscribe::Settings) -> Result<()> {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Demo { models, int8, frames, mqtt, device } => {
+        Command::Demo { models, int8, frames, mqtt, no_mqtt, device } => {
             let dir = models.unwrap_or_else(demo::default_models);
             let context = format!("demo on {}", dir.display());
-            demo::run(DemoOptions { dir, int8, frames, mqtt, device }).context(context)
+            demo::run(DemoOptions { dir, int8, frames, mqtt, no_mqtt, device }).context(context)
         }
         Command::CheckModels { dir } => demo::check_models(&dir),
         Command::Sub { host, port, prefix, device, count } => {

@@ -10,6 +10,8 @@
 //! `try_publish` fails and the message is dropped and counted in [`Counters::publish_dropped`].
 //! Reconnection is rumqttc's: the event loop is polled again after an error, with a backoff
 //! that doubles up to 5 s. On every (re)connection the retained `online` is published again.
+//! A clean shutdown drains the queue, publishes `offline`, waits for the broker's
+//! acknowledgement of it, then disconnects, all within [`FLUSH_DEADLINE`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -95,6 +97,10 @@ pub async fn run(
     let loop_counters = counters.clone();
     let loop_status = status.clone();
     let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
+    // PUBACKs seen: a clean shutdown waits for the ack of `offline`, which the broker sends
+    // after routing everything published before it (some brokers drop what is in flight at
+    // DISCONNECT).
+    let (acks_tx, mut acks_rx) = tokio::sync::watch::channel(0u64);
     let driver = tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -109,6 +115,9 @@ pub async fn run(
                         true,
                         STATUS_ONLINE,
                     );
+                }
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    acks_tx.send_modify(|n| *n += 1);
                 }
                 Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
                     let _ = done_tx.send(true);
@@ -148,7 +157,13 @@ pub async fn run(
 
     // Clean shutdown: `offline` (retained), then DISCONNECT; the driver ends when it is sent.
     let flush = async {
+        let acks = *acks_rx.borrow_and_update();
         client.publish(&status, QoS::AtLeastOnce, true, STATUS_OFFLINE).await?;
+        while *acks_rx.borrow_and_update() == acks {
+            if acks_rx.changed().await.is_err() {
+                break;
+            }
+        }
         client.disconnect().await?;
         while !*done_rx.borrow() {
             if done_rx.changed().await.is_err() {

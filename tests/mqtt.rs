@@ -347,3 +347,28 @@ fn demo_streams_every_frame_to_a_third_party_subscriber() {
     let statuses: Vec<&str> = lines.iter().filter_map(|v| v["status"].as_str()).collect();
     assert_eq!((statuses.first(), statuses.last()), (Some(&"online"), Some(&"offline")));
 }
+
+/// The README's main command: `smplcast demo` with nothing else installed starts its own
+/// broker (rumqttd) and reports what its subscriber receives.
+#[test]
+fn demo_runs_on_its_embedded_broker() {
+    let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["demo", "--models"])
+        .arg(root().join("models/fixtures/narrow"))
+        .args(["--frames", "30"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("embedded MQTT broker on 127.0.0.1:"), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with("30 frames in, 30 results out; MQTT: 30 sent, 0 dropped"), "{last}");
+    let got: u64 = last
+        .split("subscriber got ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no subscriber count in {last:?}"));
+    assert!(got > 0 && last.contains(", 0 undecodable)"), "{last}");
+}
