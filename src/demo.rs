@@ -36,6 +36,8 @@ pub fn default_models() -> PathBuf {
 struct Loaded {
     backbone: Backbone,
     streaming: Streaming,
+    /// `model.json`'s `model_id` ("unknown" without one).
+    model_id: String,
 }
 
 fn load(dir: &Path, int8: bool) -> Result<Loaded> {
@@ -50,8 +52,12 @@ fn load(dir: &Path, int8: bool) -> Result<Loaded> {
         backbone.feature_len(),
         streaming.dims().feat
     );
-    let manifest = std::fs::read_to_string(dir.join("model.json")).unwrap_or_default();
-    if manifest.contains("\"trained\": false") {
+    let manifest: serde_json::Value = std::fs::read_to_string(dir.join("model.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let model_id = manifest["model_id"].as_str().unwrap_or("unknown").to_string();
+    if manifest["trained"] == false {
         tracing::warn!(dir = %dir.display(), "Model weights are random (untrained): poses are meaningless.");
     }
     tracing::info!(
@@ -60,7 +66,7 @@ fn load(dir: &Path, int8: bool) -> Result<Loaded> {
         feature = backbone.feature_len(),
         "Model loaded."
     );
-    Ok(Loaded { backbone, streaming })
+    Ok(Loaded { backbone, streaming, model_id })
 }
 
 /// What `demo` runs; see the `Demo` command's flags.
@@ -174,12 +180,7 @@ fn spawn_io(
 
 pub fn run(opts: DemoOptions) -> Result<()> {
     let dir = &opts.dir;
-    let Loaded { mut backbone, mut streaming } = load(dir, opts.int8)?;
-    let manifest: serde_json::Value = std::fs::read_to_string(dir.join("model.json"))
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default();
-    let model_id = manifest["model_id"].as_str().unwrap_or("unknown").to_string();
+    let Loaded { mut backbone, mut streaming, model_id } = load(dir, opts.int8)?;
 
     let shutdown = CancellationToken::new();
     let (pose_tx, pose_rx) = queue::bounded("poses", POSE_QUEUE);
@@ -335,7 +336,7 @@ fn mqtt_summary(publishing: bool, counters: &publish::Counters, received: &Recei
 }
 
 pub fn check_models(dir: &Path) -> Result<()> {
-    let Loaded { backbone, streaming } = load(dir, false)?;
+    let Loaded { backbone, streaming, .. } = load(dir, false)?;
     println!(
         "{}: backbone {} ({}-d features)",
         dir.display(),
