@@ -100,6 +100,27 @@ impl Subscriber {
     }
 }
 
+impl Subscriber {
+    /// Like [`Subscriber::until`], but awaits between polls so a current-thread runtime keeps
+    /// driving the publisher; lines are appended to `lines`.
+    async fn until_async(
+        &self,
+        lines: &mut Vec<Value>,
+        timeout: Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        while !done(lines) {
+            lines.extend(self.lines.try_iter());
+            assert!(
+                Instant::now() < deadline,
+                "subscriber: condition not met in {timeout:?}; saw {lines:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 impl Drop for Subscriber {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -178,22 +199,14 @@ fn poses_reach_a_third_party_subscriber_and_status_goes_offline_on_clean_stop() 
     let mut lines = Vec::new();
     rt.block_on(async {
         // Poses are published once `online` is seen, so the status order is deterministic.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !lines.iter().any(|v| is_status(v, "online")) {
-            lines.extend(sub.lines.try_iter());
-            assert!(Instant::now() < deadline, "no online status: {lines:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let online = |l: &[Value]| l.iter().any(|v| is_status(v, "online"));
+        sub.until_async(&mut lines, Duration::from_secs(15), online).await;
         for seq in 0..20 {
             pose_tx.send(wire::encode(&message(seq))).unwrap();
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while lines.iter().filter(|v| v.get("pose").is_some()).count() < 20 {
-            lines.extend(sub.lines.try_iter());
-            assert!(Instant::now() < deadline, "poses missing: {lines:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let all_poses = |l: &[Value]| l.iter().filter(|v| v.get("pose").is_some()).count() >= 20;
+        sub.until_async(&mut lines, Duration::from_secs(15), all_poses).await;
         shutdown.cancel();
         task.await.unwrap().unwrap();
     });
@@ -220,16 +233,9 @@ fn last_will_says_offline_when_the_connection_dies() {
     sub.until(Duration::from_secs(15), |v| v["ready"] == true);
 
     let Publisher { rt, pose_tx: _pose_tx, .. } = Publisher::start(broker.port, device);
-    rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if matches!(sub.lines.try_recv(), Ok(v) if is_status(&v, "online")) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no online status");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
+    let mut lines = Vec::new();
+    let online = |l: &[Value]| l.iter().any(|v| is_status(v, "online"));
+    rt.block_on(sub.until_async(&mut lines, Duration::from_secs(15), online));
     // Like a SIGKILL: the tasks vanish, the socket closes without DISCONNECT or `offline`.
     rt.shutdown_background();
     sub.until(Duration::from_secs(10), |v| is_status(v, "offline"));
