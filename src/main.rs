@@ -1,11 +1,12 @@
 //! The `smplcast` command line. Thin: parses arguments, sets up logging, runs a subcommand.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use smplcast::demo::{self, parse_broker, DemoOptions};
-use smplcast::subscribe;
+use smplcast::{config, daemon, subscribe};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -17,6 +18,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the daemon: source → model → SMPL → MQTT, until SIGTERM/SIGINT or the source ends.
+    Run {
+        /// Configuration file (TOML; see config.example.toml).
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Checks a configuration file and that its models load; prints the effective config.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(default_value = config::DEFAULT_PATH)]
+        file: PathBuf,
+    },
     /// Runs the model on the built-in synthetic source, publishes every result to an embedded
     /// MQTT broker (or `--mqtt`), and prints one line per second of what a subscriber receives.
     Demo {
@@ -39,6 +52,9 @@ enum Command {
         /// Device id in topics and messages.
         #[arg(long, default_value = "demo")]
         device: String,
+        /// Source frame rate (0: as fast as the model goes, nothing dropped).
+        #[arg(long, default_value_t = 0.0)]
+        fps: f64,
     },
     /// Loads a model directory and prints its graphs, precision and widths.
     CheckModels {
@@ -79,7 +95,7 @@ fn sub(settings: subscribe::Settings) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -87,11 +103,32 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
-        Command::Demo { models, int8, frames, mqtt, no_mqtt, device } => {
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("smplcast: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Run { config } => {
+            let config = config::Config::load(&config)?;
+            daemon::start(&config)?.wait()?;
+            Ok(())
+        }
+        Command::CheckConfig { file } => {
+            let config = daemon::check_config(&file)?;
+            println!("{}: OK\n{}", file.display(), config.summary());
+            Ok(())
+        }
+        Command::Demo { models, int8, frames, mqtt, no_mqtt, device, fps } => {
             let dir = models.unwrap_or_else(demo::default_models);
             let context = format!("demo on {}", dir.display());
-            demo::run(DemoOptions { dir, int8, frames, mqtt, no_mqtt, device }).context(context)
+            demo::run(DemoOptions { dir, int8, frames, mqtt, no_mqtt, device, fps })
+                .context(context)
         }
         Command::CheckModels { dir } => demo::check_models(&dir),
         Command::Sub { host, port, prefix, device, count } => {

@@ -54,6 +54,8 @@ pub struct Counters {
     pub publish_dropped: AtomicU64,
     /// Successful connections (1 + reconnections).
     pub connections: AtomicU64,
+    /// Why the last connection attempt failed, for the start-up error.
+    pub last_error: std::sync::Mutex<Option<String>>,
 }
 
 /// Errors that end the publisher.
@@ -67,21 +69,24 @@ const STATUS_ONLINE: &str = "online";
 const STATUS_OFFLINE: &str = "offline";
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long a clean shutdown waits for `offline` and the disconnect to reach the broker.
-const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
+pub const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Publishes what arrives on `pose_rx` until `shutdown` is cancelled or the queue closes, then
-/// publishes `offline` and disconnects (within [`FLUSH_DEADLINE`]).
+/// Publishes what arrives on `pose_rx` (and on `stats_rx`, to the stats topic, QoS 0) until
+/// `shutdown` is cancelled or the pose queue closes, then publishes `offline` and disconnects
+/// (within [`FLUSH_DEADLINE`]).
 ///
 /// # Errors
 /// [`Error::Client`] if rumqttc refuses a request outright (its channel closed).
 pub async fn run(
     settings: Settings,
     pose_rx: queue::Receiver<Vec<u8>>,
+    stats_rx: Option<queue::Receiver<Vec<u8>>>,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let status = settings.topic("status");
     let pose = settings.topic("pose");
+    let stats = settings.topic("stats");
     let mut opts =
         MqttOptions::new(format!("smplcast-{}", settings.device_id), &settings.host, settings.port);
     opts.set_keep_alive(settings.keep_alive).set_clean_session(true).set_last_will(LastWill::new(
@@ -128,6 +133,9 @@ pub async fn run(
                     if *done_tx.borrow() {
                         return;
                     }
+                    if let Ok(mut last) = loop_counters.last_error.lock() {
+                        *last = Some(e.to_string());
+                    }
                     tracing::warn!(error = %e, retry_in = ?backoff, "MQTT connection failed.");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -141,13 +149,25 @@ pub async fn run(
             Ok(()) => counters.queued.fetch_add(1, Ordering::Relaxed),
             Err(_) => counters.publish_dropped.fetch_add(1, Ordering::Relaxed),
         };
+    let next_stats = || async {
+        match &stats_rx {
+            Some(rx) => rx.recv_async().await.ok(),
+            None => std::future::pending().await,
+        }
+    };
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             msg = pose_rx.recv_async() => match msg {
-                Ok(bytes) => publish_pose(bytes),
+                Ok(bytes) => {
+                    publish_pose(bytes);
+                }
                 Err(_) => break,
             },
+            Some(report) = next_stats() => {
+                // Stats are periodic: one lost to a full request channel is replaced soon.
+                let _ = client.try_publish(&stats, QoS::AtMostOnce, false, report);
+            }
         };
     }
     // What was already queued goes out before `offline` (the queue is bounded: a few items).

@@ -79,6 +79,24 @@ impl<T> Sender<T> {
         }
     }
 
+    /// Queues `item`, waiting while the queue is full: for inputs that must not lose items
+    /// (a recording replayed as fast as the pipeline goes). Never evicts.
+    ///
+    /// # Errors
+    /// [`Closed`] when the receiver is gone, also while waiting.
+    pub fn send_wait(&self, mut item: T) -> Result<(), Closed> {
+        loop {
+            if self.tx.receiver_count() <= 1 {
+                return Err(Closed(self.name));
+            }
+            match self.tx.send_timeout(item, Duration::from_millis(50)) {
+                Ok(()) => return Ok(()),
+                Err(flume::SendTimeoutError::Timeout(back)) => item = back,
+                Err(flume::SendTimeoutError::Disconnected(_)) => return Err(Closed(self.name)),
+            }
+        }
+    }
+
     /// Items evicted so far.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -97,6 +115,52 @@ impl<T> Sender<T> {
     /// The queue's name.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// A read-only view of the queue's depth and drops for stats; it neither keeps the queue
+    /// open nor holds items.
+    pub fn gauge(&self) -> Gauge
+    where
+        T: Send + 'static,
+    {
+        let evict = self.evict.clone();
+        Gauge { name: self.name, len: Arc::new(move || evict.len()), dropped: self.dropped.clone() }
+    }
+}
+
+/// Depth and drop count of one queue, whatever it carries (see [`Sender::gauge`]).
+#[derive(Clone)]
+pub struct Gauge {
+    name: &'static str,
+    len: Arc<dyn Fn() -> usize + Send + Sync>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Gauge {
+    /// The queue's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Items waiting now.
+    pub fn len(&self) -> usize {
+        (self.len)()
+    }
+
+    /// True when nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Items evicted so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for Gauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gauge").field("name", &self.name).field("len", &self.len()).finish()
     }
 }
 
@@ -163,6 +227,33 @@ mod tests {
         drop(tx);
         assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Ok(Some(7)), "drained first");
         assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(Closed("poses")));
+    }
+
+    #[test]
+    fn send_wait_blocks_instead_of_dropping_and_sees_the_receiver_go() {
+        let (tx, rx) = bounded("replay", 1);
+        let gauge = tx.gauge();
+        let producer = {
+            let tx = tx.clone();
+            std::thread::spawn(move || (0..50).map(|i| tx.send_wait(i)).collect::<Vec<_>>())
+        };
+        let got: Vec<i32> = (0..50)
+            .map(|_| rx.recv_timeout(Duration::from_secs(5)))
+            .map(|r| r.unwrap().unwrap())
+            .collect();
+        assert!(producer.join().unwrap().iter().all(Result::is_ok));
+        assert_eq!(got, (0..50).collect::<Vec<_>>());
+        assert_eq!((gauge.dropped(), gauge.len(), gauge.name()), (0, 0, "replay"));
+        tx.send_wait(50).unwrap();
+        assert_eq!(gauge.len(), 1);
+        let waiting = std::thread::spawn(move || tx.send_wait(51));
+        std::thread::sleep(Duration::from_millis(100));
+        drop(rx);
+        assert_eq!(
+            waiting.join().unwrap(),
+            Err(Closed("replay")),
+            "a full queue whose receiver goes"
+        );
     }
 
     #[test]

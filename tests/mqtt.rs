@@ -2,131 +2,22 @@
 //! (Python paho-mqtt + tests/subscriber/smplcast_sub.py, written from docs/WIRE.md alone).
 //! scripts/test.sh installs mosquitto and the Python venv.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::mqtt::{is_status, root, Broker, Subscriber};
 
 use serde_json::Value;
 use smplcast::publish::{self, Counters, Settings};
 use smplcast::queue;
 use smplcast::wire::{self, Person, PoseMsg, Window, SCHEMA_VERSION};
 use tokio_util::sync::CancellationToken;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Broker {
-    child: Child,
-    port: u16,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("mosquitto")
-            .args(["-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto not found: `apt-get install mosquitto` (scripts/test.sh does)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not listen on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Broker { child, port }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The Python subscriber, its JSON lines delivered through a channel.
-struct Subscriber {
-    child: Child,
-    lines: mpsc::Receiver<Value>,
-}
-
-impl Subscriber {
-    fn start(port: u16, device: &str, timeout_s: u32) -> Subscriber {
-        let python = root().join("models/.venv/bin/python");
-        assert!(
-            python.is_file(),
-            "no Python venv: run `models/run -m pytest tests/subscriber` once"
-        );
-        let mut child = Command::new(python)
-            .arg(root().join("tests/subscriber/sub.py"))
-            .args(["--port", &port.to_string(), "--device", device])
-            .args(["--timeout", &timeout_s.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(serde_json::from_str(&line).expect("subscriber prints JSON"));
-            }
-        });
-        Subscriber { child, lines }
-    }
-
-    /// Lines until `pred` holds for one (returned last), or panics after `timeout`.
-    fn until(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) => {
-                    let done = pred(&v);
-                    seen.push(v);
-                    if done {
-                        return seen;
-                    }
-                }
-                Err(_) => panic!("subscriber: condition not met in {timeout:?}; saw {seen:?}"),
-            }
-        }
-    }
-}
-
-impl Subscriber {
-    /// Like [`Subscriber::until`], but awaits between polls so a current-thread runtime keeps
-    /// driving the publisher; lines are appended to `lines`.
-    async fn until_async(
-        &self,
-        lines: &mut Vec<Value>,
-        timeout: Duration,
-        done: impl Fn(&[Value]) -> bool,
-    ) {
-        let deadline = Instant::now() + timeout;
-        while !done(lines) {
-            lines.extend(self.lines.try_iter());
-            assert!(
-                Instant::now() < deadline,
-                "subscriber: condition not met in {timeout:?}; saw {lines:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn settings(port: u16, device: &str) -> Settings {
     Settings {
@@ -178,14 +69,11 @@ impl Publisher {
         let (pose_tx, pose_rx) = queue::bounded("poses", 64);
         let counters = Arc::new(Counters::default());
         let shutdown = CancellationToken::new();
-        let run = publish::run(settings(port, device), pose_rx, counters.clone(), shutdown.clone());
+        let run =
+            publish::run(settings(port, device), pose_rx, None, counters.clone(), shutdown.clone());
         let task = rt.spawn(run);
         Publisher { rt, pose_tx, counters, shutdown, task }
     }
-}
-
-fn is_status(v: &Value, s: &str) -> bool {
-    v["status"] == s
 }
 
 #[test]
@@ -368,13 +256,14 @@ fn demo_runs_on_its_embedded_broker() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("embedded MQTT broker on 127.0.0.1:"), "{stdout}");
-    let last = stdout.lines().last().unwrap();
-    assert!(last.starts_with("30 frames in, 30 results out; MQTT: 30 sent, 0 dropped"), "{last}");
-    let got: u64 = last
-        .split("subscriber got ")
+    let lines: Vec<&str> = stdout.lines().collect();
+    let (live, last) = (lines[lines.len() - 2], lines[lines.len() - 1]);
+    assert_eq!(last, "30 frames in, 0 dropped, 30 results out", "{stdout}");
+    let got: u64 = live
+        .split("subscriber: ")
         .nth(1)
         .and_then(|s| s.split_whitespace().next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no subscriber count in {last:?}"));
-    assert!(got > 0 && last.contains(", 0 undecodable)"), "{last}");
+        .unwrap_or_else(|| panic!("no subscriber count in {live:?}"));
+    assert!(got > 0 && live.ends_with(", 0 undecodable"), "{live}");
 }

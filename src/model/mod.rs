@@ -51,6 +51,11 @@ pub enum Error {
     Interface { path: PathBuf, graph: &'static str, expected: String, found: String },
     #[error("{graph} inference failed: {reason}")]
     Run { graph: &'static str, reason: String },
+    #[error(
+        "model directory {dir}: the backbone gives {backbone}-d features but the temporal graphs \
+         take {temporal}-d; convert all graphs together with `models/run convert.py`"
+    )]
+    Mismatch { dir: PathBuf, backbone: usize, temporal: usize },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -244,10 +249,23 @@ pub struct TemporalDims {
 }
 
 /// The temporal head in streaming form: [`Streaming::project`] once per new frame,
-/// [`Streaming::step`] once per result.
+/// [`Streaming::step`] once per result. The daemon splits it ([`Streaming::into_parts`]) so that
+/// projection runs on the inference thread and the step on the post-processing thread.
 pub struct Streaming {
-    frame: Graph,
-    step: Graph,
+    projector: Projector,
+    stepper: Stepper,
+}
+
+/// The per-frame half of [`Streaming`]: `temporal_frame.onnx`.
+pub struct Projector {
+    graph: Graph,
+    batch: usize,
+    dims: TemporalDims,
+}
+
+/// The per-result half of [`Streaming`]: `temporal_step.onnx`.
+pub struct Stepper {
+    graph: Graph,
     batch: usize,
     dims: TemporalDims,
     /// Step inputs assembled from the caches, reused between calls: x, θ, φ, gm, fx, fm.
@@ -265,33 +283,59 @@ impl Streaming {
         let step = Graph::load(step, &STEP, batch, &mut widths)?;
         let dims =
             TemporalDims { feat: widths.get('C'), inter: widths.get('I'), hidden: widths.get('H') };
-        Ok(Streaming { frame, step, batch, dims, scratch: Default::default() })
+        Ok(Streaming {
+            projector: Projector { graph: frame, batch, dims },
+            stepper: Stepper { graph: step, batch, dims, scratch: Default::default() },
+        })
     }
 
     /// Sizes of the head.
     pub fn dims(&self) -> TemporalDims {
-        self.dims
+        self.stepper.dims
     }
 
     /// Batch size the graphs were loaded for.
     pub fn batch(&self) -> usize {
-        self.batch
+        self.stepper.batch
     }
 
     /// Precision of the loaded graphs (the step graph's; both are exported together).
     pub fn precision(&self) -> Precision {
-        self.step.precision
+        self.stepper.graph.precision
     }
 
+    /// See [`Projector::project`].
+    ///
+    /// # Errors
+    /// [`Error::Run`] on a wrong input length or a tract failure.
+    pub fn project(&mut self, features: &[f32]) -> Result<Vec<FrameCache>> {
+        self.projector.project(features)
+    }
+
+    /// See [`Stepper::step`].
+    ///
+    /// # Errors
+    /// [`Error::Run`] when a window does not have 16 frames of the loaded widths, or tract fails.
+    pub fn step(&mut self, windows: &[[&FrameCache; SEQ_LEN]]) -> Result<Vec<HeadOutput>> {
+        self.stepper.step(windows)
+    }
+
+    /// The two halves, for use on different threads.
+    pub fn into_parts(self) -> (Projector, Stepper) {
+        (self.projector, self.stepper)
+    }
+}
+
+impl Projector {
     /// Per-frame projections of `batch` new features ([batch, C]).
     ///
     /// # Errors
     /// [`Error::Run`] on a wrong input length or a tract failure.
     pub fn project(&mut self, features: &[f32]) -> Result<Vec<FrameCache>> {
         let TemporalDims { feat, .. } = self.dims;
-        let name = self.frame.name();
+        let name = self.graph.name();
         check_len(name, "feature", features.len(), self.batch * feat)?;
-        let outs = self.frame.run(&[(&[self.batch, feat], features)])?;
+        let outs = self.graph.run(&[(&[self.batch, feat], features)])?;
         let slices = outs.iter().map(|o| f32_slice(name, o)).collect::<Result<Vec<_>>>()?;
         Ok((0..self.batch)
             .map(|b| {
@@ -310,13 +354,15 @@ impl Streaming {
             })
             .collect())
     }
+}
 
+impl Stepper {
     /// Results for `batch` windows, each given as its 16 frames' caches in time order.
     ///
     /// # Errors
     /// [`Error::Run`] when a window does not have 16 frames of the loaded widths, or tract fails.
     pub fn step(&mut self, windows: &[[&FrameCache; SEQ_LEN]]) -> Result<Vec<HeadOutput>> {
-        let name = self.step.name();
+        let name = self.graph.name();
         check_len(name, "windows", windows.len(), self.batch)?;
         let TemporalDims { feat, inter, hidden } = self.dims;
         let widths = [feat, inter, inter, feat, hidden, hidden];
@@ -336,7 +382,44 @@ impl Streaming {
         let shapes: Vec<[usize; 3]> = widths.iter().map(|&w| [self.batch, SEQ_LEN, w]).collect();
         let inputs: Vec<(&[usize], &[f32])> =
             shapes.iter().zip(&self.scratch).map(|(s, d)| (s.as_slice(), d.as_slice())).collect();
-        let outs = self.step.run(&inputs)?;
+        let outs = self.graph.run(&inputs)?;
         head_outputs(name, &outs, self.batch)
+    }
+}
+
+/// Everything the daemon runs, loaded from one model directory (`models/run convert.py`):
+/// `backbone.onnx` (or `backbone.int8.onnx`), `temporal_frame.onnx`, `temporal_step.onnx` and
+/// `model.json`, for one person per call.
+pub struct Bundle {
+    pub backbone: Backbone,
+    pub streaming: Streaming,
+    /// `model.json`'s `model_id` ("unknown" without one); carried in every message.
+    pub model_id: String,
+    /// False when `model.json` says the weights are random (the bundled test models).
+    pub trained: bool,
+}
+
+impl Bundle {
+    /// # Errors
+    /// See [`Error`]: a missing or unusable graph, or graphs of different widths.
+    pub fn load(dir: &Path, int8: bool) -> Result<Self> {
+        let file = if int8 { "backbone.int8.onnx" } else { "backbone.onnx" };
+        let backbone = Backbone::load(&dir.join(file), 1)?;
+        let streaming =
+            Streaming::load(&dir.join("temporal_frame.onnx"), &dir.join("temporal_step.onnx"), 1)?;
+        if backbone.feature_len() != streaming.dims().feat {
+            return Err(Error::Mismatch {
+                dir: dir.to_path_buf(),
+                backbone: backbone.feature_len(),
+                temporal: streaming.dims().feat,
+            });
+        }
+        let manifest: serde_json::Value = std::fs::read_to_string(dir.join("model.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        let model_id = manifest["model_id"].as_str().unwrap_or("unknown").to_string();
+        let trained = manifest["trained"] != false;
+        Ok(Bundle { backbone, streaming, model_id, trained })
     }
 }

@@ -89,3 +89,5 @@ impl Rng {
         (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
     }
 }
+
+pub mod mqtt;

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A third-party MQTT subscriber for smplcast (paho-mqtt + the spec-only decoder smplcast_sub).
 
-Subscribes to <prefix>/<device>/pose and /status and prints one JSON line per message:
+Subscribes to <prefix>/<device>/pose, /status and /stats and prints one JSON line per message:
   {"ready": true}                                   once subscribed
   {"status": "online", "retain": true}              status messages
-  {"pose": {...decoded message...}}                 pose messages
+  {"pose": {...decoded message...}, "hex": "a9..."} pose messages (and their raw bytes)
+  {"stats": {...}}                                  stats messages (JSON)
 Exits after the first "offline" status that follows an "online", or after --timeout seconds.
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ def main() -> int:
         print(json.dumps(obj), flush=True)
 
     def on_connect(client, userdata, flags, reason, props):
-        client.subscribe([(f"{base}/pose", 0), (f"{base}/status", 1)])
+        client.subscribe([(f"{base}/pose", 1), (f"{base}/status", 1), (f"{base}/stats", 0)])
 
     def on_subscribe(client, userdata, mid, reasons, props):
         out({"ready": True})
@@ -49,9 +50,11 @@ def main() -> int:
                 state["online"] = True
             elif status == "offline" and state["online"]:
                 state["done"] = True
+        elif m.topic.endswith("/stats"):
+            out({"stats": json.loads(m.payload)})
         else:
             try:
-                out({"pose": smplcast_sub.decode(m.payload)})
+                out({"pose": smplcast_sub.decode(m.payload), "hex": m.payload.hex()})
             except smplcast_sub.DecodeError as e:
                 out({"error": str(e)})
 

@@ -1,0 +1,595 @@
+//! The daemon's configuration: one TOML file (config.example.toml documents every key).
+//!
+//! [`RawConfig`] is what serde reads (unknown keys refused, defaults from `Default`);
+//! [`Config::from_raw`] checks every field at once and reports every problem, each naming the
+//! key, the bad value and what is expected. After that no code re-validates configuration.
+//! Relative paths are taken relative to the config file's directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::preprocess::BBox;
+use crate::publish::{self, QoS};
+
+/// A configuration that cannot be used: the file and every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}", file.display(), problems.join("\n  "))]
+pub struct Error {
+    pub file: PathBuf,
+    /// One line per problem: `key = value: expected …`.
+    pub problems: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the file says.
+
+/// The file as written. Every section and key is optional except `model.dir`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// Names this daemon in topics and messages.
+    pub device_id: Option<String>,
+    pub source: RawSource,
+    pub person: RawPerson,
+    pub model: RawModel,
+    pub mqtt: RawMqtt,
+    pub stats: RawStats,
+    pub pipeline: RawPipeline,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSource {
+    /// `synthetic` or `files`.
+    pub kind: String,
+    /// Frames per second; 0: unpaced (as fast as the pipeline takes them, nothing dropped).
+    pub fps: f64,
+    /// synthetic: frame size.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// synthetic: stop after this many frames (0 or absent: never).
+    pub frames: Option<u64>,
+    /// files: directory of .png/.jpg images, replayed in name order.
+    pub path: Option<PathBuf>,
+    /// files: start again after the last image.
+    #[serde(rename = "loop")]
+    pub looping: Option<bool>,
+}
+
+impl Default for RawSource {
+    fn default() -> Self {
+        RawSource {
+            kind: "synthetic".into(),
+            fps: 25.0,
+            width: None,
+            height: None,
+            frames: None,
+            path: None,
+            looping: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPerson {
+    /// Fixed person box [left, top, width, height] in pixels; absent: the whole frame.
+    #[serde(rename = "box")]
+    pub bbox: Option<[f32; 4]>,
+    /// Crop side = longer box side × scale (1.1 in the official demo).
+    pub scale: f32,
+}
+
+impl Default for RawPerson {
+    fn default() -> Self {
+        RawPerson { bbox: None, scale: 1.1 }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawModel {
+    /// Directory made by `models/run convert.py`.
+    pub dir: Option<PathBuf>,
+    /// Use backbone.int8.onnx.
+    pub int8: bool,
+    /// Test hook: sleep this long per frame in inference, to make the model slower than the
+    /// source. 0 in production.
+    pub extra_delay_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMqtt {
+    pub host: String,
+    pub port: u16,
+    /// Topics are `<prefix>/<device_id>/pose|status|stats`.
+    pub prefix: String,
+    /// QoS of pose messages: 0, 1 or 2.
+    pub pose_qos: u8,
+    pub keep_alive_s: u64,
+    /// How long start-up waits for the first connection before giving up.
+    pub connect_timeout_s: f64,
+    /// Pose messages waiting for the broker; when full the oldest is dropped and counted.
+    pub queue: usize,
+}
+
+impl Default for RawMqtt {
+    fn default() -> Self {
+        RawMqtt {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            prefix: "smplcast".into(),
+            pose_qos: 0,
+            keep_alive_s: 10,
+            connect_timeout_s: 10.0,
+            queue: 64,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStats {
+    /// Seconds between stats messages; 0: none.
+    pub interval_s: f64,
+}
+
+impl Default for RawStats {
+    fn default() -> Self {
+        RawStats { interval_s: 5.0 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPipeline {
+    /// Frames waiting for inference (live sources drop the oldest beyond this).
+    pub frame_queue: usize,
+    /// How long a stop (SIGTERM, SIGINT) may take to flush what is in flight.
+    pub shutdown_timeout_s: f64,
+}
+
+impl Default for RawPipeline {
+    fn default() -> Self {
+        RawPipeline { frame_queue: 2, shutdown_timeout_s: 5.0 }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the daemon runs on.
+
+/// A checked configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub device_id: String,
+    pub source: SourceConfig,
+    /// Fixed person box; `None`: the whole frame.
+    pub person_box: Option<BBox>,
+    pub crop_scale: f32,
+    pub model: ModelConfig,
+    /// `None`: publish nothing (the demo's `--no-mqtt`).
+    pub mqtt: Option<MqttConfig>,
+    /// `None`: no stats messages.
+    pub stats_interval: Option<Duration>,
+    pub frame_queue: usize,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceConfig {
+    Synthetic { width: u32, height: u32, fps: f64, frames: Option<u64> },
+    Files { path: PathBuf, fps: f64, looping: bool },
+}
+
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    pub dir: PathBuf,
+    pub int8: bool,
+    pub extra_delay: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct MqttConfig {
+    pub settings: publish::Settings,
+    pub connect_timeout: Duration,
+    pub queue: usize,
+}
+
+/// Where a default install keeps its config; systemd's unit passes it explicitly.
+pub const DEFAULT_PATH: &str = "/etc/smplcast/config.toml";
+
+impl Config {
+    /// Reads and checks `file`.
+    ///
+    /// # Errors
+    /// [`Error`] naming the file and every problem: unreadable, not TOML, an unknown key (with
+    /// the closest known one), a wrong type or a value out of range.
+    pub fn load(file: &Path) -> Result<Config, Error> {
+        let fail = |p: String| Error { file: file.to_path_buf(), problems: vec![p] };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| fail(format!("cannot read the config file: {e}")))?;
+        let raw = parse(&text).map_err(fail)?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        Config::from_raw(raw, base).map_err(|problems| Error { file: file.to_path_buf(), problems })
+    }
+
+    /// Checks `raw`; relative paths are resolved against `base`.
+    ///
+    /// # Errors
+    /// Every problem found, one line each.
+    pub fn from_raw(raw: RawConfig, base: &Path) -> Result<Config, Vec<String>> {
+        let mut c = Checker::default();
+        let device_id = raw.device_id.unwrap_or_else(|| "cam0".into());
+        c.topic_level("device_id", &device_id);
+
+        let s = &raw.source;
+        c.check(
+            "source.fps",
+            &s.fps,
+            s.fps == 0.0 || (1.0..=1000.0).contains(&s.fps),
+            "0 (unpaced) or 1 to 1000",
+        );
+        let only = |c: &mut Checker, key: &str, set: bool, kind: &str| {
+            if set {
+                c.problem(format!("source.{key}: only for kind = \"{kind}\"; remove it"));
+            }
+        };
+        let source = match s.kind.as_str() {
+            "synthetic" => {
+                only(&mut c, "path", s.path.is_some(), "files");
+                only(&mut c, "loop", s.looping.is_some(), "files");
+                let (width, height) = (s.width.unwrap_or(640), s.height.unwrap_or(480));
+                for (key, v) in [("source.width", width), ("source.height", height)] {
+                    c.check(key, &v, (16..=8192).contains(&v), "16 to 8192 pixels");
+                }
+                let frames = s.frames.filter(|&n| n > 0);
+                SourceConfig::Synthetic { width, height, fps: s.fps, frames }
+            }
+            "files" => {
+                for (key, set) in [
+                    ("width", s.width.is_some()),
+                    ("height", s.height.is_some()),
+                    ("frames", s.frames.is_some()),
+                ] {
+                    only(&mut c, key, set, "synthetic");
+                }
+                let path = match &s.path {
+                    Some(p) => base.join(p),
+                    None => {
+                        c.problem(
+                            "source.path: missing; expected the directory of .png/.jpg frames"
+                                .into(),
+                        );
+                        PathBuf::new()
+                    }
+                };
+                if s.path.is_some() && !path.is_dir() {
+                    c.problem(format!(
+                        "source.path = {:?}: not a directory ({}); expected a directory of \
+                         .png/.jpg frames",
+                        path.display().to_string(),
+                        path.metadata().err().map_or("a file".into(), |e| e.to_string())
+                    ));
+                }
+                SourceConfig::Files { path, fps: s.fps, looping: s.looping.unwrap_or(false) }
+            }
+            other => {
+                c.problem(format!("source.kind = {other:?}: expected \"synthetic\" or \"files\""));
+                SourceConfig::Synthetic { width: 640, height: 480, fps: 0.0, frames: None }
+            }
+        };
+
+        let p = &raw.person;
+        let person_box = p.bbox.map(|[left, top, width, height]| BBox { left, top, width, height });
+        if let Some(b) = p.bbox {
+            c.check(
+                "person.box",
+                &b,
+                b.iter().all(|v| v.is_finite()) && b[2] >= 1.0 && b[3] >= 1.0,
+                "[left, top, width, height] in pixels, width and height ≥ 1",
+            );
+        }
+        c.check(
+            "person.scale",
+            &p.scale,
+            (0.5..=4.0).contains(&p.scale),
+            "0.5 to 4 (1.1: the official demo)",
+        );
+
+        let dir = match &raw.model.dir {
+            Some(d) => {
+                let dir = base.join(d);
+                if !dir.is_dir() {
+                    c.problem(format!(
+                        "model.dir = {:?}: not a directory; expected the directory made by \
+                         `models/run convert.py` (backbone.onnx, temporal_frame.onnx, \
+                         temporal_step.onnx)",
+                        dir.display().to_string()
+                    ));
+                }
+                dir
+            }
+            None => {
+                c.problem(
+                    "model.dir: missing; expected the directory made by `models/run convert.py`"
+                        .into(),
+                );
+                PathBuf::new()
+            }
+        };
+        let delay = raw.model.extra_delay_ms;
+        c.check(
+            "model.extra_delay_ms",
+            &delay,
+            delay <= 10_000,
+            "0 to 10000 (a test hook; 0 in production)",
+        );
+        let model =
+            ModelConfig { dir, int8: raw.model.int8, extra_delay: Duration::from_millis(delay) };
+
+        let m = &raw.mqtt;
+        c.check("mqtt.host", &m.host, !m.host.trim().is_empty(), "a host name or IP address");
+        c.check("mqtt.port", &m.port, m.port != 0, "1 to 65535");
+        if m.prefix.is_empty() || m.prefix.starts_with('/') || m.prefix.ends_with('/') {
+            c.problem(format!(
+                "mqtt.prefix = {:?}: expected topic levels without leading or trailing '/'",
+                m.prefix
+            ));
+        } else {
+            m.prefix.split('/').for_each(|level| c.topic_level("mqtt.prefix", level));
+        }
+        let pose_qos = match m.pose_qos {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            2 => QoS::ExactlyOnce,
+            q => {
+                c.problem(format!("mqtt.pose_qos = {q}: expected 0, 1 or 2"));
+                QoS::AtMostOnce
+            }
+        };
+        c.check(
+            "mqtt.keep_alive_s",
+            &m.keep_alive_s,
+            (5..=3600).contains(&m.keep_alive_s),
+            "5 to 3600",
+        );
+        let connect_timeout = c.seconds("mqtt.connect_timeout_s", m.connect_timeout_s, 0.1, 600.0);
+        c.check("mqtt.queue", &m.queue, (1..=10_000).contains(&m.queue), "1 to 10000 messages");
+        let mqtt = MqttConfig {
+            settings: publish::Settings {
+                host: m.host.clone(),
+                port: m.port,
+                prefix: m.prefix.clone(),
+                device_id: device_id.clone(),
+                pose_qos,
+                keep_alive: Duration::from_secs(m.keep_alive_s),
+                client_cap: m.queue,
+            },
+            connect_timeout,
+            queue: m.queue,
+        };
+
+        let interval = raw.stats.interval_s;
+        let stats_interval = if interval == 0.0 {
+            None
+        } else {
+            Some(c.seconds("stats.interval_s", interval, 0.1, 3600.0))
+        };
+        let q = raw.pipeline.frame_queue;
+        c.check("pipeline.frame_queue", &q, (1..=64).contains(&q), "1 to 64 frames");
+        let shutdown_timeout =
+            c.seconds("pipeline.shutdown_timeout_s", raw.pipeline.shutdown_timeout_s, 0.5, 300.0);
+
+        c.finish(Config {
+            device_id,
+            source,
+            person_box,
+            crop_scale: p.scale,
+            model,
+            mqtt: Some(mqtt),
+            stats_interval,
+            frame_queue: q,
+            shutdown_timeout,
+        })
+    }
+
+    /// The effective configuration as one line for the start-up log.
+    pub fn summary(&self) -> String {
+        let mqtt = self.mqtt.as_ref().map_or("off".into(), |m| {
+            format!(
+                "{}:{} topics {}/{}/…",
+                m.settings.host, m.settings.port, m.settings.prefix, self.device_id
+            )
+        });
+        format!(
+            "device {} · source {:?} · person {} · model {}{} · mqtt {mqtt}",
+            self.device_id,
+            self.source,
+            self.person_box.map_or("whole frame".into(), |b| format!("box {:?}", b.as_array())),
+            self.model.dir.display(),
+            if self.model.int8 { " (int8)" } else { "" },
+        )
+    }
+}
+
+/// Parses TOML into [`RawConfig`]; the error names the key path and the line.
+fn parse(text: &str) -> Result<RawConfig, String> {
+    let de = toml::Deserializer::parse(text).map_err(|e| located(text, &e, None))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        located(text, e.inner(), (path != ".").then_some(path))
+    })
+}
+
+/// `key: message (line L)`, with a "did you mean" for unknown keys.
+fn located(text: &str, e: &toml::de::Error, key: Option<String>) -> String {
+    let mut msg = e.message().trim().to_string();
+    if let Some(hint) = did_you_mean(&msg) {
+        msg.push_str(&hint);
+    }
+    let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+    let at = line.map_or(String::new(), |l| format!(" (line {l})"));
+    match key {
+        // An unknown key's path already ends at the key.
+        Some(key) => format!("{key}: {msg}{at}"),
+        None => format!("{msg}{at}"),
+    }
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`": the closest expected name.
+fn did_you_mean(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, expected) = rest.split_once('`')?;
+    let best = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|name| (strsim::damerau_levenshtein(unknown, name), name))
+        .min_by_key(|&(distance, _)| distance)?;
+    (best.0 <= 2 && best.0 < unknown.len()).then(|| format!("; did you mean `{}`?", best.1))
+}
+
+/// Collects problems.
+#[derive(Default)]
+struct Checker {
+    problems: Vec<String>,
+}
+
+impl Checker {
+    fn problem(&mut self, p: String) {
+        self.problems.push(p);
+    }
+
+    fn check<T: std::fmt::Debug>(&mut self, key: &str, value: &T, ok: bool, expected: &str) {
+        if !ok {
+            self.problem(format!("{key} = {value:?}: expected {expected}"));
+        }
+    }
+
+    /// A duration in seconds within `min..=max`.
+    fn seconds(&mut self, key: &str, v: f64, min: f64, max: f64) -> Duration {
+        self.check(key, &v, (min..=max).contains(&v), &format!("{min} to {max} seconds"));
+        Duration::from_secs_f64(v.clamp(min, max))
+    }
+
+    /// One MQTT topic level: no wildcards, separators or spaces.
+    fn topic_level(&mut self, key: &str, level: &str) {
+        let ok = !level.is_empty()
+            && level.len() <= 64
+            && level.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch));
+        self.check(key, &level, ok, "1 to 64 of A-Z a-z 0-9 - _ . (an MQTT topic level)");
+    }
+
+    fn finish(self, config: Config) -> Result<Config, Vec<String>> {
+        if self.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(self.problems)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> &'static Path {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn check(text: &str) -> Result<Config, String> {
+        let raw = parse(text)?;
+        Config::from_raw(raw, root()).map_err(|p| p.join("\n"))
+    }
+
+    const MODEL: &str = "[model]\ndir = \"models/fixtures/narrow\"\n";
+
+    #[test]
+    fn example_config_is_valid() {
+        let c = Config::load(&root().join("config.example.toml")).unwrap();
+        assert_eq!(c.device_id, "cam0");
+        assert!(c.model.dir.join("backbone.onnx").is_file(), "{:?}", c.model.dir);
+    }
+
+    #[test]
+    fn defaults_need_only_the_model() {
+        let c = check(MODEL).unwrap();
+        assert_eq!(
+            c.source,
+            SourceConfig::Synthetic { width: 640, height: 480, fps: 25.0, frames: None }
+        );
+        assert_eq!((c.person_box, c.crop_scale), (None, 1.1));
+        let m = c.mqtt.unwrap();
+        assert_eq!((m.settings.host.as_str(), m.settings.port), ("127.0.0.1", 1883));
+        assert_eq!(c.stats_interval, Some(Duration::from_secs(5)));
+        assert!(check("").unwrap_err().contains("model.dir: missing"));
+    }
+
+    #[test]
+    fn errors_name_key_value_and_expectation() {
+        let cases = [
+            (
+                "[source]\nfps = \"fast\"\n",
+                "source.fps: invalid type: string \"fast\", expected f64 (line 2)",
+            ),
+            ("[source]\nfsp = 3\n", "source.fsp: unknown field `fsp`"),
+            ("[source]\nfsp = 3\n", "did you mean `fps`?"),
+            ("[mqtt]\nport = 70000\n", "mqtt.port: invalid value: integer `70000`, expected u16"),
+            ("[source]\nfps = -1.0\n", "source.fps = -1.0: expected 0 (unpaced) or 1 to 1000"),
+            (
+                "[source]\nkind = \"camera\"\n",
+                "source.kind = \"camera\": expected \"synthetic\" or \"files\"",
+            ),
+            ("[source]\nkind = \"files\"\n", "source.path: missing"),
+            ("[source]\nkind = \"files\"\npath = \"nowhere\"\n", "source.path = "),
+            ("[source]\npath = \"x\"\n", "source.path: only for kind = \"files\""),
+            ("[mqtt]\npose_qos = 3\n", "mqtt.pose_qos = 3: expected 0, 1 or 2"),
+            ("[mqtt]\nprefix = \"a/+\"\n", "mqtt.prefix = \"+\": expected 1 to 64 of"),
+            ("device_id = \"cam 1\"\n", "device_id = \"cam 1\": expected"),
+            ("[person]\nbox = [0, 0, 0, 10]\n", "person.box = [0.0, 0.0, 0.0, 10.0]: expected"),
+            (
+                "[stats]\ninterval_s = 0.01\n",
+                "stats.interval_s = 0.01: expected 0.1 to 3600 seconds",
+            ),
+            ("[model]\ndir = \"nowhere\"\n", "model.dir = "),
+            ("[source\n", "(line 1)"),
+        ];
+        for (text, want) in cases {
+            let text =
+                if text.contains("[model]") { text.to_string() } else { format!("{text}{MODEL}") };
+            let err = check(&text).expect_err(&text);
+            assert!(err.contains(want), "config:\n{text}\nerror:\n{err}\nwanted: {want}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = check("[source]\nfps = -1.0\nwidth = 1\n[mqtt]\nqueue = 0\n").unwrap_err();
+        for key in ["source.fps", "source.width", "mqtt.queue", "model.dir"] {
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn load_names_the_file_and_resolves_paths_beside_it() {
+        let dir = std::env::temp_dir().join(format!("smplcast-config-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("frames")).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[source]\nkind = \"files\"\npath = \"frames\"\n[model]\ndir = \".\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&file).unwrap();
+        assert_eq!(
+            c.source,
+            SourceConfig::Files { path: dir.join("frames"), fps: 25.0, looping: false }
+        );
+        let err = Config::load(&dir.join("missing.toml")).unwrap_err().to_string();
+        assert!(err.contains("missing.toml: cannot read the config file"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

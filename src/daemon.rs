@@ -1,0 +1,628 @@
+//! The daemon: the only wiring code. Creates every queue, spawns every thread and task, owns
+//! the shutdown.
+//!
+//! ```text
+//!  capture ──frames(2)──▶ infer ──features(4)──▶ post ──poses(mqtt.queue)──▶ io: publisher
+//!  source      drop-oldest  crop → backbone   wait     window → step →   drop-oldest  rumqttc
+//!  (paced)     or wait      → projection              SMPL → CBOR                   + stats
+//! ```
+//!
+//! Threads: `capture` (the source, blocking), `infer` (tract: preprocessing, backbone, per-frame
+//! projection), `post` (per-track window, temporal step, SMPL decoding, wire encoding) and `io`
+//! (a current-thread tokio runtime: MQTT publisher, stats timer, SIGTERM/SIGINT).
+//!
+//! Queues: a live (paced) source drops the oldest waiting frame when inference is behind;
+//! an unpaced one waits, so nothing is lost and a replay is reproducible. Features wait for
+//! `post` (cheap, and a window must not lose frames silently). Pose messages drop the oldest
+//! when the broker is slow or away. Every drop is counted and reported in stats.
+//!
+//! Shutdown (signal, or the source ending): capture stops; each stage drains its input queue
+//! and closes its output; `post` flushes the windows (the last frames' results, as the
+//! official demo does at a track's end); the publisher sends what is queued, then the retained
+//! `offline`, and disconnects. The whole stop must finish within `pipeline.shutdown_timeout_s`,
+//! else the daemon reports it and exits non-zero. A stage that fails or panics stops the
+//! others the same way.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, SourceConfig};
+use crate::encode;
+use crate::model::{Bundle, FrameCache, Projector, Stepper, SEQ_LEN};
+use crate::preprocess::{self, BBox};
+use crate::publish;
+use crate::queue;
+use crate::source::{files::Files, synthetic::Synthetic, CaptureTime, FrameSource};
+use crate::stats::{Counters, Reporter};
+use crate::window::{TrackWindow, LOOKAHEAD};
+use crate::wire;
+
+/// Features waiting for the post thread.
+const FEATURE_QUEUE: usize = 4;
+/// How often a blocked stage looks at its shutdown token.
+const POLL: Duration = Duration::from_millis(100);
+
+/// A started daemon. Dropping it does not stop it: call [`Running::stop`] or send a signal,
+/// then [`Running::wait`].
+pub struct Running {
+    /// Cancelled by SIGTERM/SIGINT, by [`Running::stop`], or by a stage that failed: stops the
+    /// source, after which the pipeline drains.
+    shutdown: CancellationToken,
+    /// Cancelled once the pipeline threads are done or the deadline passed: ends the io thread's
+    /// tasks (the publisher has by then seen its queue close).
+    io_stop: CancellationToken,
+    stages: Vec<JoinHandle<Result<()>>>,
+    io: JoinHandle<Result<()>>,
+    counters: Arc<Counters>,
+    mqtt_counters: Arc<publish::Counters>,
+    gauges: Vec<queue::Gauge>,
+    shutdown_timeout: Duration,
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub frames_in: u64,
+    pub frames_dropped: u64,
+    pub messages_out: u64,
+    pub messages_dropped: u64,
+}
+
+/// Loads the models, opens the source, connects to the broker and starts the pipeline.
+///
+/// # Errors
+/// Everything that can be wrong at start-up, each naming the input and the fix: unreadable or
+/// wrong models, a source that cannot be opened, a broker that does not accept a connection
+/// within `mqtt.connect_timeout_s`. Nothing is left running on error.
+pub fn start(config: &Config) -> Result<Running> {
+    tracing::info!(config = %config.summary(), "Starting.");
+    let dir = &config.model.dir;
+    let bundle = Bundle::load(dir, config.model.int8).with_context(|| {
+        format!("loading the models of [model] dir = {:?}", dir.display().to_string())
+    })?;
+    if !bundle.trained {
+        tracing::warn!(dir = %dir.display(), "Model weights are random (untrained): poses are meaningless.");
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        backbone = %bundle.backbone.precision(),
+        feature = bundle.backbone.feature_len(),
+        model_id = %bundle.model_id,
+        "Models loaded."
+    );
+    let source = open_source(&config.source)?;
+    tracing::info!(source = %source.describe(), "Source opened.");
+
+    let shutdown = CancellationToken::new();
+    let io_stop = CancellationToken::new();
+    let counters = Arc::new(Counters::default());
+    let mqtt_counters = Arc::new(publish::Counters::default());
+    // Frames for inference: drop-oldest for a live source, wait for an unpaced one.
+    let (frame_tx, frame_rx) = queue::bounded("frames", config.frame_queue);
+    // Per-frame model outputs for the post thread: it waits (post is fast; windows need every
+    // frame they are told about).
+    let (feature_tx, feature_rx) = queue::bounded("features", FEATURE_QUEUE);
+    // Encoded pose messages for the publisher: drop-oldest (a stale pose is worth nothing).
+    let pose_cap = config.mqtt.as_ref().map_or(64, |m| m.queue);
+    let (pose_tx, pose_rx) = queue::bounded("poses", pose_cap);
+    // Stats messages: at most one waiting; a newer one replaces it.
+    let (stats_tx, stats_rx) = queue::bounded("stats", 1);
+    let gauges = vec![frame_tx.gauge(), feature_tx.gauge(), pose_tx.gauge()];
+
+    let io = spawn_io(
+        config,
+        pose_rx,
+        stats_rx,
+        stats_tx,
+        Reporter::new(counters.clone(), mqtt_counters.clone(), gauges.clone()),
+        mqtt_counters.clone(),
+        shutdown.clone(),
+        io_stop.clone(),
+    )?;
+    if let Some(mqtt) = &config.mqtt {
+        let s = &mqtt.settings;
+        let deadline = Instant::now() + mqtt.connect_timeout;
+        while mqtt_counters.connections.load(Ordering::Relaxed) == 0 {
+            if shutdown.is_cancelled() {
+                io_stop.cancel();
+                bail!("stopped while connecting to the MQTT broker at {}:{}", s.host, s.port);
+            }
+            if Instant::now() >= deadline || io.is_finished() {
+                io_stop.cancel();
+                shutdown.cancel();
+                let why = mqtt_counters
+                    .last_error
+                    .lock()
+                    .ok()
+                    .and_then(|e| e.clone())
+                    .unwrap_or_else(|| "no answer".into());
+                bail!(
+                    "cannot connect to the MQTT broker at {}:{} within {:?} ({why}); start the \
+                     broker or fix [mqtt] host and port",
+                    s.host,
+                    s.port,
+                    mqtt.connect_timeout
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    let Bundle { backbone, streaming, model_id, .. } = bundle;
+    let (projector, stepper) = streaming.into_parts();
+    let live = source.is_live();
+    let infer = Infer {
+        backbone,
+        projector,
+        person_box: config.person_box,
+        crop_scale: config.crop_scale,
+        extra_delay: config.model.extra_delay,
+    };
+    let post = Post {
+        stepper,
+        device_id: config.device_id.clone(),
+        model_id,
+        window: TrackWindow::new(),
+        meta: VecDeque::new(),
+        seq: 0,
+    };
+    let stages = vec![
+        spawn_stage("capture", &shutdown, {
+            let (counters, shutdown) = (counters.clone(), shutdown.clone());
+            move || capture(source, live, frame_tx, &counters, &shutdown)
+        })?,
+        spawn_stage("infer", &shutdown, {
+            let counters = counters.clone();
+            move || infer.run(frame_rx, feature_tx, &counters)
+        })?,
+        spawn_stage("post", &shutdown, {
+            let counters = counters.clone();
+            move || post.run(feature_rx, pose_tx, &counters)
+        })?,
+    ];
+    tracing::info!("Running.");
+    Ok(Running {
+        shutdown,
+        io_stop,
+        stages,
+        io,
+        counters,
+        mqtt_counters,
+        gauges,
+        shutdown_timeout: config.shutdown_timeout,
+    })
+}
+
+fn open_source(config: &SourceConfig) -> Result<Box<dyn FrameSource>> {
+    Ok(match config {
+        SourceConfig::Synthetic { width, height, fps, frames } => {
+            Box::new(Synthetic::new(*width, *height, *fps, *frames))
+        }
+        SourceConfig::Files { path, fps, looping } => {
+            Box::new(Files::open(path, *fps, *looping).context("opening [source]")?)
+        }
+    })
+}
+
+impl Running {
+    /// Asks the daemon to stop (as SIGTERM does).
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// A token cancelled when the daemon is stopping.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// A stats reporter of its own over this daemon's counters (for the demo's live line).
+    pub fn reporter(&self) -> Reporter {
+        Reporter::new(self.counters.clone(), self.mqtt_counters.clone(), self.gauges.clone())
+    }
+
+    /// Waits until the source ends or a stop is requested, then for the pipeline to drain and
+    /// the publisher to say `offline`, within the shutdown timeout.
+    ///
+    /// # Errors
+    /// A stage that failed or panicked, or a stop that took longer than the timeout.
+    pub fn wait(self) -> Result<Summary> {
+        let mut deadline = None;
+        let mut problems = Vec::new();
+        let mut stages: Vec<_> = self.stages.into_iter().map(Some).collect();
+        // Stages end in pipeline order; a stop request starts the clock.
+        while stages.iter().any(Option::is_some) {
+            if deadline.is_none() && self.shutdown.is_cancelled() {
+                deadline = Some(Instant::now() + self.shutdown_timeout);
+            }
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                problems.push(format!(
+                    "the pipeline did not stop within {:?} (pipeline.shutdown_timeout_s); \
+                     results in flight are lost",
+                    self.shutdown_timeout
+                ));
+                break;
+            }
+            for slot in stages.iter_mut() {
+                if slot.as_ref().is_some_and(JoinHandle::is_finished) {
+                    if let Some(handle) = slot.take() {
+                        let name = handle.thread().name().unwrap_or("stage").to_string();
+                        match handle.join() {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => problems.push(format!("{name}: {e:#}")),
+                            Err(_) => problems.push(format!("{name}: panicked")),
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The pose queue is closed now and the publisher flushes it, says `offline` and
+        // disconnects. After a timeout the stages may still hold it: stop the publisher.
+        if stages.iter().any(Option::is_some) {
+            self.io_stop.cancel();
+        }
+        let io_deadline = Instant::now() + publish::FLUSH_DEADLINE + Duration::from_secs(1);
+        while !self.io.is_finished() && Instant::now() < io_deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.io_stop.cancel();
+        if self.io.is_finished() {
+            match self.io.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => problems.push(format!("io: {e:#}")),
+                Err(_) => problems.push("io: panicked".into()),
+            }
+        } else {
+            problems.push("io: the MQTT publisher did not finish its flush".into());
+        }
+        let mut reporter =
+            Reporter::new(self.counters.clone(), self.mqtt_counters.clone(), self.gauges.clone());
+        let r = reporter.report();
+        let summary = Summary {
+            frames_in: r.frames_in,
+            frames_dropped: r.frames_dropped,
+            messages_out: r.messages_out,
+            messages_dropped: r.messages_dropped,
+        };
+        tracing::info!(
+            frames_in = summary.frames_in,
+            frames_dropped = summary.frames_dropped,
+            messages_out = summary.messages_out,
+            messages_dropped = summary.messages_dropped,
+            "Stopped."
+        );
+        if problems.is_empty() {
+            Ok(summary)
+        } else {
+            bail!("{}", problems.join("; "))
+        }
+    }
+}
+
+/// Spawns a named pipeline thread. If it fails or panics, `shutdown` is cancelled so the other
+/// stages stop too.
+fn spawn_stage(
+    name: &str,
+    shutdown: &CancellationToken,
+    body: impl FnOnce() -> Result<()> + Send + 'static,
+) -> Result<JoinHandle<Result<()>>> {
+    /// Cancels the token when dropped during a panic or after a failure.
+    struct StopOthers(CancellationToken, bool);
+    impl Drop for StopOthers {
+        fn drop(&mut self) {
+            if self.1 || std::thread::panicking() {
+                self.0.cancel();
+            }
+        }
+    }
+    let shutdown = shutdown.clone();
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let mut guard = StopOthers(shutdown, false);
+            let result = body();
+            if let Err(e) = &result {
+                tracing::error!(error = format!("{e:#}"), "Pipeline stage failed; stopping.");
+                guard.1 = true;
+            }
+            result
+        })
+        .with_context(|| format!("cannot start the {name} thread"))?;
+    Ok(thread)
+}
+
+/// The capture thread: frames from the source into the frame queue until the source ends or
+/// `shutdown`.
+fn capture(
+    mut source: Box<dyn FrameSource>,
+    live: bool,
+    frame_tx: queue::Sender<crate::source::Frame>,
+    counters: &Counters,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let mut last_warning: Option<Instant> = None;
+    while !shutdown.is_cancelled() {
+        match source.next_frame() {
+            Ok(Some(frame)) => {
+                Counters::add(&counters.frames_in, 1);
+                let sent = if live { frame_tx.send(frame) } else { frame_tx.send_wait(frame) };
+                if sent.is_err() {
+                    break; // inference is gone; it reports why
+                }
+            }
+            Ok(None) => {
+                tracing::info!("Source ended.");
+                break;
+            }
+            Err(e) => {
+                Counters::add(&counters.frames_bad, 1);
+                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::warn!(error = %e, "Frame skipped (counted in stats as frames_bad).");
+                    last_warning = Some(Instant::now());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `infer` hands to `post` for one frame.
+struct Features {
+    meta: FrameMeta,
+    cache: FrameCache,
+}
+
+/// What a pose message says about the frame its result is for.
+struct FrameMeta {
+    frame_id: u64,
+    time: CaptureTime,
+    /// Image size [width, height].
+    image: [u32; 2],
+    bbox: BBox,
+    crop: encode::Crop,
+}
+
+/// The inference thread's state: the per-frame graphs.
+struct Infer {
+    backbone: crate::model::Backbone,
+    projector: Projector,
+    person_box: Option<BBox>,
+    crop_scale: f32,
+    extra_delay: Duration,
+}
+
+impl Infer {
+    fn run(
+        mut self,
+        frame_rx: queue::Receiver<crate::source::Frame>,
+        feature_tx: queue::Sender<Features>,
+        counters: &Counters,
+    ) -> Result<()> {
+        let mut tensor = Vec::new();
+        let mut last_warning: Option<Instant> = None;
+        // Runs until capture closes the queue and it is drained.
+        while let Ok(next) = frame_rx.recv_timeout(POLL) {
+            let Some(frame) = next else { continue };
+            let t0 = Instant::now();
+            let bbox = self.person_box.unwrap_or_else(|| BBox::full(frame.width, frame.height));
+            let crop = bbox.crop(self.crop_scale);
+            preprocess::crop_to_tensor(&frame, crop, &mut tensor);
+            let cache = self
+                .backbone
+                .run(&tensor)
+                .and_then(|feature| self.projector.project(&feature))
+                .map(|mut caches| caches.swap_remove(0));
+            if !self.extra_delay.is_zero() {
+                std::thread::sleep(self.extra_delay);
+            }
+            Counters::add(&counters.infer_ns, t0.elapsed().as_nanos() as u64);
+            let cache = match cache {
+                Ok(cache) => cache,
+                Err(e) => {
+                    Counters::add(&counters.frames_failed, 1);
+                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        tracing::error!(error = %e, frame = frame.id, "Inference failed; frame skipped.");
+                        last_warning = Some(Instant::now());
+                    }
+                    continue;
+                }
+            };
+            Counters::add(&counters.frames_inferred, 1);
+            let meta = FrameMeta {
+                frame_id: frame.id,
+                time: frame.time,
+                image: [frame.width, frame.height],
+                bbox,
+                crop,
+            };
+            let features = Features { meta, cache };
+            if feature_tx.send_wait(features).is_err() {
+                bail!("the post thread stopped taking frames");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The post thread's state: the track's window and the step graph.
+struct Post {
+    stepper: Stepper,
+    device_id: String,
+    model_id: String,
+    /// One track (id 0) until detection and tracking arrive (issue #5).
+    window: TrackWindow,
+    /// Metadata of the frames in the window, oldest first (the result for a frame comes up to
+    /// [`LOOKAHEAD`] frames later).
+    meta: VecDeque<FrameMeta>,
+    seq: u64,
+}
+
+impl Post {
+    fn run(
+        mut self,
+        feature_rx: queue::Receiver<Features>,
+        pose_tx: queue::Sender<Vec<u8>>,
+        counters: &Counters,
+    ) -> Result<()> {
+        while let Ok(next) = feature_rx.recv_timeout(POLL) {
+            let Some(Features { meta, cache }) = next else { continue };
+            let t0 = Instant::now();
+            let ready = self.window.push(meta.frame_id, cache);
+            self.meta.push_back(meta);
+            if self.meta.len() > SEQ_LEN {
+                self.meta.pop_front();
+            }
+            if let Some(ready) = ready {
+                self.emit(&ready, &pose_tx, counters)?;
+            }
+            Counters::add(&counters.post_ns, t0.elapsed().as_nanos() as u64);
+        }
+        // Inference is done: the frames still waiting for lookahead get their results now.
+        for ready in self.window.flush() {
+            self.emit(&ready, &pose_tx, counters)?;
+        }
+        Ok(())
+    }
+
+    fn emit(
+        &mut self,
+        ready: &crate::window::ReadyWindow,
+        pose_tx: &queue::Sender<Vec<u8>>,
+        counters: &Counters,
+    ) -> Result<()> {
+        let Some(meta) = self.meta.iter().find(|m| m.frame_id == ready.frame_id) else {
+            bail!("no metadata for frame {} (window bookkeeping broken)", ready.frame_id);
+        };
+        let out = self.stepper.step(&[ready.refs()])?.swap_remove(0);
+        let person = encode::person(0, 1.0, meta.bbox.as_array(), meta.crop, meta.image, &out);
+        let msg = wire::PoseMsg {
+            v: wire::SCHEMA_VERSION,
+            dev: self.device_id.clone(),
+            seq: self.seq,
+            frame: ready.frame_id,
+            utc_us: meta.time.utc_us,
+            mono_ns: meta.time.mono_ns,
+            model: self.model_id.clone(),
+            win: wire::Window {
+                len: SEQ_LEN as u8,
+                lookahead: if ready.repeated { 0 } else { LOOKAHEAD as u8 },
+            },
+            img: meta.image,
+            people: vec![person],
+        };
+        self.seq += 1;
+        Counters::add(&counters.messages_out, 1);
+        // Drop-oldest: never blocks on the broker; drops are counted by the queue.
+        if pose_tx.send(wire::encode(&msg)).is_err() {
+            bail!("the publisher stopped taking messages");
+        }
+        Ok(())
+    }
+}
+
+/// The `io` thread: a current-thread tokio runtime with the signal handler, the stats timer and
+/// the publisher (if MQTT is configured).
+#[allow(clippy::too_many_arguments)]
+fn spawn_io(
+    config: &Config,
+    pose_rx: queue::Receiver<Vec<u8>>,
+    stats_rx: queue::Receiver<Vec<u8>>,
+    stats_tx: queue::Sender<Vec<u8>>,
+    mut reporter: Reporter,
+    mqtt_counters: Arc<publish::Counters>,
+    shutdown: CancellationToken,
+    io_stop: CancellationToken,
+) -> Result<JoinHandle<Result<()>>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let mqtt = config.mqtt.clone();
+    let interval = config.stats_interval;
+    let thread = std::thread::Builder::new()
+        .name("io".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                tokio::spawn(on_signal(shutdown.clone()));
+                if let Some(every) = interval {
+                    let stop = io_stop.clone();
+                    tokio::spawn(async move {
+                        let mut tick = tokio::time::interval(every);
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        tick.tick().await; // the first tick is immediate
+                        loop {
+                            tokio::select! {
+                                _ = stop.cancelled() => return,
+                                _ = tick.tick() => {}
+                            }
+                            let report = reporter.report();
+                            tracing::debug!(?report, "Stats.");
+                            if let Ok(json) = serde_json::to_vec(&report) {
+                                let _ = stats_tx.send(json);
+                            }
+                        }
+                    });
+                }
+                match mqtt {
+                    Some(m) => {
+                        publish::run(m.settings, pose_rx, Some(stats_rx), mqtt_counters, io_stop)
+                            .await?
+                    }
+                    None => {
+                        // Nothing to publish to: consume and discard.
+                        loop {
+                            tokio::select! {
+                                _ = io_stop.cancelled() => break,
+                                msg = pose_rx.recv_async() => if msg.is_err() { break },
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            })
+        })
+        .context("cannot start the io thread")?;
+    Ok(thread)
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT. A second signal exits at once.
+async fn on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("Cannot install the SIGTERM/SIGINT handlers; stop with SIGKILL.");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "Stopping.");
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::warn!("Second signal: exiting without flushing.");
+    std::process::exit(130);
+}
+
+/// `smplcast check-config`: loads and checks a config file, and that its models load.
+///
+/// # Errors
+/// The config's problems, or the models'.
+pub fn check_config(file: &Path) -> Result<Config> {
+    let config = Config::load(file)?;
+    Bundle::load(&config.model.dir, config.model.int8).with_context(|| {
+        format!("{}: [model] dir = {:?}", file.display(), config.model.dir.display().to_string())
+    })?;
+    Ok(config)
+}

@@ -1,0 +1,133 @@
+//! From a frame and a person's box to the backbone's input: the official MPS-Net demo's crop
+//! (a square around the box centre, side = longer box side × scale, default 1.1), sampled
+//! bilinearly to 224 × 224, pixels outside the image black, then ImageNet mean/std.
+//! Output: [3, 224, 224] f32 RGB, planar. Pure; runs on the inference thread.
+
+use crate::encode::Crop;
+use crate::model::IMAGE_SIZE;
+use crate::source::Frame;
+
+/// ImageNet normalisation the backbone was trained with.
+const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// A person's box in image pixels: left, top, width, height.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BBox {
+    pub left: f32,
+    pub top: f32,
+    pub width: f32,
+    pub height: f32,
+}
+
+impl BBox {
+    pub fn full(width: u32, height: u32) -> Self {
+        BBox { left: 0.0, top: 0.0, width: width as f32, height: height as f32 }
+    }
+
+    pub fn as_array(&self) -> [f32; 4] {
+        [self.left, self.top, self.width, self.height]
+    }
+
+    /// The square crop around this box: centre kept, side = longer side × `scale`.
+    pub fn crop(&self, scale: f32) -> Crop {
+        Crop {
+            cx: self.left + self.width / 2.0,
+            cy: self.top + self.height / 2.0,
+            side: self.width.max(self.height) * scale,
+        }
+    }
+}
+
+/// Samples `crop` of `frame` into `out`, resized to [3, 224, 224] and normalised.
+pub fn crop_to_tensor(frame: &Frame, crop: Crop, out: &mut Vec<f32>) {
+    let n = IMAGE_SIZE;
+    out.clear();
+    out.resize(3 * n * n, 0.0);
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let step = crop.side / n as f32;
+    let x0 = crop.cx - crop.side / 2.0;
+    let y0 = crop.cy - crop.side / 2.0;
+    // Source pixel value at integer coordinates, black outside the image.
+    let px = |x: isize, y: isize, c: usize| -> f32 {
+        if x < 0 || y < 0 || x as usize >= w || y as usize >= h {
+            0.0
+        } else {
+            f32::from(frame.rgb[(y as usize * w + x as usize) * 3 + c])
+        }
+    };
+    // Pixel centres: output pixel i covers source [x0 + i·step, x0 + (i+1)·step).
+    let coords = |origin: f32| -> Vec<(isize, f32)> {
+        (0..n)
+            .map(|i| {
+                let s = origin + (i as f32 + 0.5) * step - 0.5;
+                let f = s.floor();
+                (f as isize, s - f)
+            })
+            .collect()
+    };
+    let (xs, ys) = (coords(x0), coords(y0));
+    for (oy, &(sy, fy)) in ys.iter().enumerate() {
+        for (ox, &(sx, fx)) in xs.iter().enumerate() {
+            for c in 0..3 {
+                let top = px(sx, sy, c) * (1.0 - fx) + px(sx + 1, sy, c) * fx;
+                let bottom = px(sx, sy + 1, c) * (1.0 - fx) + px(sx + 1, sy + 1, c) * fx;
+                let v = (top * (1.0 - fy) + bottom * fy) / 255.0;
+                out[c * n * n + oy * n + ox] = (v - MEAN[c]) / STD[c];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::CaptureTime;
+
+    fn frame(width: u32, height: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Frame {
+        let f = &f;
+        let rgb = (0..height).flat_map(|y| (0..width).flat_map(move |x| f(x, y))).collect();
+        Frame { id: 0, width, height, rgb, time: CaptureTime { utc_us: 0, mono_ns: 0 } }
+    }
+
+    fn denorm(v: f32, c: usize) -> f32 {
+        (v * STD[c] + MEAN[c]) * 255.0
+    }
+
+    #[test]
+    fn square_crop_scaled_around_the_box_centre() {
+        let b = BBox { left: 100.0, top: 50.0, width: 80.0, height: 200.0 };
+        let c = b.crop(1.1);
+        assert_eq!((c.cx, c.cy), (140.0, 150.0));
+        assert!((c.side - 220.0).abs() < 1e-3, "{c:?}");
+        assert_eq!(BBox::full(640, 480).crop(1.0), Crop { cx: 320.0, cy: 240.0, side: 640.0 });
+    }
+
+    #[test]
+    fn identity_crop_reproduces_the_image() {
+        let f = frame(224, 224, |x, y| [x as u8, y as u8, (x ^ y) as u8]);
+        let mut t = Vec::new();
+        crop_to_tensor(&f, BBox::full(224, 224).crop(1.0), &mut t);
+        for (y, x) in [(0usize, 0usize), (10, 200), (223, 223), (100, 7)] {
+            let want = [x as f32, y as f32, (x ^ y) as f32];
+            for c in 0..3 {
+                let got = denorm(t[c * 224 * 224 + y * 224 + x], c);
+                assert!((got - want[c]).abs() < 1e-3, "({x},{y}) c{c}: {got} vs {}", want[c]);
+            }
+        }
+    }
+
+    #[test]
+    fn outside_the_image_is_black() {
+        // 448×224 image: left half 0, right half 200. The full-frame square crop (side 448)
+        // covers 112 rows of black above and below.
+        let f = frame(448, 224, |x, _| if x < 224 { [0; 3] } else { [200; 3] });
+        let mut t = Vec::new();
+        crop_to_tensor(&f, BBox::full(448, 224).crop(1.0), &mut t);
+        let at = |x: usize, y: usize| denorm(t[y * 224 + x], 0);
+        assert!(at(150, 10).abs() < 1e-3, "above the image: black");
+        assert!((at(150, 112) - 200.0).abs() < 1e-3 && at(50, 112).abs() < 1e-3);
+        // 2:1 downsampling samples between source pixels 2i and 2i + 1: the seam stays sharp.
+        assert!(at(111, 112).abs() < 1e-3 && (at(112, 112) - 200.0).abs() < 1e-3);
+    }
+}

@@ -1,0 +1,108 @@
+//! The built-in source: a deterministic moving test pattern (a bright "body" swaying over a
+//! gradient, with two swinging "arms"), of any size, at a fixed rate or unpaced. The same frame
+//! index always gives the same bytes, so runs are reproducible without a camera.
+
+use super::{CaptureTime, Error, Frame, FrameSource, Pacer};
+
+/// Writes frame `index` of the pattern into `rgb` as packed RGB8 of `width × height`.
+pub fn render(index: u64, width: u32, height: u32, rgb: &mut Vec<u8>) {
+    let (w, h) = (width as usize, height as usize);
+    rgb.clear();
+    rgb.resize(w * h * 3, 0);
+    let t = index as f32 / 25.0;
+    // Pattern coordinates: v spans the height, u keeps the aspect ratio, centred.
+    let scale = 1.0 / h.max(1) as f32;
+    let u0 = 0.5 - 0.5 * w as f32 * scale;
+    let (cx, cy) = (0.5 + 0.15 * (0.7 * t).sin(), 0.5 + 0.05 * (1.3 * t).cos());
+    let swing = 0.25 * (2.0 * t).sin();
+    for (y, row) in rgb.chunks_exact_mut(w * 3).enumerate() {
+        let v = (y as f32 + 0.5) * scale;
+        let dy = v - cy;
+        for (x, px) in row.chunks_exact_mut(3).enumerate() {
+            let u = u0 + (x as f32 + 0.5) * scale;
+            let dx = u - cx;
+            let body = (dx / 0.12).powi(2) + (dy / 0.3).powi(2) < 1.0;
+            let arm = (dy + swing * dx.abs()).abs() < 0.03 && dx.abs() < 0.3;
+            let fg = f32::from(u8::from(body || arm));
+            let c = [
+                0.2 + 0.6 * u.clamp(0.0, 1.0) * (1.0 - fg) + 0.75 * fg,
+                0.3 + 0.4 * v * (1.0 - fg) + 0.6 * fg,
+                0.5 - 0.3 * u.clamp(0.0, 1.0) * (1.0 - fg) + 0.4 * fg,
+            ];
+            for (out, c) in px.iter_mut().zip(c) {
+                *out = (c * 255.0).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+}
+
+/// The synthetic source.
+#[derive(Debug)]
+pub struct Synthetic {
+    width: u32,
+    height: u32,
+    fps: f64,
+    /// Frames to produce; `None`: endless.
+    frames: Option<u64>,
+    next: u64,
+    pacer: Pacer,
+}
+
+impl Synthetic {
+    /// `fps` = 0: unpaced. `frames`: stop after this many (`None`: never).
+    pub fn new(width: u32, height: u32, fps: f64, frames: Option<u64>) -> Self {
+        Synthetic { width, height, fps, frames, next: 0, pacer: Pacer::new(fps) }
+    }
+}
+
+impl FrameSource for Synthetic {
+    fn next_frame(&mut self) -> Result<Option<Frame>, Error> {
+        if self.frames.is_some_and(|n| self.next >= n) {
+            return Ok(None);
+        }
+        self.pacer.wait();
+        let time = CaptureTime::now();
+        let mut rgb = Vec::new();
+        render(self.next, self.width, self.height, &mut rgb);
+        let frame = Frame { id: self.next, width: self.width, height: self.height, rgb, time };
+        self.next += 1;
+        Ok(Some(frame))
+    }
+
+    fn is_live(&self) -> bool {
+        self.pacer.is_paced()
+    }
+
+    fn describe(&self) -> String {
+        let rate = if self.fps > 0.0 { format!("{} fps", self.fps) } else { "unpaced".into() };
+        format!("synthetic {}×{} {rate}", self.width, self.height)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_moving() {
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        render(7, 64, 48, &mut a);
+        render(7, 64, 48, &mut b);
+        render(8, 64, 48, &mut c);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.len(), 64 * 48 * 3);
+        // The body is brighter than the background somewhere near the middle.
+        let px = |x: usize, y: usize| a[(y * 64 + x) * 3];
+        assert!((0..64).any(|x| px(x, 24) > 200) && px(0, 0) < 100);
+    }
+
+    #[test]
+    fn source_counts_ids_and_ends() {
+        let mut s = Synthetic::new(32, 16, 0.0, Some(3));
+        let ids: Vec<u64> = std::iter::from_fn(|| s.next_frame().unwrap()).map(|f| f.id).collect();
+        assert_eq!(ids, [0, 1, 2]);
+        assert!(!s.is_live());
+        assert!(Synthetic::new(32, 16, 30.0, None).is_live());
+    }
+}

@@ -1,0 +1,175 @@
+//! Pipeline health: counters the stage threads bump (relaxed atomics, no locks on the frame
+//! path) and the periodic report published on `<prefix>/<device_id>/stats` as a JSON object
+//! (docs/WIRE.md, "Stats"). The report is built on the runtime thread from the counters and
+//! the queues' gauges; rates are over the interval since the previous report.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::publish;
+use crate::queue::Gauge;
+
+/// Counters shared by the stage threads.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Frames the source delivered.
+    pub frames_in: AtomicU64,
+    /// Frames the source could not read (a corrupt image): skipped.
+    pub frames_bad: AtomicU64,
+    /// Frames through preprocessing, the backbone and the per-frame projection.
+    pub frames_inferred: AtomicU64,
+    /// Frames whose inference failed (tract error): skipped, logged.
+    pub frames_failed: AtomicU64,
+    /// Nanoseconds spent on those frames (preprocess + backbone + projection).
+    pub infer_ns: AtomicU64,
+    /// Pose messages made (one per frame with a result).
+    pub messages_out: AtomicU64,
+    /// Nanoseconds spent on temporal steps, SMPL decoding and encoding.
+    pub post_ns: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// One stats message.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Seconds since the daemon started.
+    pub uptime_s: f64,
+    /// Seconds this report's rates are measured over.
+    pub interval_s: f64,
+    /// Frames per second from the source.
+    pub fps_in: f64,
+    /// Pose messages per second made.
+    pub fps_out: f64,
+    /// Totals since start.
+    pub frames_in: u64,
+    /// Frames dropped because inference was behind (the frame queue's drop-oldest).
+    pub frames_dropped: u64,
+    /// Frames unreadable or failed in inference.
+    pub frames_bad: u64,
+    pub messages_out: u64,
+    /// Pose messages dropped before the broker (queue full: broker slow or down).
+    pub messages_dropped: u64,
+    /// Mean milliseconds per frame in this interval: preprocess + backbone + projection.
+    pub inference_ms: f64,
+    /// Mean milliseconds per message in this interval: temporal step + SMPL + encoding.
+    pub post_ms: f64,
+    /// Every queue: items waiting now and dropped since start.
+    pub queues: BTreeMap<&'static str, QueueReport>,
+    /// MQTT connections made (1 + reconnections).
+    pub mqtt_connections: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct QueueReport {
+    pub len: usize,
+    pub dropped: u64,
+}
+
+/// Builds [`Report`]s from the counters, remembering the previous one for rates.
+pub struct Reporter {
+    counters: Arc<Counters>,
+    mqtt: Arc<publish::Counters>,
+    /// The frame queue (its drops are `frames_dropped`) first, then the others.
+    gauges: Vec<Gauge>,
+    started: Instant,
+    last: (Instant, [u64; 5]),
+}
+
+impl Reporter {
+    /// `gauges[0]` must be the frame queue; every pose-message queue's drops count as
+    /// `messages_dropped`, as do the publisher's.
+    pub fn new(counters: Arc<Counters>, mqtt: Arc<publish::Counters>, gauges: Vec<Gauge>) -> Self {
+        let now = Instant::now();
+        Reporter { counters, mqtt, gauges, started: now, last: (now, [0; 5]) }
+    }
+
+    /// The counters now, rates since the previous call.
+    pub fn report(&mut self) -> Report {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let totals = [
+            get(&c.frames_in),
+            get(&c.messages_out),
+            get(&c.frames_inferred),
+            get(&c.infer_ns),
+            get(&c.post_ns),
+        ];
+        let (then, before) = std::mem::replace(&mut self.last, (now, totals));
+        let d = |i: usize| totals[i].saturating_sub(before[i]) as f64;
+        let secs = (now - then).as_secs_f64().max(1e-9);
+        let per = |ns: f64, n: f64| if n > 0.0 { ns / n / 1e6 } else { 0.0 };
+        let queues: BTreeMap<_, _> = self
+            .gauges
+            .iter()
+            .map(|g| (g.name(), QueueReport { len: g.len(), dropped: g.dropped() }))
+            .collect();
+        let frames_dropped = self.gauges.first().map_or(0, Gauge::dropped);
+        let pose_drops: u64 = self.gauges.iter().skip(1).map(Gauge::dropped).sum();
+        Report {
+            uptime_s: round3((now - self.started).as_secs_f64()),
+            interval_s: round3(secs),
+            fps_in: round3(d(0) / secs),
+            fps_out: round3(d(1) / secs),
+            frames_in: totals[0],
+            frames_dropped,
+            frames_bad: get(&c.frames_bad) + get(&c.frames_failed),
+            messages_out: totals[1],
+            messages_dropped: pose_drops + get(&self.mqtt.publish_dropped),
+            inference_ms: round3(per(d(3), d(2))),
+            post_ms: round3(per(d(4), d(1))),
+            queues,
+            mqtt_connections: get(&self.mqtt.connections),
+        }
+    }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue;
+
+    #[test]
+    fn report_counts_drops_and_rates() {
+        let counters = Arc::new(Counters::default());
+        let mqtt = Arc::new(publish::Counters::default());
+        let (frame_tx, _frame_rx) = queue::bounded("frames", 1);
+        let (pose_tx, _pose_rx) = queue::bounded("poses", 2);
+        let mut r =
+            Reporter::new(counters.clone(), mqtt.clone(), vec![frame_tx.gauge(), pose_tx.gauge()]);
+        for i in 0..3 {
+            frame_tx.send(i).unwrap();
+        }
+        for i in 0..5 {
+            pose_tx.send(i).unwrap();
+        }
+        Counters::add(&counters.frames_in, 3);
+        Counters::add(&counters.frames_inferred, 2);
+        Counters::add(&counters.infer_ns, 20_000_000);
+        Counters::add(&counters.messages_out, 1);
+        mqtt.publish_dropped.fetch_add(4, Ordering::Relaxed);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let rep = r.report();
+        assert_eq!((rep.frames_in, rep.frames_dropped, rep.messages_dropped), (3, 2, 3 + 4));
+        assert_eq!(rep.inference_ms, 10.0);
+        assert_eq!(rep.queues["frames"], QueueReport { len: 1, dropped: 2 });
+        assert_eq!(rep.queues["poses"], QueueReport { len: 2, dropped: 3 });
+        assert!(rep.fps_in > 0.0);
+        // The next interval has no new frames: rates and means fall to 0, totals stay.
+        let next = r.report();
+        assert_eq!((next.fps_in, next.inference_ms, next.frames_in), (0.0, 0.0, 3));
+    }
+}
