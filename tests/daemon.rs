@@ -1,0 +1,404 @@
+//! The daemon (`smplcast run --config FILE`) end to end: real mosquitto on loopback, the
+//! third-party Python subscriber (paho-mqtt + the spec-only decoder), the real binary started
+//! and stopped with real signals. scripts/test.sh installs mosquitto and the Python venv.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::mqtt::{is_status, root, Broker, Subscriber};
+use serde_json::Value;
+use smplcast::wire;
+
+/// A daemon process with its config in a directory of its own; stderr goes to a file there.
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("smplcast-daemon-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Daemon {
+    fn start(name: &str, config: &str) -> Daemon {
+        let dir = scratch(name);
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+            .args(["run", "--config"])
+            .arg(dir.join("config.toml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon { child, dir }
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -s {name}");
+    }
+
+    /// Exit status and stderr, or a panic after `timeout`.
+    fn wait(&mut self, timeout: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.stderr());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("daemon still running after {timeout:?}:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn narrow() -> PathBuf {
+    root().join("models/fixtures/narrow")
+}
+
+/// A config for `device` on the broker at `port`, with `extra` TOML appended to the given
+/// sections (each section appears once: pass complete `[section]` blocks only for sections not
+/// listed here).
+fn config(device: &str, port: u16, source: &str, model_extra: &str, stats_s: f64) -> String {
+    format!(
+        "device_id = \"{device}\"\n[source]\n{source}\n[model]\ndir = {:?}\n{model_extra}\n\
+         [mqtt]\nport = {port}\npose_qos = 1\nconnect_timeout_s = 5\n\
+         [stats]\ninterval_s = {stats_s}\n",
+        narrow().display().to_string()
+    )
+}
+
+fn poses(lines: &[Value]) -> Vec<&Value> {
+    lines.iter().filter(|v| v.get("pose").is_some()).collect()
+}
+
+/// The Python subscriber's decoding of every pose equals the Rust decoder's on the same bytes.
+fn check_against_rust(pose_lines: &[&Value]) {
+    for line in pose_lines {
+        let bytes = hex(line["hex"].as_str().unwrap());
+        let rust = wire::decode(&bytes).unwrap();
+        assert_eq!(line["pose"], serde_json::to_value(&rust).unwrap(), "seq {}", rust.seq);
+        assert_eq!(wire::encode(&rust), bytes, "encoding is canonical");
+    }
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+fn seqs(pose_lines: &[&Value]) -> Vec<u64> {
+    pose_lines.iter().map(|l| l["pose"]["seq"].as_u64().unwrap()).collect()
+}
+
+#[test]
+fn synthetic_stream_reaches_a_third_party_subscriber_and_sigterm_says_offline() {
+    let device = "daemon-clean";
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, device, 60);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    let source = "kind = \"synthetic\"\nwidth = 320\nheight = 240\nfps = 40";
+    let mut daemon = Daemon::start(device, &config(device, broker.port, source, "", 0.5));
+
+    let mut lines = sub.until(Duration::from_secs(30), |v| v["pose"]["seq"].as_u64() == Some(40));
+    daemon.signal("TERM");
+    let (status, stderr) = daemon.wait(Duration::from_secs(15));
+    assert!(status.success(), "exit {status}:\n{stderr}");
+    assert!(stderr.contains("Stopping. signal=\"SIGTERM\"") && stderr.contains("Stopped."));
+    lines.extend(sub.until(Duration::from_secs(10), |v| is_status(v, "offline")));
+
+    let got = poses(&lines);
+    let seq = seqs(&got);
+    assert_eq!(seq, (0..seq.len() as u64).collect::<Vec<_>>(), "seq continuous from 0");
+    check_against_rust(&got);
+    let frames: Vec<u64> = got.iter().map(|l| l["pose"]["frame"].as_u64().unwrap()).collect();
+    assert!(frames.windows(2).all(|w| w[0] < w[1]), "frames in order: {frames:?}");
+    for l in &got {
+        let p = &l["pose"];
+        assert_eq!(
+            (p["dev"].as_str(), p["model"].as_str()),
+            (Some(device), Some("mpsnet-random-0-w8"))
+        );
+        assert_eq!(p["img"], serde_json::json!([320, 240]));
+        let person = &p["people"][0];
+        assert_eq!(
+            (person["id"].as_u64(), person["box"].clone()),
+            (Some(0), serde_json::json!([0, 0, 320, 240]))
+        );
+        let len = |k: &str| person[k].as_array().unwrap().len();
+        assert_eq!((len("pose"), len("shape"), len("cam"), len("cam_img")), (72, 10, 3, 4));
+    }
+    // The stop flushed the window: the last 7 results come without lookahead, after centred ones.
+    let lookahead: Vec<u64> =
+        got.iter().map(|l| l["pose"]["win"]["lookahead"].as_u64().unwrap()).collect();
+    assert_eq!(lookahead[lookahead.len() - 8..], [7, 0, 0, 0, 0, 0, 0, 0], "{lookahead:?}");
+    let stats: Vec<&Value> = lines.iter().filter_map(|v| v.get("stats")).collect();
+    assert!(!stats.is_empty(), "stats every 0.5 s");
+    let s = stats.last().unwrap();
+    assert!(s["fps_in"].as_f64().unwrap() > 0.0 && s["uptime_s"].as_f64().unwrap() > 0.0, "{s}");
+    for key in ["frames", "features", "poses"] {
+        assert!(s["queues"][key]["len"].is_u64(), "queue {key} in {s}");
+    }
+    let statuses: Vec<&str> = lines.iter().filter_map(|v| v["status"].as_str()).collect();
+    assert_eq!((statuses.first(), statuses.last()), (Some(&"online"), Some(&"offline")));
+}
+
+#[test]
+fn killed_daemon_goes_offline_by_its_last_will() {
+    let device = "daemon-killed";
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, device, 60);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    let source = "fps = 30";
+    let mut daemon = Daemon::start(device, &config(device, broker.port, source, "", 0.0));
+    sub.until(Duration::from_secs(30), |v| v.get("pose").is_some());
+    daemon.child.kill().unwrap(); // SIGKILL: no flush, no DISCONNECT
+    let (status, _) = daemon.wait(Duration::from_secs(5));
+    assert!(!status.success());
+    sub.until(Duration::from_secs(10), |v| is_status(v, "offline"));
+    // Retained: a later subscriber reads `offline` at once.
+    let late = Subscriber::start(broker.port, device, 3);
+    let seen = late.until(Duration::from_secs(10), |v| v["status"].is_string());
+    let last = seen.last().unwrap();
+    assert_eq!((last["status"].as_str(), last["retain"].as_bool()), (Some("offline"), Some(true)));
+}
+
+#[test]
+fn stats_count_the_frames_dropped_when_the_model_is_slower_than_the_source() {
+    let device = "daemon-slow";
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, device, 60);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    // 50 fps in, ≥ 60 ms per frame in inference: at most ~16 fps out.
+    let source = "kind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 50";
+    let cfg = config(device, broker.port, source, "extra_delay_ms = 60", 0.5);
+    let mut daemon = Daemon::start(device, &cfg);
+    let lines = sub.until(Duration::from_secs(30), |v| {
+        v["stats"]["uptime_s"].as_f64().is_some_and(|t| t > 2.0)
+    });
+    daemon.signal("INT");
+    let (status, stderr) = daemon.wait(Duration::from_secs(15));
+    assert!(status.success(), "{stderr}");
+
+    let s = lines.last().unwrap()["stats"].clone();
+    let (fps_in, fps_out) = (s["fps_in"].as_f64().unwrap(), s["fps_out"].as_f64().unwrap());
+    assert!(s["frames_dropped"].as_u64().unwrap() > 10, "{s}");
+    assert_eq!(s["frames_dropped"], s["queues"]["frames"]["dropped"]);
+    assert!(fps_in > 25.0 && fps_out < 0.75 * fps_in, "in {fps_in}, out {fps_out}: {s}");
+    assert!(s["inference_ms"].as_f64().unwrap() >= 60.0, "{s}");
+    assert!(s["queues"]["frames"]["len"].as_u64().unwrap() <= 2, "bounded: {s}");
+    assert_eq!(s["messages_dropped"].as_u64(), Some(0), "poses are not what is dropped: {s}");
+    // Frames dropped before inference leave gaps in frame ids, never in seq.
+    let got = poses(&lines);
+    let seq = seqs(&got);
+    assert_eq!(seq, (0..seq.len() as u64).collect::<Vec<_>>());
+    let frames: Vec<u64> = got.iter().map(|l| l["pose"]["frame"].as_u64().unwrap()).collect();
+    assert!(frames.windows(2).any(|w| w[1] > w[0] + 1), "gaps: {frames:?}");
+}
+
+/// Runs the file source over tests/data/frames to its end and returns the pose lines.
+fn replay(broker: &Broker, device: &str) -> (Vec<Value>, String) {
+    let sub = Subscriber::start(broker.port, device, 60);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    let frames = root().join("tests/data/frames");
+    let source = format!("kind = \"files\"\npath = {:?}\nfps = 0", frames.display().to_string());
+    let mut daemon = Daemon::start(device, &config(device, broker.port, &source, "", 0.0));
+    let (status, stderr) = daemon.wait(Duration::from_secs(60));
+    assert!(status.success(), "the replay ends by itself: {stderr}");
+    // The retained `offline` of an earlier run may come first: wait for this run's.
+    let online = std::cell::Cell::new(false);
+    let lines = sub.until(Duration::from_secs(10), |v| {
+        online.set(online.get() || is_status(v, "online"));
+        online.get() && is_status(v, "offline")
+    });
+    (lines.into_iter().filter(|v| v.get("pose").is_some()).collect(), stderr)
+}
+
+#[test]
+fn replaying_files_gives_identical_payloads_apart_from_timestamps() {
+    let device = "daemon-replay";
+    let broker = Broker::start();
+    let (first, stderr) = replay(&broker, device);
+    let (second, _) = replay(&broker, device);
+    assert!(stderr.contains("frame_010.jpg"), "the corrupt frame is named: {stderr}");
+
+    let first_refs: Vec<&Value> = first.iter().collect();
+    check_against_rust(&first_refs);
+    let frames: Vec<u64> = first.iter().map(|l| l["pose"]["frame"].as_u64().unwrap()).collect();
+    let want: Vec<u64> = (0..20).filter(|&i| i != 10).collect();
+    assert_eq!(frames, want, "every readable image, once, in order; the corrupt one skipped");
+    let without_times = |lines: &[Value]| -> Vec<Vec<u8>> {
+        lines
+            .iter()
+            .map(|l| {
+                let mut m = wire::decode(&hex(l["hex"].as_str().unwrap())).unwrap();
+                (m.utc_us, m.mono_ns) = (0, 0);
+                wire::encode(&m)
+            })
+            .collect()
+    };
+    let (a, b) = (without_times(&first), without_times(&second));
+    assert_eq!(a.len(), b.len());
+    let differing: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+    assert!(differing.is_empty(), "messages {differing:?} differ beyond their timestamps");
+    assert_ne!(first[0]["hex"], second[0]["hex"], "the timestamps do differ");
+    assert_eq!(first[0]["pose"]["img"], serde_json::json!([192, 144]));
+}
+
+#[test]
+fn start_up_errors_name_the_input_and_exit_non_zero() {
+    let free_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let model = format!("[model]\ndir = {:?}\n", narrow().display().to_string());
+    let scratch = scratch("bad-inputs");
+    let corrupt = scratch.join("corrupt-model");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    for f in ["temporal_frame.onnx", "temporal_step.onnx", "model.json"] {
+        std::fs::copy(narrow().join(f), corrupt.join(f)).unwrap();
+    }
+    std::fs::write(corrupt.join("backbone.onnx"), b"not an onnx file").unwrap();
+    let wrong = scratch.join("wrong-model");
+    std::fs::create_dir_all(&wrong).unwrap();
+    for f in ["temporal_frame.onnx", "temporal_step.onnx"] {
+        std::fs::copy(narrow().join(f), wrong.join(f)).unwrap();
+    }
+    std::fs::copy(narrow().join("temporal.onnx"), wrong.join("backbone.onnx")).unwrap();
+    let empty = scratch.join("no-frames");
+    std::fs::create_dir_all(&empty).unwrap();
+    let dir = |p: &Path| format!("[model]\ndir = {:?}\n", p.display().to_string());
+    let unreachable = format!("[mqtt]\nport = {free_port}\nconnect_timeout_s = 0.5\n");
+
+    let cases: Vec<(String, Vec<String>)> = vec![
+        (
+            format!("[source]\nfsp = 3\n{model}"),
+            vec!["source.fsp: unknown field `fsp`".into(), "did you mean `fps`?".into()],
+        ),
+        (
+            format!("[mqtt]\nport = \"x\"\n{model}"),
+            vec!["mqtt.port: invalid type: string \"x\"".into()],
+        ),
+        (
+            format!("[source]\nfps = 5000.0\n{model}"),
+            vec!["source.fps = 5000.0: expected 0 (unpaced) or 1 to 1000".into()],
+        ),
+        (
+            "[model]\ndir = \"/nonexistent/models\"\n".into(),
+            vec!["model.dir = \"/nonexistent/models\": not a directory".into()],
+        ),
+        (dir(&corrupt), vec!["backbone.onnx: not a usable backbone graph".into()]),
+        (dir(&wrong), vec!["backbone.onnx: wrong backbone graph".into()]),
+        (
+            format!("{unreachable}{model}"),
+            vec![
+                format!("cannot connect to the MQTT broker at 127.0.0.1:{free_port}"),
+                "start the broker or fix [mqtt] host and port".into(),
+            ],
+        ),
+        (
+            format!(
+                "[source]\nkind = \"files\"\npath = {:?}\n{model}",
+                empty.display().to_string()
+            ),
+            vec!["no .png, .jpg or .jpeg images".into()],
+        ),
+    ];
+    for (text, wanted) in cases {
+        let mut daemon = Daemon::start("bad", &text);
+        let (status, stderr) = daemon.wait(Duration::from_secs(30));
+        assert!(!status.success(), "config:\n{text}\nshould fail; stderr:\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let error: Vec<&str> =
+            stderr.lines().filter(|l| l.starts_with("smplcast: error:")).collect();
+        assert_eq!(error.len(), 1, "one error line:\n{stderr}");
+        for want in wanted {
+            assert!(stderr.contains(&want), "config:\n{text}\nstderr:\n{stderr}\nwanted: {want}");
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["run", "--config", "/nonexistent/smplcast.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("/nonexistent/smplcast.toml: cannot read the config file"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
+#[test]
+fn check_config_accepts_the_example_and_lists_every_problem() {
+    let run = |file: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_smplcast")).arg("check-config").arg(file).output().unwrap()
+    };
+    let ok = run(&root().join("config.example.toml"));
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("config.example.toml: OK"));
+
+    let dir = scratch("check-config");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "device_id = \"a/b\"\n[source]\nfps = -3.0\n[mqtt]\npose_qos = 5\n")
+        .unwrap();
+    let out = run(&bad);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for key in
+        ["device_id = \"a/b\"", "source.fps = -3.0", "mqtt.pose_qos = 5", "model.dir: missing"]
+    {
+        assert!(stderr.contains(key), "{key} in:\n{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn demo_stops_cleanly_on_ctrl_c() {
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["demo", "--models"])
+        .arg(narrow())
+        .args(["--frames", "0", "--fps", "30"])
+        .env("RUST_LOG", "warn,rumqttd=off")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(demo.stdout.take().unwrap()).lines();
+    // Wait for a live line that shows the subscriber receiving.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = stdout.next().expect("demo output").unwrap();
+        if line.contains("frames in") && line.contains("last seq") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no live line");
+    }
+    Command::new("kill").args(["-s", "INT", &demo.id().to_string()]).status().unwrap();
+    let rest: Vec<String> = stdout.map_while(Result::ok).collect();
+    let status = demo.wait().unwrap();
+    assert!(status.success(), "{status}: {rest:?}");
+    let last = rest.last().unwrap();
+    assert!(last.ends_with("results out (stopped)"), "{last}");
+}
