@@ -61,6 +61,7 @@ main_job_smoke() {
   # build without dev-dependencies (several minutes) for the same code.
   ./target/release/smplcast demo --models models/fixtures/narrow --frames 30
   ./target/release/smplcast check-models models/generated/full
+  ./target/release/smplcast check-config config.example.toml
 }
 
 step "install Debian packages and Rust components" install_packages

@@ -4,22 +4,24 @@
 //! # Layout
 //!
 //! ```text
-//!  crop 224² RGB, ImageNet mean/std
-//!        ▼
-//!  model::Backbone          ResNet-50 (tract)            2048-d feature per person-frame
-//!        ▼
-//!  model::Streaming::project  per-frame projections      FrameCache (feature + MoCA/HAFI maps)
-//!        ▼
-//!  window::TrackWindow       per-track ring, T = 16      ReadyWindow (centre frame, lookahead 7)
-//!        ▼
-//!  model::Streaming::step    MoCA → HAFI → regressor     6D pose 144, β 10, crop camera 3
-//!        ▼
-//!  smpl                      6D → rotation → axis-angle  θ 72; camera in the original image
+//!  source::FrameSource       synthetic │ image files     Frame: RGB8 + capture time   [capture]
+//!        ▼  queue (bounded; drop-oldest when paced)
+//!  preprocess                person box → crop 224²     [3,224,224] f32, ImageNet    [infer]
+//!  model::Backbone           ResNet-50 (tract)          2048-d feature
+//!  model::Projector          per-frame projections      FrameCache
+//!        ▼  queue (bounded)
+//!  window::TrackWindow       per-track ring, T = 16     ReadyWindow (lookahead 7)    [post]
+//!  model::Stepper            MoCA → HAFI → regressor    6D pose 144, β 10, cam 3
+//!  smpl + encode + wire      axis-angle θ 72, cameras   CBOR PoseMsg
+//!        ▼  queue (bounded, drop-oldest)
+//!  publish                   rumqttc                    pose │ status │ stats         [io]
 //! ```
 //!
-//! `model::TemporalHead` runs the same head on whole windows; it is the reference the streaming
-//! form is tested against. `wire` is the pose message format (docs/WIRE.md). Capture,
-//! tracking and MQTT publishing arrive with later issues.
+//! `daemon` wires the stages (docs/ARCHITECTURE.md has the thread map and queue table);
+//! `config` reads and checks the TOML; `stats` builds the health report; `demo` runs the
+//! daemon on a built-in config with an embedded broker (`broker`). `model::TemporalHead` runs
+//! the head on whole windows: the reference the streaming form is tested against. `wire` is
+//! the pose message format (docs/WIRE.md).
 //!
 //! # Features
 //!

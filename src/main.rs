@@ -61,7 +61,7 @@ enum Command {
         /// Model directory.
         dir: PathBuf,
     },
-    /// Subscribes to pose and status messages and prints each as one JSON line.
+    /// Subscribes to pose, status and stats messages and prints each as one JSON line.
     Sub {
         /// Broker host.
         #[arg(long, default_value = "127.0.0.1")]

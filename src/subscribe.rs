@@ -1,4 +1,4 @@
-//! `smplcast sub`: subscribes to pose and status topics and prints each message as one JSON
+//! `smplcast sub`: subscribes to the pose, status and stats topics and prints each message as one JSON
 //! line, for debugging a deployment from a terminal.
 //!
 //! Pose payloads are decoded with [`crate::wire::decode`]; payloads that do not decode are
@@ -30,6 +30,7 @@ pub struct Settings {
 enum Line<'a> {
     Pose { topic: &'a str, pose: wire::PoseMsg },
     Status { topic: &'a str, status: &'a str, retained: bool },
+    Stats { topic: &'a str, stats: serde_json::Value },
     Error { topic: &'a str, error: String },
 }
 
@@ -61,6 +62,7 @@ pub async fn run(
     let base = format!("{}/{}", settings.prefix, settings.device);
     client.subscribe(format!("{base}/pose"), QoS::AtMostOnce).await?;
     client.subscribe(format!("{base}/status"), QoS::AtLeastOnce).await?;
+    client.subscribe(format!("{base}/stats"), QoS::AtMostOnce).await?;
     let (mut poses, mut connected) = (0u64, false);
     loop {
         let event = tokio::select! {
@@ -91,6 +93,11 @@ pub async fn run(
         let line = if topic.ends_with("/status") {
             let status = std::str::from_utf8(&publish.payload).unwrap_or("<not UTF-8>");
             Line::Status { topic, status, retained: publish.retain }
+        } else if topic.ends_with("/stats") {
+            match serde_json::from_slice(&publish.payload) {
+                Ok(stats) => Line::Stats { topic, stats },
+                Err(e) => Line::Error { topic, error: format!("stats are not JSON: {e}") },
+            }
         } else {
             match wire::decode(&publish.payload) {
                 Ok(pose) => {

@@ -402,3 +402,25 @@ fn demo_stops_cleanly_on_ctrl_c() {
     let last = rest.last().unwrap();
     assert!(last.ends_with("results out (stopped)"), "{last}");
 }
+
+#[test]
+fn a_stop_that_overruns_its_deadline_is_reported_and_exits_non_zero() {
+    let device = "daemon-stuck";
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, device, 60);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    // Inference takes 10 s per frame; the stop may take 0.5 s.
+    let cfg = config(device, broker.port, "fps = 30", "extra_delay_ms = 10000", 0.0)
+        + "[pipeline]\nshutdown_timeout_s = 0.5\n";
+    let mut daemon = Daemon::start(device, &cfg);
+    sub.until(Duration::from_secs(15), |v| is_status(v, "online"));
+    std::thread::sleep(Duration::from_millis(300)); // inference is now inside its first frame
+    let asked = Instant::now();
+    daemon.signal("TERM");
+    let (status, stderr) = daemon.wait(Duration::from_secs(8));
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("did not stop within 500ms"), "{stderr}");
+    assert!(asked.elapsed() < Duration::from_secs(5), "the deadline holds: {:?}", asked.elapsed());
+    // The publisher still said goodbye.
+    sub.until(Duration::from_secs(10), |v| is_status(v, "offline"));
+}
