@@ -11,6 +11,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::mqtt::{is_status, root, Broker, Subscriber};
+use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
 use smplcast::wire;
 
@@ -18,6 +19,11 @@ use smplcast::wire;
 struct Daemon {
     child: Child,
     dir: PathBuf,
+}
+
+fn send(child: &Child, signal: Signal) {
+    let pid = Pid::from_raw(child.id() as i32).unwrap();
+    kill_process(pid, signal).unwrap();
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -41,13 +47,8 @@ impl Daemon {
         Daemon { child, dir }
     }
 
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -s {name}");
+    fn signal(&self, signal: Signal) {
+        send(&self.child, signal);
     }
 
     /// Exit status and stderr, or a panic after `timeout`.
@@ -126,7 +127,7 @@ fn synthetic_stream_reaches_a_third_party_subscriber_and_sigterm_says_offline() 
     let mut daemon = Daemon::start(device, &config(device, broker.port, source, "", 0.5));
 
     let mut lines = sub.until(Duration::from_secs(30), |v| v["pose"]["seq"].as_u64() == Some(40));
-    daemon.signal("TERM");
+    daemon.signal(Signal::TERM);
     let (status, stderr) = daemon.wait(Duration::from_secs(15));
     assert!(status.success(), "exit {status}:\n{stderr}");
     assert!(stderr.contains("Stopping. signal=\"SIGTERM\"") && stderr.contains("Stopped."));
@@ -201,7 +202,7 @@ fn stats_count_the_frames_dropped_when_the_model_is_slower_than_the_source() {
     let lines = sub.until(Duration::from_secs(30), |v| {
         v["stats"]["uptime_s"].as_f64().is_some_and(|t| t > 2.0)
     });
-    daemon.signal("INT");
+    daemon.signal(Signal::INT);
     let (status, stderr) = daemon.wait(Duration::from_secs(15));
     assert!(status.success(), "{stderr}");
 
@@ -395,7 +396,7 @@ fn demo_stops_cleanly_on_ctrl_c() {
         }
         assert!(Instant::now() < deadline, "no live line");
     }
-    Command::new("kill").args(["-s", "INT", &demo.id().to_string()]).status().unwrap();
+    send(&demo, Signal::INT);
     let rest: Vec<String> = stdout.map_while(Result::ok).collect();
     let status = demo.wait().unwrap();
     assert!(status.success(), "{status}: {rest:?}");
@@ -416,7 +417,7 @@ fn a_stop_that_overruns_its_deadline_is_reported_and_exits_non_zero() {
     sub.until(Duration::from_secs(15), |v| is_status(v, "online"));
     std::thread::sleep(Duration::from_millis(300)); // inference is now inside its first frame
     let asked = Instant::now();
-    daemon.signal("TERM");
+    daemon.signal(Signal::TERM);
     let (status, stderr) = daemon.wait(Duration::from_secs(8));
     assert!(!status.success(), "{stderr}");
     assert!(stderr.contains("did not stop within 500ms"), "{stderr}");
