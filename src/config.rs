@@ -56,6 +56,14 @@ pub struct RawSource {
     /// files: start again after the last image.
     #[serde(rename = "loop")]
     pub looping: Option<bool>,
+    /// v4l2: device path or stable link (default /dev/video0).
+    pub device: Option<PathBuf>,
+    /// v4l2: FourCC or "auto".
+    pub format: Option<String>,
+    /// v4l2: mmap buffers.
+    pub buffers: Option<u32>,
+    /// v4l2: seconds without a frame before the camera counts as lost.
+    pub stall_timeout_s: Option<f64>,
 }
 
 impl Default for RawSource {
@@ -68,6 +76,10 @@ impl Default for RawSource {
             frames: None,
             path: None,
             looping: None,
+            device: None,
+            format: None,
+            buffers: None,
+            stall_timeout_s: None,
         }
     }
 }
@@ -180,8 +192,28 @@ pub struct Config {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceConfig {
-    Synthetic { width: u32, height: u32, fps: f64, frames: Option<u64> },
-    Files { path: PathBuf, fps: f64, looping: bool },
+    Synthetic {
+        width: u32,
+        height: u32,
+        fps: f64,
+        frames: Option<u64>,
+    },
+    Files {
+        path: PathBuf,
+        fps: f64,
+        looping: bool,
+    },
+    V4l2 {
+        device: PathBuf,
+        width: u32,
+        height: u32,
+        /// 0: the device's current rate.
+        fps: f64,
+        /// FourCC; `None`: the first readable one the device offers.
+        format: Option<String>,
+        buffers: u32,
+        stall_timeout: Duration,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -232,30 +264,88 @@ impl Config {
             s.fps == 0.0 || (1.0..=1000.0).contains(&s.fps),
             "0 (unpaced) or 1 to 1000",
         );
-        let only = |c: &mut Checker, key: &str, set: bool, kind: &str| {
-            if set {
-                c.problem(format!("source.{key}: only for kind = \"{kind}\"; remove it"));
+        // Which optional keys each kind takes.
+        let kinds: [(&str, &[&str]); 3] = [
+            ("synthetic", &["width", "height", "frames"]),
+            ("files", &["path", "loop"]),
+            ("v4l2", &["device", "width", "height", "format", "buffers", "stall_timeout_s"]),
+        ];
+        let set = [
+            ("width", s.width.is_some()),
+            ("height", s.height.is_some()),
+            ("frames", s.frames.is_some()),
+            ("path", s.path.is_some()),
+            ("loop", s.looping.is_some()),
+            ("device", s.device.is_some()),
+            ("format", s.format.is_some()),
+            ("buffers", s.buffers.is_some()),
+            ("stall_timeout_s", s.stall_timeout_s.is_some()),
+        ];
+        if let Some((_, takes)) = kinds.iter().find(|(k, _)| *k == s.kind) {
+            for (key, _) in set.iter().filter(|(key, on)| *on && !takes.contains(key)) {
+                let users: Vec<String> = kinds
+                    .iter()
+                    .filter(|(_, t)| t.contains(key))
+                    .map(|(k, _)| format!("\"{k}\""))
+                    .collect();
+                c.problem(format!(
+                    "source.{key}: not used by kind = \"{}\" (only by kind = {}); remove it",
+                    s.kind,
+                    users.join(" or ")
+                ));
             }
+        }
+        let size = |c: &mut Checker| {
+            let (width, height) = (s.width.unwrap_or(640), s.height.unwrap_or(480));
+            for (key, v) in [("source.width", width), ("source.height", height)] {
+                c.check(key, &v, (16..=8192).contains(&v), "16 to 8192 pixels");
+            }
+            (width, height)
         };
         let source = match s.kind.as_str() {
             "synthetic" => {
-                only(&mut c, "path", s.path.is_some(), "files");
-                only(&mut c, "loop", s.looping.is_some(), "files");
-                let (width, height) = (s.width.unwrap_or(640), s.height.unwrap_or(480));
-                for (key, v) in [("source.width", width), ("source.height", height)] {
-                    c.check(key, &v, (16..=8192).contains(&v), "16 to 8192 pixels");
-                }
+                let (width, height) = size(&mut c);
                 let frames = s.frames.filter(|&n| n > 0);
                 SourceConfig::Synthetic { width, height, fps: s.fps, frames }
             }
-            "files" => {
-                for (key, set) in [
-                    ("width", s.width.is_some()),
-                    ("height", s.height.is_some()),
-                    ("frames", s.frames.is_some()),
-                ] {
-                    only(&mut c, key, set, "synthetic");
+            "v4l2" => {
+                if !cfg!(feature = "v4l2") {
+                    c.problem(
+                        "source.kind = \"v4l2\": this smplcast was built without V4L2 support; \
+                         rebuild with `cargo build --release --features v4l2` (needs libclang-dev)"
+                            .into(),
+                    );
                 }
+                let (width, height) = size(&mut c);
+                let device = s.device.clone().unwrap_or_else(|| PathBuf::from("/dev/video0"));
+                let format = s.format.clone().filter(|f| f != "auto");
+                if let Some(f) = &format {
+                    c.check(
+                        "source.format",
+                        f,
+                        ["YUYV", "NV12", "RGB3", "GREY", "MJPG"].contains(&f.as_str()),
+                        "\"auto\", \"YUYV\", \"MJPG\", \"NV12\", \"GREY\" or \"RGB3\"",
+                    );
+                }
+                let buffers = s.buffers.unwrap_or(4);
+                c.check("source.buffers", &buffers, (2..=32).contains(&buffers), "2 to 32");
+                let stall = c.seconds(
+                    "source.stall_timeout_s",
+                    s.stall_timeout_s.unwrap_or(2.0),
+                    0.2,
+                    60.0,
+                );
+                SourceConfig::V4l2 {
+                    device,
+                    width,
+                    height,
+                    fps: s.fps,
+                    format,
+                    buffers,
+                    stall_timeout: stall,
+                }
+            }
+            "files" => {
                 let path = match &s.path {
                     Some(p) => base.join(p),
                     None => {
@@ -277,7 +367,7 @@ impl Config {
                 SourceConfig::Files { path, fps: s.fps, looping: s.looping.unwrap_or(false) }
             }
             other => {
-                c.problem(format!("source.kind = {other:?}: expected \"synthetic\" or \"files\""));
+                c.problem(format!("source.kind = {other:?}: expected \"synthetic\", \"files\" or \"v4l2\""));
                 SourceConfig::Synthetic { width: 640, height: 480, fps: 0.0, frames: None }
             }
         };
@@ -541,11 +631,14 @@ mod tests {
             ("[source]\nfps = -1.0\n", "source.fps = -1.0: expected 0 (unpaced) or 1 to 1000"),
             (
                 "[source]\nkind = \"camera\"\n",
-                "source.kind = \"camera\": expected \"synthetic\" or \"files\"",
+                "source.kind = \"camera\": expected \"synthetic\", \"files\" or \"v4l2\"",
             ),
             ("[source]\nkind = \"files\"\n", "source.path: missing"),
             ("[source]\nkind = \"files\"\npath = \"nowhere\"\n", "source.path = "),
-            ("[source]\npath = \"x\"\n", "source.path: only for kind = \"files\""),
+            ("[source]\npath = \"x\"\n", "source.path: not used by kind = \"synthetic\" (only by kind = \"files\")"),
+            ("[source]\nkind = \"files\"\npath = \".\"\nwidth = 3\n", "source.width: not used by kind = \"files\" (only by kind = \"synthetic\" or \"v4l2\")"),
+            ("[source]\nkind = \"v4l2\"\nformat = \"H264\"\n", "source.format = \"H264\": expected \"auto\", \"YUYV\""),
+            ("[source]\nkind = \"v4l2\"\nbuffers = 1\n", "source.buffers = 1: expected 2 to 32"),
             ("[mqtt]\npose_qos = 3\n", "mqtt.pose_qos = 3: expected 0, 1 or 2"),
             ("[mqtt]\nprefix = \"a/+\"\n", "mqtt.prefix = \"+\": expected 1 to 64 of"),
             ("device_id = \"cam 1\"\n", "device_id = \"cam 1\": expected"),

@@ -112,15 +112,15 @@ pub fn start(config: &Config) -> Result<Running> {
     // Encoded pose messages for the publisher: drop-oldest (a stale pose is worth nothing).
     let pose_cap = config.mqtt.as_ref().map_or(64, |m| m.queue);
     let (pose_tx, pose_rx) = queue::bounded("poses", pose_cap);
-    // Stats messages: at most one waiting; a newer one replaces it.
-    let (stats_tx, stats_rx) = queue::bounded("stats", 1);
+    // Stats reports and camera states for the publisher: a few waiting, drop-oldest.
+    let (notice_tx, notice_rx) = queue::bounded("notices", 8);
     let gauges = vec![frame_tx.gauge(), feature_tx.gauge(), pose_tx.gauge()];
 
     let io = spawn_io(
         config,
         pose_rx,
-        stats_rx,
-        stats_tx,
+        notice_rx,
+        notice_tx.clone(),
         Reporter::new(counters.clone(), mqtt_counters.clone(), gauges.clone()),
         mqtt_counters.clone(),
         shutdown.clone(),
@@ -176,7 +176,7 @@ pub fn start(config: &Config) -> Result<Running> {
     let stages = vec![
         spawn_stage("capture", &shutdown, {
             let (counters, shutdown) = (counters.clone(), shutdown.clone());
-            move || capture(source, live, frame_tx, &counters, &shutdown)
+            move || capture(source, live, frame_tx, notice_tx, &counters, &shutdown)
         })?,
         spawn_stage("infer", &shutdown, {
             let counters = counters.clone();
@@ -207,6 +207,23 @@ fn open_source(config: &SourceConfig) -> Result<Box<dyn FrameSource>> {
         }
         SourceConfig::Files { path, fps, looping } => {
             Box::new(Files::open(path, *fps, *looping).context("opening [source]")?)
+        }
+        #[cfg(feature = "v4l2")]
+        SourceConfig::V4l2 { device, width, height, fps, format, buffers, stall_timeout } => {
+            let settings = crate::source::v4l2::Settings {
+                device: device.clone(),
+                width: *width,
+                height: *height,
+                fps: *fps,
+                format: format.clone(),
+                buffers: *buffers,
+                stall_timeout: *stall_timeout,
+            };
+            Box::new(crate::source::v4l2::Camera::open(settings).context("opening [source]")?)
+        }
+        #[cfg(not(feature = "v4l2"))]
+        SourceConfig::V4l2 { .. } => {
+            bail!("source.kind = \"v4l2\": this smplcast was built without V4L2 support")
         }
     })
 }
@@ -344,13 +361,31 @@ fn capture(
     mut source: Box<dyn FrameSource>,
     live: bool,
     frame_tx: queue::Sender<crate::source::Frame>,
+    notice_tx: queue::Sender<publish::Notice>,
     counters: &Counters,
     shutdown: &CancellationToken,
 ) -> Result<()> {
     let mut last_warning: Option<Instant> = None;
+    // The source's state as last published: None before the first frame.
+    let mut streaming: Option<bool> = None;
+    let say = |state: &str, reason: Option<String>, source: &dyn FrameSource| {
+        let state = CameraState {
+            state,
+            source: source.describe(),
+            reason,
+            since_utc_us: crate::source::CaptureTime::now().utc_us,
+        };
+        if let Ok(payload) = serde_json::to_vec(&state) {
+            let _ = notice_tx.send(publish::Notice { leaf: "camera", payload, retain: true });
+        }
+    };
     while !shutdown.is_cancelled() {
         match source.next_frame() {
             Ok(Some(frame)) => {
+                if streaming != Some(true) {
+                    say("streaming", None, source.as_ref());
+                    streaming = Some(true);
+                }
                 Counters::add(&counters.frames_in, 1);
                 let sent = if live { frame_tx.send(frame) } else { frame_tx.send_wait(frame) };
                 if sent.is_err() {
@@ -360,6 +395,13 @@ fn capture(
             Ok(None) => {
                 tracing::info!("Source ended.");
                 break;
+            }
+            Err(crate::source::Error::Gone { reason, .. }) => {
+                if streaming != Some(false) {
+                    Counters::add(&counters.source_losses, 1);
+                    say("lost", Some(reason), source.as_ref());
+                    streaming = Some(false);
+                }
             }
             Err(e) => {
                 Counters::add(&counters.frames_bad, 1);
@@ -373,6 +415,20 @@ fn capture(
     Ok(())
 }
 
+/// The source's state, published retained on `<prefix>/<device_id>/camera` (docs/WIRE.md).
+#[derive(serde::Serialize)]
+struct CameraState<'a> {
+    /// `streaming` or `lost`.
+    state: &'a str,
+    /// The source as configured and negotiated.
+    source: String,
+    /// Why it is lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// When it entered this state, µs since the Unix epoch.
+    since_utc_us: i64,
+}
+
 /// What `infer` hands to `post` for one frame.
 struct Features {
     meta: FrameMeta,
@@ -382,6 +438,8 @@ struct Features {
 /// What a pose message says about the frame its result is for.
 struct FrameMeta {
     frame_id: u64,
+    /// The source's segment: a new one starts new windows.
+    segment: u64,
     time: CaptureTime,
     /// Image size [width, height].
     image: [u32; 2],
@@ -411,7 +469,8 @@ impl Infer {
         while let Ok(next) = frame_rx.recv_timeout(POLL) {
             let Some(frame) = next else { continue };
             let t0 = Instant::now();
-            let bbox = self.person_box.unwrap_or_else(|| BBox::full(frame.width, frame.height));
+            let (width, height) = (frame.image.width, frame.image.height);
+            let bbox = self.person_box.unwrap_or_else(|| BBox::full(width, height));
             let crop = bbox.crop(self.crop_scale);
             preprocess::crop_to_tensor(&frame, crop, &mut tensor);
             let cache = self
@@ -437,8 +496,9 @@ impl Infer {
             Counters::add(&counters.frames_inferred, 1);
             let meta = FrameMeta {
                 frame_id: frame.id,
+                segment: frame.segment,
                 time: frame.time,
-                image: [frame.width, frame.height],
+                image: [width, height],
                 bbox,
                 crop,
             };
@@ -474,6 +534,15 @@ impl Post {
         while let Ok(next) = feature_rx.recv_timeout(POLL) {
             let Some(Features { meta, cache }) = next else { continue };
             let t0 = Instant::now();
+            if self.meta.back().is_some_and(|last| last.segment != meta.segment) {
+                // The source restarted (camera back after a loss): finish the old windows as
+                // at a track's end, and start new ones.
+                for ready in self.window.flush() {
+                    self.emit(&ready, &pose_tx, counters)?;
+                }
+                self.window = TrackWindow::new();
+                self.meta.clear();
+            }
             let ready = self.window.push(meta.frame_id, cache);
             self.meta.push_back(meta);
             if self.meta.len() > SEQ_LEN {
@@ -533,8 +602,8 @@ impl Post {
 fn spawn_io(
     config: &Config,
     pose_rx: queue::Receiver<Vec<u8>>,
-    stats_rx: queue::Receiver<Vec<u8>>,
-    stats_tx: queue::Sender<Vec<u8>>,
+    notice_rx: queue::Receiver<publish::Notice>,
+    notice_tx: queue::Sender<publish::Notice>,
     mut reporter: Reporter,
     mqtt_counters: Arc<publish::Counters>,
     shutdown: CancellationToken,
@@ -565,14 +634,16 @@ fn spawn_io(
                             let report = reporter.report();
                             tracing::debug!(?report, "Stats.");
                             if let Ok(json) = serde_json::to_vec(&report) {
-                                let _ = stats_tx.send(json);
+                                let notice =
+                                    publish::Notice { leaf: "stats", payload: json, retain: false };
+                                let _ = notice_tx.send(notice);
                             }
                         }
                     });
                 }
                 match mqtt {
                     Some(m) => {
-                        publish::run(m.settings, pose_rx, Some(stats_rx), mqtt_counters, io_stop)
+                        publish::run(m.settings, pose_rx, Some(notice_rx), mqtt_counters, io_stop)
                             .await?
                     }
                     None => {

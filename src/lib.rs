@@ -44,6 +44,8 @@ pub mod encode;
 #[cfg(feature = "runtime")]
 pub mod model;
 #[cfg(feature = "runtime")]
+pub mod pixels;
+#[cfg(feature = "runtime")]
 pub mod preprocess;
 #[cfg(feature = "runtime")]
 pub mod publish;

@@ -56,6 +56,8 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         fps: f64,
     },
+    /// Lists V4L2 cameras with their formats, sizes and frame rates.
+    Devices,
     /// Loads a model directory and prints its graphs, precision and widths.
     CheckModels {
         /// Model directory.
@@ -95,6 +97,20 @@ fn sub(settings: subscribe::Settings) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "v4l2")]
+fn devices() -> Result<()> {
+    print!("{}", smplcast::source::v4l2::list_devices());
+    Ok(())
+}
+
+#[cfg(not(feature = "v4l2"))]
+fn devices() -> Result<()> {
+    anyhow::bail!(
+        "this smplcast was built without V4L2 support; rebuild with \
+         `cargo build --release --features v4l2` (needs libclang-dev)"
+    )
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -132,6 +148,7 @@ fn run(command: Command) -> Result<()> {
                 .context(context)
         }
         Command::CheckModels { dir } => demo::check_models(&dir),
+        Command::Devices => devices(),
         Command::Sub { host, port, prefix, device, count } => {
             sub(subscribe::Settings { host, port, prefix, device, count })
         }

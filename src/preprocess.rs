@@ -39,44 +39,17 @@ impl BBox {
     }
 }
 
-/// Samples `crop` of `frame` into `out`, resized to [3, 224, 224] and normalised.
+/// Samples `crop` of `frame` into `out`, resized to [3, 224, 224] and normalised, in one pass
+/// over whatever pixel layout the frame has ([`crate::pixels::crop_normalised`]).
 pub fn crop_to_tensor(frame: &Frame, crop: Crop, out: &mut Vec<f32>) {
-    let n = IMAGE_SIZE;
-    out.clear();
-    out.resize(3 * n * n, 0.0);
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let step = crop.side / n as f32;
-    let x0 = crop.cx - crop.side / 2.0;
-    let y0 = crop.cy - crop.side / 2.0;
-    // Source pixel value at integer coordinates, black outside the image.
-    let px = |x: isize, y: isize, c: usize| -> f32 {
-        if x < 0 || y < 0 || x as usize >= w || y as usize >= h {
-            0.0
-        } else {
-            f32::from(frame.rgb[(y as usize * w + x as usize) * 3 + c])
-        }
-    };
-    // Pixel centres: output pixel i covers source [x0 + i·step, x0 + (i+1)·step).
-    let coords = |origin: f32| -> Vec<(isize, f32)> {
-        (0..n)
-            .map(|i| {
-                let s = origin + (i as f32 + 0.5) * step - 0.5;
-                let f = s.floor();
-                (f as isize, s - f)
-            })
-            .collect()
-    };
-    let (xs, ys) = (coords(x0), coords(y0));
-    for (oy, &(sy, fy)) in ys.iter().enumerate() {
-        for (ox, &(sx, fx)) in xs.iter().enumerate() {
-            for c in 0..3 {
-                let top = px(sx, sy, c) * (1.0 - fx) + px(sx + 1, sy, c) * fx;
-                let bottom = px(sx, sy + 1, c) * (1.0 - fx) + px(sx + 1, sy + 1, c) * fx;
-                let v = (top * (1.0 - fy) + bottom * fy) / 255.0;
-                out[c * n * n + oy * n + ox] = (v - MEAN[c]) / STD[c];
-            }
-        }
-    }
+    crate::pixels::crop_normalised(
+        &frame.image,
+        (crop.cx, crop.cy, crop.side),
+        IMAGE_SIZE,
+        MEAN,
+        STD,
+        out,
+    );
 }
 
 #[cfg(test)]
@@ -87,7 +60,8 @@ mod tests {
     fn frame(width: u32, height: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Frame {
         let f = &f;
         let rgb = (0..height).flat_map(|y| (0..width).flat_map(move |x| f(x, y))).collect();
-        Frame { id: 0, width, height, rgb, time: CaptureTime { utc_us: 0, mono_ns: 0 } }
+        let image = crate::pixels::Image::rgb24(width, height, rgb);
+        Frame { id: 0, image, time: CaptureTime { utc_us: 0, mono_ns: 0 }, segment: 0 }
     }
 
     fn denorm(v: f32, c: usize) -> f32 {

@@ -71,7 +71,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long a clean shutdown waits for `offline` and the disconnect to reach the broker.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Publishes what arrives on `pose_rx` (and on `stats_rx`, to the stats topic, QoS 0) until
+/// A message for a topic other than `pose`: stats (QoS 0) or a retained state such as the
+/// camera's (QoS 1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    /// Topic leaf: `<prefix>/<device_id>/<leaf>`.
+    pub leaf: &'static str,
+    pub payload: Vec<u8>,
+    /// Retained, QoS 1 (a state a late subscriber must see); else QoS 0, not retained.
+    pub retain: bool,
+}
+
+/// Publishes what arrives on `pose_rx` (and the [`Notice`]s on `notice_rx`) until
 /// `shutdown` is cancelled or the pose queue closes, then publishes `offline` and disconnects
 /// (within [`FLUSH_DEADLINE`]).
 ///
@@ -80,13 +91,12 @@ pub const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 pub async fn run(
     settings: Settings,
     pose_rx: queue::Receiver<Vec<u8>>,
-    stats_rx: Option<queue::Receiver<Vec<u8>>>,
+    notice_rx: Option<queue::Receiver<Notice>>,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let status = settings.topic("status");
     let pose = settings.topic("pose");
-    let stats = settings.topic("stats");
     let mut opts =
         MqttOptions::new(format!("smplcast-{}", settings.device_id), &settings.host, settings.port);
     opts.set_keep_alive(settings.keep_alive).set_clean_session(true).set_last_will(LastWill::new(
@@ -149,8 +159,8 @@ pub async fn run(
             Ok(()) => counters.queued.fetch_add(1, Ordering::Relaxed),
             Err(_) => counters.publish_dropped.fetch_add(1, Ordering::Relaxed),
         };
-    let next_stats = || async {
-        match &stats_rx {
+    let next_notice = || async {
+        match &notice_rx {
             Some(rx) => rx.recv_async().await.ok(),
             None => std::future::pending().await,
         }
@@ -164,9 +174,11 @@ pub async fn run(
                 }
                 Err(_) => break,
             },
-            Some(report) = next_stats() => {
-                // Stats are periodic: one lost to a full request channel is replaced soon.
-                let _ = client.try_publish(&stats, QoS::AtMostOnce, false, report);
+            Some(n) = next_notice() => {
+                let qos = if n.retain { QoS::AtLeastOnce } else { QoS::AtMostOnce };
+                // A stats report lost to a full request channel is replaced soon; a state is
+                // published again on its next change.
+                let _ = client.try_publish(settings.topic(n.leaf), qos, n.retain, n.payload);
             }
         };
     }

@@ -20,6 +20,8 @@ pub struct Counters {
     pub frames_in: AtomicU64,
     /// Frames the source could not read (a corrupt image): skipped.
     pub frames_bad: AtomicU64,
+    /// Times the source lost its input (camera unplugged, stalled).
+    pub source_losses: AtomicU64,
     /// Frames through preprocessing, the backbone and the per-frame projection.
     pub frames_inferred: AtomicU64,
     /// Frames whose inference failed (tract error): skipped, logged.
@@ -55,6 +57,8 @@ pub struct Report {
     pub frames_dropped: u64,
     /// Frames unreadable or failed in inference.
     pub frames_bad: u64,
+    /// Times the source lost its input (a camera unplugged or stalled) since start.
+    pub source_losses: u64,
     pub messages_out: u64,
     /// Pose messages dropped before the broker (queue full: broker slow or down).
     pub messages_dropped: u64,
@@ -123,6 +127,7 @@ impl Reporter {
             frames_in: totals[0],
             frames_dropped,
             frames_bad: get(&c.frames_bad) + get(&c.frames_failed),
+            source_losses: get(&c.source_losses),
             messages_out: totals[1],
             messages_dropped: pose_drops + get(&self.mqtt.publish_dropped),
             inference_ms: round3(per(d(3), d(2))),

@@ -10,6 +10,7 @@ use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 
 use super::{CaptureTime, Error, Frame, FrameSource, Pacer};
+use crate::pixels::Image;
 
 /// The image-directory source.
 #[derive(Debug)]
@@ -67,7 +68,7 @@ impl FrameSource for Files {
         self.pacer.wait();
         let time = CaptureTime::now();
         let (width, height, rgb) = decoded?;
-        Ok(Some(Frame { id, width, height, rgb, time }))
+        Ok(Some(Frame { id, image: Image::rgb24(width, height, rgb), time, segment: 0 }))
     }
 
     fn is_live(&self) -> bool {

@@ -4,7 +4,7 @@
 //!
 //! - [`synthetic::Synthetic`]: a deterministic moving test pattern of any size and rate.
 //! - [`files::Files`]: a directory of PNG/JPEG images replayed in name order.
-//! - V4L2 cameras plug in here (issue #4).
+//! - `v4l2::Camera` (feature `v4l2`): V4L2 cameras, with recovery from unplugging.
 //!
 //! Pacing decides the queue policy downstream ([`FrameSource::is_live`]): a paced source
 //! (`fps` > 0) behaves like a camera, and when the pipeline is slower its oldest waiting frame
@@ -13,9 +13,13 @@
 
 pub mod files;
 pub mod synthetic;
+#[cfg(feature = "v4l2")]
+pub mod v4l2;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use crate::pixels::Image;
 
 /// One captured frame, owned (the source keeps nothing pointing into it).
 #[derive(Clone, Debug, PartialEq)]
@@ -23,12 +27,13 @@ pub struct Frame {
     /// Capture index: +1 per frame the source produced, from 0. Frames dropped later leave gaps
     /// downstream.
     pub id: u64,
-    pub width: u32,
-    pub height: u32,
-    /// Packed RGB8, row-major, `width × height × 3` bytes.
-    pub rgb: Vec<u8>,
+    /// The pixels, in the layout the source delivers (sampled directly, not converted).
+    pub image: Image,
     /// When it was captured.
     pub time: CaptureTime,
+    /// +1 each time the source restarts after losing its input (a camera unplugged and back):
+    /// frames of different segments never share a temporal window.
+    pub segment: u64,
 }
 
 /// A capture instant on both clocks: UTC for people and logs, monotonic for latency.
@@ -62,6 +67,11 @@ pub enum Error {
     Empty { path: PathBuf },
     #[error("{path}: {reason}")]
     Frame { path: PathBuf, reason: String },
+    #[error("camera {device}: {reason}")]
+    Device { device: PathBuf, reason: String },
+    /// The input went away at run time; the source keeps trying to get it back.
+    #[error("camera {device} unavailable: {reason}")]
+    Gone { device: PathBuf, reason: String },
 }
 
 /// A camera-like producer of frames, driven by the capture thread.

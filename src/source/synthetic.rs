@@ -3,6 +3,7 @@
 //! index always gives the same bytes, so runs are reproducible without a camera.
 
 use super::{CaptureTime, Error, Frame, FrameSource, Pacer};
+use crate::pixels::Image;
 
 /// Writes frame `index` of the pattern into `rgb` as packed RGB8 of `width × height`.
 pub fn render(index: u64, width: u32, height: u32, rgb: &mut Vec<u8>) {
@@ -64,7 +65,8 @@ impl FrameSource for Synthetic {
         let time = CaptureTime::now();
         let mut rgb = Vec::new();
         render(self.next, self.width, self.height, &mut rgb);
-        let frame = Frame { id: self.next, width: self.width, height: self.height, rgb, time };
+        let image = Image::rgb24(self.width, self.height, rgb);
+        let frame = Frame { id: self.next, image, time, segment: 0 };
         self.next += 1;
         Ok(Some(frame))
     }
