@@ -367,7 +367,9 @@ impl Config {
                 SourceConfig::Files { path, fps: s.fps, looping: s.looping.unwrap_or(false) }
             }
             other => {
-                c.problem(format!("source.kind = {other:?}: expected \"synthetic\", \"files\" or \"v4l2\""));
+                c.problem(format!(
+                    "source.kind = {other:?}: expected \"synthetic\", \"files\" or \"v4l2\""
+                ));
                 SourceConfig::Synthetic { width: 640, height: 480, fps: 0.0, frames: None }
             }
         };

@@ -313,6 +313,7 @@ impl Running {
             frames_dropped = summary.frames_dropped,
             messages_out = summary.messages_out,
             messages_dropped = summary.messages_dropped,
+            mqtt_queued = self.mqtt_counters.queued.load(Ordering::Relaxed),
             "Stopped."
         );
         if problems.is_empty() {

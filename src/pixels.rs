@@ -10,6 +10,10 @@
 //! Odd widths and heights are allowed: the last column of a YUYV row uses its pair's chroma,
 //! and NV12's chroma plane is ⌈w/2⌉ × ⌈h/2⌉.
 
+use zune_jpeg::zune_core::bytestream::ZCursor;
+use zune_jpeg::zune_core::colorspace::ColorSpace;
+use zune_jpeg::zune_core::options::DecoderOptions;
+
 /// How the bytes of an [`Image`] are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PixelFormat {
@@ -108,6 +112,54 @@ impl Image {
 /// RGB of pixel (x, y), in range, as f32 in 0..=255.
 trait Reader {
     fn rgb(&self, x: usize, y: usize) -> [f32; 3];
+
+    /// The bilinear blend of the four taps of `tx` × `ty` (a weight 0 tap is outside the image
+    /// and black). Converts every tap, then blends.
+    #[inline(always)]
+    fn blend(&self, tx: &Tap, ty: &Tap) -> [f32; 3] {
+        let mut acc = [0f32; 3];
+        for (y, wy) in [(ty.i0, ty.w0), (ty.i1, ty.w1)] {
+            if wy == 0.0 {
+                continue;
+            }
+            for (x, wx) in [(tx.i0, tx.w0), (tx.i1, tx.w1)] {
+                if wx == 0.0 {
+                    continue;
+                }
+                let p = self.rgb(x, y);
+                let w = wx * wy;
+                acc[0] += p[0] * w;
+                acc[1] += p[1] * w;
+                acc[2] += p[2] * w;
+            }
+        }
+        acc
+    }
+}
+
+/// For Y'CbCr layouts: the bilinear blend of the four taps' Y, Cb and Cr, converted once (the
+/// conversion is affine, so this equals converting each tap and blending, except where a tap
+/// is out of gamut and gets clamped). Taps outside the image are black: the blend of the
+/// inside taps, scaled by their total weight.
+#[inline(always)]
+fn blend_yuv(tx: &Tap, ty: &Tap, yuv_at: impl Fn(usize, usize) -> [f32; 3]) -> [f32; 3] {
+    let mut acc = [0f32; 3];
+    let mut total = 0.0;
+    for (y, wy) in [(ty.i0, ty.w0), (ty.i1, ty.w1)] {
+        for (x, wx) in [(tx.i0, tx.w0), (tx.i1, tx.w1)] {
+            let w = wx * wy;
+            let p = yuv_at(x, y);
+            acc[0] += p[0] * w;
+            acc[1] += p[1] * w;
+            acc[2] += p[2] * w;
+            total += w;
+        }
+    }
+    if total == 0.0 {
+        return [0.0; 3];
+    }
+    let inv = 1.0 / total;
+    yuv_f32(acc[0] * inv, acc[1] * inv, acc[2] * inv).map(|v| v * total)
 }
 
 struct Rgb24<'a>(&'a [u8], usize);
@@ -137,9 +189,9 @@ impl Reader for Grey<'_> {
 /// BT.601 limited range Y'CbCr → R'G'B' (0..=255). Footroom (Y < 16) reads as black luma, as
 /// in OpenCV.
 #[inline(always)]
-fn yuv(y: u8, u: u8, v: u8) -> [f32; 3] {
-    let c = 1.164_383 * f32::from(y.saturating_sub(16));
-    let (d, e) = (f32::from(u) - 128.0, f32::from(v) - 128.0);
+fn yuv_f32(y: f32, u: f32, v: f32) -> [f32; 3] {
+    let c = 1.164_383 * (y - 16.0).max(0.0);
+    let (d, e) = (u - 128.0, v - 128.0);
     [
         (c + 1.596_027 * e).clamp(0.0, 255.0),
         (c - 0.391_762 * d - 0.812_968 * e).clamp(0.0, 255.0),
@@ -147,19 +199,45 @@ fn yuv(y: u8, u: u8, v: u8) -> [f32; 3] {
     ]
 }
 
+impl Yuyv<'_> {
+    #[inline(always)]
+    fn raw(&self, x: usize, y: usize) -> [f32; 3] {
+        let pair = y * self.1 + 4 * (x / 2);
+        [self.0[pair + 2 * (x % 2)], self.0[pair + 1], self.0[pair + 3]].map(f32::from)
+    }
+}
+
 impl Reader for Yuyv<'_> {
     #[inline(always)]
     fn rgb(&self, x: usize, y: usize) -> [f32; 3] {
-        let pair = y * self.1 + 4 * (x / 2);
-        yuv(self.0[pair + 2 * (x % 2)], self.0[pair + 1], self.0[pair + 3])
+        let [y, u, v] = self.raw(x, y);
+        yuv_f32(y, u, v)
+    }
+
+    #[inline(always)]
+    fn blend(&self, tx: &Tap, ty: &Tap) -> [f32; 3] {
+        blend_yuv(tx, ty, |x, y| self.raw(x, y))
+    }
+}
+
+impl Nv12<'_> {
+    #[inline(always)]
+    fn raw(&self, x: usize, y: usize) -> [f32; 3] {
+        let c = (y / 2) * self.stride + 2 * (x / 2);
+        [self.y[y * self.stride + x], self.uv[c], self.uv[c + 1]].map(f32::from)
     }
 }
 
 impl Reader for Nv12<'_> {
     #[inline(always)]
     fn rgb(&self, x: usize, y: usize) -> [f32; 3] {
-        let c = (y / 2) * self.stride + 2 * (x / 2);
-        yuv(self.y[y * self.stride + x], self.uv[c], self.uv[c + 1])
+        let [y, u, v] = self.raw(x, y);
+        yuv_f32(y, u, v)
+    }
+
+    #[inline(always)]
+    fn blend(&self, tx: &Tap, ty: &Tap) -> [f32; 3] {
+        blend_yuv(tx, ty, |x, y| self.raw(x, y))
     }
 }
 
@@ -241,22 +319,7 @@ fn sample<R: Reader + ?Sized>(r: &R, plan: &Plan, out: &mut [f32]) {
     for (oy, ty) in plan.ys.iter().enumerate() {
         let row = oy * n;
         for (ox, tx) in plan.xs.iter().enumerate() {
-            let mut acc = [0f32; 3];
-            for (y, wy) in [(ty.i0, ty.w0), (ty.i1, ty.w1)] {
-                if wy == 0.0 {
-                    continue;
-                }
-                for (x, wx) in [(tx.i0, tx.w0), (tx.i1, tx.w1)] {
-                    if wx == 0.0 {
-                        continue;
-                    }
-                    let p = r.rgb(x, y);
-                    let w = wx * wy;
-                    acc[0] += p[0] * w;
-                    acc[1] += p[1] * w;
-                    acc[2] += p[2] * w;
-                }
-            }
+            let acc = r.blend(tx, ty);
             red[row + ox] = acc[0] * plan.scale[0] + plan.offset[0];
             green[row + ox] = acc[1] * plan.scale[1] + plan.offset[1];
             blue[row + ox] = acc[2] * plan.scale[2] + plan.offset[2];
@@ -285,6 +348,26 @@ pub fn crop_normalised(
         offset: [0, 1, 2].map(|c| -mean[c] / std[c]),
     };
     with_reader(image, |r| r.sample(&plan, out));
+}
+
+/// Decodes a JPEG (or an MJPEG frame: zune-jpeg supplies the default Huffman tables MJPEG
+/// omits) to RGB24, or GREY for a grey JPEG.
+///
+/// # Errors
+/// A message for a corrupt or truncated frame.
+pub fn decode_jpeg(bytes: &[u8]) -> Result<Image, String> {
+    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    let pixels = d.decode().map_err(|e| format!("corrupt JPEG: {e:?}"))?;
+    let (w, h) = d.dimensions().ok_or("JPEG without a header")?;
+    let (w, h) =
+        (u32::try_from(w).map_err(|_| "too wide")?, u32::try_from(h).map_err(|_| "too tall")?);
+    match d.output_colorspace() {
+        Some(ColorSpace::RGB) => Image::new(PixelFormat::Rgb24, w, h, 3 * w as usize, pixels),
+        Some(ColorSpace::Luma) => Image::new(PixelFormat::Grey, w, h, w as usize, pixels),
+        other => return Err(format!("JPEG decoded to {other:?}, not RGB")),
+    }
+    .map_err(|e| format!("truncated JPEG: {e}"))
 }
 
 #[cfg(test)]
@@ -371,27 +454,47 @@ mod tests {
         assert!(Image::new(PixelFormat::Rgb24, 4, 4, 11, vec![0; 44]).is_err(), "stride < 3w");
     }
 
+    /// In-gamut Y'CbCr (camera-like: Y 60–200, chroma within ±20 of neutral) of `w` × `h`,
+    /// as YUYV and as NV12, from a deterministic pseudo-random sequence.
+    fn in_gamut(w: u32, h: u32) -> (Image, Image) {
+        let mut state = 12345u32;
+        let mut next = |lo: u32, span: u32| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (lo + (state >> 16) % span) as u8
+        };
+        let (wu, hu) = (w as usize, h as usize);
+        let luma: Vec<u8> = (0..wu * hu).map(|_| next(60, 141)).collect();
+        let chroma: Vec<u8> = (0..wu * hu).map(|_| next(108, 41)).collect();
+        let mut yuyv = Vec::new();
+        for y in 0..hu {
+            for x in (0..wu).step_by(2) {
+                let i = y * wu + x;
+                yuyv.extend([luma[i], chroma[i], luma[i + 1], chroma[i + 1]]);
+            }
+        }
+        let mut nv12 = luma.clone();
+        for y in (0..hu).step_by(2) {
+            nv12.extend_from_slice(&chroma[y * wu..(y + 1) * wu]);
+        }
+        (
+            Image::new(PixelFormat::Yuyv, w, h, 2 * wu, yuyv).unwrap(),
+            Image::new(PixelFormat::Nv12, w, h, wu, nv12).unwrap(),
+        )
+    }
+
     #[test]
     fn fused_sampling_equals_converting_first() {
-        // Any layout, any crop: sampling the layout directly equals sampling its RGB24
-        // conversion, up to the conversion's rounding (≤ 0.5 level).
-        let v = vectors();
-        for (format, case) in [(PixelFormat::Yuyv, &v.yuyv), (PixelFormat::Nv12, &v.nv12)] {
-            let img = Image::new(
-                format,
-                case.width,
-                case.height,
-                format.min_stride(case.width),
-                case.input.clone(),
-            )
-            .unwrap();
-            let rgb = Image::rgb24(case.width, case.height, img.to_rgb24());
-            for crop in [(4.0, 3.0, 6.0), (1.0, 2.5, 9.0), (6.5, 1.0, 3.0)] {
+        // Sampling a YUV layout directly (blend Y'CbCr, convert once) equals sampling its RGB24
+        // conversion, up to that conversion's rounding (≤ 0.5 level), for in-gamut colours:
+        // any crop, inside or overlapping the border.
+        for img in <[Image; 2]>::from(in_gamut(16, 12)) {
+            let rgb = Image::rgb24(img.width, img.height, img.to_rgb24());
+            for crop in [(8.0, 6.0, 10.0), (1.0, 2.5, 9.0), (14.5, 1.0, 5.0), (8.0, 6.0, 30.0)] {
                 let (mut a, mut b) = (Vec::new(), Vec::new());
                 crop_normalised(&img, crop, 8, [0.0; 3], [1.0; 3], &mut a);
                 crop_normalised(&rgb, crop, 8, [0.0; 3], [1.0; 3], &mut b);
                 let d = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-                assert!(d * 255.0 <= 0.5 + 1e-3, "{format:?} {crop:?}: {}", d * 255.0);
+                assert!(d * 255.0 <= 0.5 + 1e-3, "{:?} {crop:?}: {}", img.format, d * 255.0);
             }
         }
     }

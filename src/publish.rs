@@ -118,6 +118,7 @@ pub async fn run(
     let (acks_tx, mut acks_rx) = tokio::sync::watch::channel(0u64);
     let driver = tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
+        let mut disconnecting = false;
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -135,12 +136,15 @@ pub async fn run(
                     acks_tx.send_modify(|n| *n += 1);
                 }
                 Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
-                    let _ = done_tx.send(true);
-                    return;
+                    // Keep reading until the broker closes the connection: closing a socket
+                    // with unread acks in it makes the kernel send a reset, and the broker
+                    // then discards what it has not read yet (the last poses, `offline`).
+                    disconnecting = true;
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    if *done_tx.borrow() {
+                    if disconnecting {
+                        let _ = done_tx.send(true);
                         return;
                     }
                     if let Ok(mut last) = loop_counters.last_error.lock() {

@@ -132,6 +132,7 @@ fn synthetic_stream_reaches_a_third_party_subscriber_and_sigterm_says_offline() 
     assert!(status.success(), "exit {status}:\n{stderr}");
     assert!(stderr.contains("Stopping. signal=\"SIGTERM\"") && stderr.contains("Stopped."));
     lines.extend(sub.until(Duration::from_secs(10), |v| is_status(v, "offline")));
+    lines.extend(sub.rest(Duration::from_secs(5)));
 
     let got = poses(&lines);
     let seq = seqs(&got);
@@ -157,7 +158,11 @@ fn synthetic_stream_reaches_a_third_party_subscriber_and_sigterm_says_offline() 
     // The stop flushed the window: the last 7 results come without lookahead, after centred ones.
     let lookahead: Vec<u64> =
         got.iter().map(|l| l["pose"]["win"]["lookahead"].as_u64().unwrap()).collect();
-    assert_eq!(lookahead[lookahead.len() - 8..], [7, 0, 0, 0, 0, 0, 0, 0], "{lookahead:?}");
+    assert_eq!(
+        lookahead[lookahead.len() - 8..],
+        [7, 0, 0, 0, 0, 0, 0, 0],
+        "{lookahead:?}\n{stderr}\n{lines:?}"
+    );
     let stats: Vec<&Value> = lines.iter().filter_map(|v| v.get("stats")).collect();
     assert!(!stats.is_empty(), "stats every 0.5 s");
     let s = stats.last().unwrap();
@@ -233,10 +238,11 @@ fn replay(broker: &Broker, device: &str) -> (Vec<Value>, String) {
     assert!(status.success(), "the replay ends by itself: {stderr}");
     // The retained `offline` of an earlier run may come first: wait for this run's.
     let online = std::cell::Cell::new(false);
-    let lines = sub.until(Duration::from_secs(10), |v| {
+    let mut lines = sub.until(Duration::from_secs(10), |v| {
         online.set(online.get() || is_status(v, "online"));
         online.get() && is_status(v, "offline")
     });
+    lines.extend(sub.rest(Duration::from_secs(5)));
     (lines.into_iter().filter(|v| v.get("pose").is_some()).collect(), stderr)
 }
 

@@ -211,7 +211,8 @@ fn demo_streams_every_frame_to_a_third_party_subscriber() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines = sub.until(Duration::from_secs(20), |v| is_status(v, "offline"));
+    let mut lines = sub.until(Duration::from_secs(20), |v| is_status(v, "offline"));
+    lines.extend(sub.rest(Duration::from_secs(5)));
 
     let poses: Vec<&Value> = lines.iter().filter_map(|v| v.get("pose")).collect();
     assert_eq!(poses.len() as u64, frames, "QoS 0 on loopback with a 64-deep queue loses nothing");

@@ -67,8 +67,7 @@ impl FrameSource for Files {
         let decoded = decode(path);
         self.pacer.wait();
         let time = CaptureTime::now();
-        let (width, height, rgb) = decoded?;
-        Ok(Some(Frame { id, image: Image::rgb24(width, height, rgb), time, segment: 0 }))
+        Ok(Some(Frame { id, image: decoded?, time, segment: 0 }))
     }
 
     fn is_live(&self) -> bool {
@@ -99,35 +98,30 @@ impl Format {
     }
 }
 
-/// Reads and decodes one image to packed RGB8: (width, height, pixels).
+/// Reads and decodes one image: PNG to RGB24, JPEG to RGB24 (or GREY for a grey JPEG).
 ///
 /// # Errors
-/// [`Error::Frame`] naming the file: unreadable, corrupt, or a pixel format other than 8/16-bit
-/// grey, grey + alpha, RGB or RGBA.
-pub fn decode(path: &Path) -> Result<(u32, u32, Vec<u8>), Error> {
+/// [`Error::Frame`] naming the file: unreadable, corrupt, or a PNG pixel format other than
+/// 8/16-bit grey, grey + alpha, RGB or RGBA.
+pub fn decode(path: &Path) -> Result<Image, Error> {
     let fail = |reason: String| Error::Frame { path: path.to_path_buf(), reason };
     let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let (w, h, space, pixels) = match Format::of(path) {
-        Some(Format::Png) => {
-            let options = DecoderOptions::default().png_set_strip_to_8bit(true);
-            let mut d = zune_png::PngDecoder::new_with_options(ZCursor::new(&bytes), options);
-            let pixels = d.decode_raw().map_err(|e| fail(format!("not a valid PNG: {e:?}")))?;
-            let (w, h) = d.dimensions().ok_or_else(|| fail("PNG without a header".into()))?;
-            (w, h, d.colorspace(), pixels)
-        }
-        Some(Format::Jpeg) => {
-            let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
-            let mut d = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&bytes), options);
-            let pixels = d.decode().map_err(|e| fail(format!("not a valid JPEG: {e:?}")))?;
-            let (w, h) = d.dimensions().ok_or_else(|| fail("JPEG without a header".into()))?;
-            (w, h, d.output_colorspace(), pixels)
-        }
-        None => return Err(fail("not a .png, .jpg or .jpeg file".into())),
-    };
-    let space = space.ok_or_else(|| fail("unknown pixel format".into()))?;
+    match Format::of(path) {
+        Some(Format::Jpeg) => crate::pixels::decode_jpeg(&bytes).map_err(fail),
+        Some(Format::Png) => decode_png(&bytes).map_err(fail),
+        None => Err(fail("not a .png, .jpg or .jpeg file".into())),
+    }
+}
+
+fn decode_png(bytes: &[u8]) -> Result<Image, String> {
+    let options = DecoderOptions::default().png_set_strip_to_8bit(true);
+    let mut d = zune_png::PngDecoder::new_with_options(ZCursor::new(bytes), options);
+    let pixels = d.decode_raw().map_err(|e| format!("not a valid PNG: {e:?}"))?;
+    let (w, h) = d.dimensions().ok_or("PNG without a header")?;
+    let space = d.colorspace().ok_or("unknown pixel format")?;
     let channels = space.num_components();
     if pixels.len() != w * h * channels {
-        return Err(fail(format!("decoded {} bytes for {w}×{h}×{channels}", pixels.len())));
+        return Err(format!("decoded {} bytes for {w}×{h}×{channels}", pixels.len()));
     }
     let rgb = match space {
         ColorSpace::RGB => pixels,
@@ -135,15 +129,16 @@ pub fn decode(path: &Path) -> Result<(u32, u32, Vec<u8>), Error> {
         ColorSpace::Luma | ColorSpace::LumaA => {
             pixels.chunks_exact(channels).flat_map(|p| [p[0]; 3]).collect()
         }
-        other => return Err(fail(format!("unsupported pixel format {other:?}"))),
+        other => return Err(format!("unsupported pixel format {other:?}")),
     };
-    let size = |v: usize| u32::try_from(v).map_err(|_| fail(format!("{w}×{h} is too large")));
-    Ok((size(w)?, size(h)?, rgb))
+    let size = |v: usize| u32::try_from(v).map_err(|_| format!("{w}×{h} is too large"));
+    Ok(Image::rgb24(size(w)?, size(h)?, rgb))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pixels::PixelFormat;
 
     fn frames() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/frames")
@@ -157,17 +152,19 @@ mod tests {
     /// `np.asarray(Image.open(f).convert("RGB")).sum()` and the pixel at (x 100, y 70).
     #[test]
     fn decodes_png_jpeg_grey_and_rgba_like_pillow() {
-        let (w, h, rgb) = decode(&frames().join("frame_000.png")).unwrap();
-        assert_eq!((w, h, sum(&rgb)), (192, 144, 10_561_935));
+        let img = decode(&frames().join("frame_000.png")).unwrap();
+        let rgb = img.data;
+        assert_eq!((img.width, img.height, sum(&rgb)), (192, 144, 10_561_935));
         let at = |rgb: &[u8], x: usize, y: usize| rgb[(y * 192 + x) * 3..][..3].to_vec();
         assert_eq!(at(&rgb, 100, 70), [5, 3, 2]);
-        let (_, _, grey) = decode(&frames().join("frame_005.png")).unwrap();
+        let grey = decode(&frames().join("frame_005.png")).unwrap().data;
         assert_eq!((sum(&grey), at(&grey, 100, 70)), (10_615_257, vec![4, 4, 4]));
-        let (_, _, rgba) = decode(&frames().join("frame_007.png")).unwrap();
+        let rgba = decode(&frames().join("frame_007.png")).unwrap().data;
         assert_eq!((sum(&rgba), at(&rgba, 100, 70)), (10_420_498, vec![114, 101, 118]));
         // JPEG decoders differ in IDCT rounding: within 0.5 % of Pillow's sum.
-        let (w, h, jpeg) = decode(&frames().join("frame_001.jpg")).unwrap();
-        assert_eq!((w, h), (192, 144));
+        let img = decode(&frames().join("frame_001.jpg")).unwrap();
+        assert_eq!((img.format, img.width, img.height), (PixelFormat::Rgb24, 192, 144));
+        let jpeg = img.data;
         let rel = (sum(&jpeg) as f64 - 10_501_227.0).abs() / 10_501_227.0;
         assert!(rel < 0.005, "JPEG sum off by {rel}");
     }

@@ -23,9 +23,6 @@ use v4l::io::traits::CaptureStream;
 use v4l::video::capture::Parameters;
 use v4l::video::Capture;
 use v4l::{Device, FourCC, Fraction};
-use zune_jpeg::zune_core::bytestream::ZCursor;
-use zune_jpeg::zune_core::colorspace::ColorSpace;
-use zune_jpeg::zune_core::options::DecoderOptions;
 
 use super::{CaptureTime, Error, Frame, FrameSource};
 use crate::pixels::{Image, PixelFormat};
@@ -75,7 +72,7 @@ pub struct Layout {
 
 impl Layout {
     pub fn fourcc(&self) -> String {
-        String::from_utf8_lossy(&self.fourcc).into_owned()
+        fourcc_str(&self.fourcc)
     }
 }
 
@@ -191,7 +188,9 @@ impl FrameSource for Camera {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let time = kernel_time(meta.timestamp.sec as i64, meta.timestamp.usec as i64);
+        // time_t is 32-bit on armv7: widen (a no-op on 64-bit targets).
+        #[allow(clippy::useless_conversion)]
+        let time = kernel_time(i64::from(meta.timestamp.sec), i64::from(meta.timestamp.usec));
         let used = (meta.bytesused as usize).min(buf.len());
         let l = open.layout;
         let image = to_image(&l, &buf[..used]).map_err(|reason| Error::Frame {
@@ -235,7 +234,7 @@ fn kernel_time(sec: i64, usec: i64) -> CaptureTime {
 /// Copies (or decodes) one buffer into an owned image.
 fn to_image(l: &Layout, bytes: &[u8]) -> Result<Image, String> {
     let format = match &l.fourcc {
-        b"MJPG" | b"JPEG" => return decode_jpeg(bytes),
+        b"MJPG" | b"JPEG" => return crate::pixels::decode_jpeg(bytes),
         b"YUYV" => PixelFormat::Yuyv,
         b"NV12" => PixelFormat::Nv12,
         b"RGB3" => PixelFormat::Rgb24,
@@ -244,25 +243,6 @@ fn to_image(l: &Layout, bytes: &[u8]) -> Result<Image, String> {
     };
     Image::new(format, l.width, l.height, l.stride as usize, bytes.to_vec())
         .map_err(|e| e.to_string())
-}
-
-/// Decodes an MJPEG frame (zune-jpeg; it supplies the default Huffman tables MJPEG omits).
-///
-/// # Errors
-/// A message for a corrupt or truncated frame.
-pub fn decode_jpeg(bytes: &[u8]) -> Result<Image, String> {
-    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
-    let mut d = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    let pixels = d.decode().map_err(|e| format!("corrupt JPEG: {e:?}"))?;
-    let (w, h) = d.dimensions().ok_or("JPEG without a header")?;
-    let (w, h) =
-        (u32::try_from(w).map_err(|_| "too wide")?, u32::try_from(h).map_err(|_| "too tall")?);
-    match d.output_colorspace() {
-        Some(ColorSpace::RGB) => Image::new(PixelFormat::Rgb24, w, h, 3 * w as usize, pixels),
-        Some(ColorSpace::Luma) => Image::new(PixelFormat::Grey, w, h, w as usize, pixels),
-        other => return Err(format!("JPEG decoded to {other:?}, not RGB")),
-    }
-    .map_err(|e| format!("truncated JPEG: {e}"))
 }
 
 fn device_error(device: &Path, reason: String) -> Error {
@@ -303,6 +283,7 @@ fn start(s: &Settings) -> Result<Open, Error> {
     fmt.width = s.width;
     fmt.height = s.height;
     fmt.fourcc = FourCC::new(&fourcc);
+    fmt.stride = 0; // the driver picks the row padding
     let fmt = device.set_format(&fmt).map_err(|e| fail(format!("cannot set the format: {e}")))?;
     if (fmt.width, fmt.height, fmt.fourcc.repr) != (s.width, s.height, fourcc) {
         return Err(fail(format!(
@@ -351,7 +332,7 @@ fn start(s: &Settings) -> Result<Open, Error> {
 }
 
 fn fourcc_str(f: &[u8; 4]) -> String {
-    String::from_utf8_lossy(f).into_owned()
+    f.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' }).collect()
 }
 
 fn seconds(f: Fraction) -> f64 {
@@ -418,7 +399,7 @@ impl Size {
             Size::Discrete(a, b) => (a, b) == (w, h),
             Size::Range { min, max, step } => {
                 let ok = |v: u32, lo: u32, hi: u32, st: u32| {
-                    v >= lo && v <= hi && (st <= 1 || (v - lo) % st == 0)
+                    v >= lo && v <= hi && (st <= 1 || (v - lo).is_multiple_of(st))
                 };
                 ok(w, min.0, max.0, step.0) && ok(h, min.1, max.1, step.1)
             }
@@ -584,6 +565,8 @@ mod tests {
     fn frames() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/frames")
     }
+
+    use crate::pixels::decode_jpeg;
 
     #[test]
     fn mjpeg_frames_decode_and_corrupt_ones_are_errors() {

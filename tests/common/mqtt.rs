@@ -96,6 +96,19 @@ impl Subscriber {
 }
 
 impl Subscriber {
+    /// Every line until the subscriber exits (it lingers briefly after `offline`: MQTT orders
+    /// messages per topic, so poses sent before `offline` may arrive after it), or `timeout`.
+    pub fn rest(&self, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while let Ok(v) =
+            self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            seen.push(v);
+        }
+        seen
+    }
+
     /// Like [`Subscriber::until`], but awaits between polls so a current-thread runtime keeps
     /// driving the publisher; lines are appended to `lines`.
     pub async fn until_async(

@@ -6,7 +6,9 @@ Subscribes to <prefix>/<device>/pose, /status and /stats and prints one JSON lin
   {"status": "online", "retain": true}              status messages
   {"pose": {...decoded message...}, "hex": "a9..."} pose messages (and their raw bytes)
   {"stats": {...}}                                  stats messages (JSON)
-Exits after the first "offline" status that follows an "online", or after --timeout seconds.
+Exits half a second after the first "offline" status that follows an "online" (MQTT orders
+messages per topic only, so a pose published before "offline" may arrive just after it), or
+after --timeout seconds.
 """
 from __future__ import annotations
 
@@ -65,6 +67,8 @@ def main() -> int:
     deadline = time.monotonic() + args.timeout
     while not state["done"] and time.monotonic() < deadline:
         time.sleep(0.02)
+    if state["done"]:
+        time.sleep(0.5)
     client.loop_stop()
     client.disconnect()
     return 0 if state["done"] else 1
