@@ -72,7 +72,8 @@ main_job_smoke() {
 
 vivid_test() {
   # The V4L2 capture code against a real kernel driver: vivid in a qemu guest (tests/vivid/).
-  bash tests/vivid/run-vivid-test.sh target/release/examples/v4l2_check
+  # The daemon part of the check loads the bundled narrow model from /extra/narrow.
+  VIVID_EXTRA=models/fixtures/narrow bash tests/vivid/run-vivid-test.sh target/release/examples/v4l2_check
 }
 
 step "install Debian packages and Rust components" install_packages

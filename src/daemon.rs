@@ -361,7 +361,7 @@ fn spawn_stage(
 fn capture(
     mut source: Box<dyn FrameSource>,
     live: bool,
-    frame_tx: queue::Sender<crate::source::Frame>,
+    frame_tx: queue::Sender<Captured>,
     notice_tx: queue::Sender<publish::Notice>,
     counters: &Counters,
     shutdown: &CancellationToken,
@@ -388,6 +388,7 @@ fn capture(
                     streaming = Some(true);
                 }
                 Counters::add(&counters.frames_in, 1);
+                let frame = Captured::Frame(frame);
                 let sent = if live { frame_tx.send(frame) } else { frame_tx.send_wait(frame) };
                 if sent.is_err() {
                     break; // inference is gone; it reports why
@@ -402,6 +403,10 @@ fn capture(
                     Counters::add(&counters.source_losses, 1);
                     say("lost", Some(reason), source.as_ref());
                     streaming = Some(false);
+                    // The frames before the gap get their results now, not when it ends.
+                    if frame_tx.send(Captured::Gap).is_err() {
+                        break;
+                    }
                 }
             }
             Err(e) => {
@@ -430,7 +435,21 @@ struct CameraState<'a> {
     since_utc_us: i64,
 }
 
-/// What `infer` hands to `post` for one frame.
+/// What the capture thread queues for inference.
+enum Captured {
+    Frame(crate::source::Frame),
+    /// The source lost its input: the frames before it end their track windows.
+    Gap,
+}
+
+/// What `infer` hands to `post`.
+enum Inferred {
+    /// Boxed: a frame's metadata is large next to the marker (clippy::large_enum_variant).
+    Frame(Box<Features>),
+    Gap,
+}
+
+/// One frame's per-frame model outputs.
 struct Features {
     meta: FrameMeta,
     cache: FrameCache,
@@ -460,15 +479,24 @@ struct Infer {
 impl Infer {
     fn run(
         mut self,
-        frame_rx: queue::Receiver<crate::source::Frame>,
-        feature_tx: queue::Sender<Features>,
+        frame_rx: queue::Receiver<Captured>,
+        feature_tx: queue::Sender<Inferred>,
         counters: &Counters,
     ) -> Result<()> {
         let mut tensor = Vec::new();
         let mut last_warning: Option<Instant> = None;
         // Runs until capture closes the queue and it is drained.
         while let Ok(next) = frame_rx.recv_timeout(POLL) {
-            let Some(frame) = next else { continue };
+            let frame = match next {
+                Some(Captured::Frame(frame)) => frame,
+                Some(Captured::Gap) => {
+                    if feature_tx.send_wait(Inferred::Gap).is_err() {
+                        bail!("the post thread stopped taking frames");
+                    }
+                    continue;
+                }
+                None => continue,
+            };
             let t0 = Instant::now();
             let (width, height) = (frame.image.width, frame.image.height);
             let bbox = self.person_box.unwrap_or_else(|| BBox::full(width, height));
@@ -504,7 +532,7 @@ impl Infer {
                 crop,
             };
             let features = Features { meta, cache };
-            if feature_tx.send_wait(features).is_err() {
+            if feature_tx.send_wait(Inferred::Frame(Box::new(features))).is_err() {
                 bail!("the post thread stopped taking frames");
             }
         }
@@ -528,21 +556,23 @@ struct Post {
 impl Post {
     fn run(
         mut self,
-        feature_rx: queue::Receiver<Features>,
+        feature_rx: queue::Receiver<Inferred>,
         pose_tx: queue::Sender<Vec<u8>>,
         counters: &Counters,
     ) -> Result<()> {
         while let Ok(next) = feature_rx.recv_timeout(POLL) {
-            let Some(Features { meta, cache }) = next else { continue };
             let t0 = Instant::now();
-            if self.meta.back().is_some_and(|last| last.segment != meta.segment) {
-                // The source restarted (camera back after a loss): finish the old windows as
-                // at a track's end, and start new ones.
-                for ready in self.window.flush() {
-                    self.emit(&ready, &pose_tx, counters)?;
+            let Features { meta, cache } = match next {
+                Some(Inferred::Frame(features)) => *features,
+                Some(Inferred::Gap) => {
+                    self.end_track(&pose_tx, counters)?;
+                    continue;
                 }
-                self.window = TrackWindow::new();
-                self.meta.clear();
+                None => continue,
+            };
+            if self.meta.back().is_some_and(|last| last.segment != meta.segment) {
+                // A restart whose gap marker was not seen (evicted from a full queue).
+                self.end_track(&pose_tx, counters)?;
             }
             let ready = self.window.push(meta.frame_id, cache);
             self.meta.push_back(meta);
@@ -558,6 +588,17 @@ impl Post {
         for ready in self.window.flush() {
             self.emit(&ready, &pose_tx, counters)?;
         }
+        Ok(())
+    }
+
+    /// The source lost its input: the frames waiting for lookahead get their results (as at a
+    /// track's end in the official demo), and the next frame starts new windows.
+    fn end_track(&mut self, pose_tx: &queue::Sender<Vec<u8>>, counters: &Counters) -> Result<()> {
+        for ready in self.window.flush() {
+            self.emit(&ready, pose_tx, counters)?;
+        }
+        self.window = TrackWindow::new();
+        self.meta.clear();
         Ok(())
     }
 

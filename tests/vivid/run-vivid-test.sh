@@ -99,6 +99,7 @@ cat > "$ROOT/init" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+ifconfig lo 127.0.0.1 up   # loopback for an in-guest MQTT broker
 echo "@@VIVID-UPTIME-INIT \$(cut -d' ' -f1 /proc/uptime)"
 for m in \$(cat /modules.order); do
   p=""; [ "\$m" = vivid.ko ] && p="$PARAMS"
