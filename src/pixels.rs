@@ -199,7 +199,12 @@ fn yuv_f32(y: f32, u: f32, v: f32) -> [f32; 3] {
     ]
 }
 
-impl Yuyv<'_> {
+/// A Y'CbCr layout: the raw Y, Cb and Cr of pixel (x, y), in range.
+trait YuvLayout {
+    fn raw(&self, x: usize, y: usize) -> [f32; 3];
+}
+
+impl YuvLayout for Yuyv<'_> {
     #[inline(always)]
     fn raw(&self, x: usize, y: usize) -> [f32; 3] {
         let pair = y * self.1 + 4 * (x / 2);
@@ -207,20 +212,7 @@ impl Yuyv<'_> {
     }
 }
 
-impl Reader for Yuyv<'_> {
-    #[inline(always)]
-    fn rgb(&self, x: usize, y: usize) -> [f32; 3] {
-        let [y, u, v] = self.raw(x, y);
-        yuv_f32(y, u, v)
-    }
-
-    #[inline(always)]
-    fn blend(&self, tx: &Tap, ty: &Tap) -> [f32; 3] {
-        blend_yuv(tx, ty, |x, y| self.raw(x, y))
-    }
-}
-
-impl Nv12<'_> {
+impl YuvLayout for Nv12<'_> {
     #[inline(always)]
     fn raw(&self, x: usize, y: usize) -> [f32; 3] {
         let c = (y / 2) * self.stride + 2 * (x / 2);
@@ -228,16 +220,19 @@ impl Nv12<'_> {
     }
 }
 
-impl Reader for Nv12<'_> {
+/// Reads a [`YuvLayout`] as RGB; blends in Y'CbCr ([`blend_yuv`]).
+struct Yuv<L>(L);
+
+impl<L: YuvLayout> Reader for Yuv<L> {
     #[inline(always)]
     fn rgb(&self, x: usize, y: usize) -> [f32; 3] {
-        let [y, u, v] = self.raw(x, y);
+        let [y, u, v] = self.0.raw(x, y);
         yuv_f32(y, u, v)
     }
 
     #[inline(always)]
     fn blend(&self, tx: &Tap, ty: &Tap) -> [f32; 3] {
-        blend_yuv(tx, ty, |x, y| self.raw(x, y))
+        blend_yuv(tx, ty, |x, y| self.0.raw(x, y))
     }
 }
 
@@ -248,10 +243,10 @@ fn with_reader<R>(image: &Image, f: impl FnOnce(&dyn ReaderDispatch) -> R) -> R 
     match image.format {
         PixelFormat::Rgb24 => f(&Rgb24(d, s)),
         PixelFormat::Grey => f(&Grey(d, s)),
-        PixelFormat::Yuyv => f(&Yuyv(d, s)),
+        PixelFormat::Yuyv => f(&Yuv(Yuyv(d, s))),
         PixelFormat::Nv12 => {
             let (y, uv) = d.split_at(s * image.height as usize);
-            f(&Nv12 { y, uv, stride: s })
+            f(&Yuv(Nv12 { y, uv, stride: s }))
         }
     }
 }

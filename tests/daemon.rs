@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::mqtt::{is_status, root, Broker, Subscriber};
+use common::mqtt::{assert_retained_offline, is_status, root, Broker, Subscriber};
 use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
 use smplcast::wire;
@@ -188,10 +188,7 @@ fn killed_daemon_goes_offline_by_its_last_will() {
     assert!(!status.success());
     sub.until(Duration::from_secs(10), |v| is_status(v, "offline"));
     // Retained: a later subscriber reads `offline` at once.
-    let late = Subscriber::start(broker.port, device, 3);
-    let seen = late.until(Duration::from_secs(10), |v| v["status"].is_string());
-    let last = seen.last().unwrap();
-    assert_eq!((last["status"].as_str(), last["retain"].as_bool()), (Some("offline"), Some(true)));
+    assert_retained_offline(broker.port, device);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::mqtt::{is_status, root, Broker, Subscriber};
+use common::mqtt::{assert_retained_offline, is_status, root, Broker, Subscriber};
 
 use serde_json::Value;
 use smplcast::publish::{self, Counters, Settings};
@@ -129,10 +129,7 @@ fn last_will_says_offline_when_the_connection_dies() {
     sub.until(Duration::from_secs(10), |v| is_status(v, "offline"));
 
     // The will is retained: a subscriber that comes later reads `offline` at once.
-    let late = Subscriber::start(broker.port, device, 3);
-    let seen = late.until(Duration::from_secs(10), |v| v["status"].is_string());
-    let last = seen.last().unwrap();
-    assert_eq!((last["status"].as_str(), last["retain"].as_bool()), (Some("offline"), Some(true)));
+    assert_retained_offline(broker.port, device);
 }
 
 /// `smplcast sub` (the CLI) prints the same messages, decoded, as JSON lines.

@@ -139,3 +139,11 @@ impl Drop for Subscriber {
 pub fn is_status(v: &Value, s: &str) -> bool {
     v["status"] == s
 }
+
+/// A subscriber that connects now reads the retained status `offline` at once.
+pub fn assert_retained_offline(port: u16, device: &str) {
+    let late = Subscriber::start(port, device, 3);
+    let seen = late.until(Duration::from_secs(10), |v| v["status"].is_string());
+    let last = seen.last().unwrap();
+    assert_eq!((last["status"].as_str(), last["retain"].as_bool()), (Some("offline"), Some(true)));
+}
