@@ -12,17 +12,22 @@ import cv2
 import numpy as np
 
 W, H = 16, 12
-rng = np.random.default_rng(7)
-out = {"generator": f"models/gen_pixel_vectors.py, OpenCV {cv2.__version__}"}
+PATH = Path(__file__).resolve().parent.parent / "tests/data/pixels.json"
 
-yuyv = rng.integers(0, 256, size=(H, W * 2), dtype=np.uint8)
-rgb = cv2.cvtColor(yuyv.reshape(H, W, 2), cv2.COLOR_YUV2RGB_YUYV)
-out["yuyv"] = {"width": W, "height": H, "input": yuyv.ravel().tolist(), "rgb": rgb.ravel().tolist()}
 
-nv12 = rng.integers(0, 256, size=(H * 3 // 2, W), dtype=np.uint8)
-rgb = cv2.cvtColor(nv12, cv2.COLOR_YUV2RGB_NV12)
-out["nv12"] = {"width": W, "height": H, "input": nv12.ravel().tolist(), "rgb": rgb.ravel().tolist()}
+def build() -> str:
+    """The JSON text of the vectors (deterministic for a given OpenCV)."""
+    rng = np.random.default_rng(7)
+    out = {"generator": f"models/gen_pixel_vectors.py, OpenCV {cv2.__version__}"}
+    yuyv = rng.integers(0, 256, size=(H, W * 2), dtype=np.uint8)
+    rgb = cv2.cvtColor(yuyv.reshape(H, W, 2), cv2.COLOR_YUV2RGB_YUYV)
+    out["yuyv"] = {"width": W, "height": H, "input": yuyv.ravel().tolist(), "rgb": rgb.ravel().tolist()}
+    nv12 = rng.integers(0, 256, size=(H * 3 // 2, W), dtype=np.uint8)
+    rgb = cv2.cvtColor(nv12, cv2.COLOR_YUV2RGB_NV12)
+    out["nv12"] = {"width": W, "height": H, "input": nv12.ravel().tolist(), "rgb": rgb.ravel().tolist()}
+    return json.dumps(out) + "\n"
 
-path = Path(__file__).resolve().parent.parent / "tests/data/pixels.json"
-path.write_text(json.dumps(out) + "\n")
-print(f"wrote {path}")
+
+if __name__ == "__main__":
+    PATH.write_text(build())
+    print(f"wrote {PATH}")
