@@ -40,6 +40,8 @@ pub mod daemon;
 #[cfg(feature = "runtime")]
 pub mod demo;
 #[cfg(feature = "runtime")]
+pub mod detect;
+#[cfg(feature = "runtime")]
 pub mod encode;
 #[cfg(feature = "runtime")]
 pub mod model;

@@ -369,7 +369,7 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<Image, String> {
 mod tests {
     use super::*;
 
-    /// Reference conversions by OpenCV 4.12 (`cv2.cvtColor`), written by
+    /// Reference conversions by OpenCV 4.13 (`cv2.cvtColor`), written by
     /// models/gen_pixel_vectors.py into tests/data/pixels.json.
     #[derive(serde::Deserialize)]
     struct Vectors {

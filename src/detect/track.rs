@@ -1,0 +1,476 @@
+//! Multi-person tracking, SORT-style (Bewley et al., "Simple Online and Realtime Tracking",
+//! ICIP 2016; the MPS-Net demo tracks with SORT): one constant-velocity Kalman filter per
+//! track over the box centre, area and aspect ratio; detections are matched to the tracks'
+//! predicted boxes by IoU with the Hungarian method (pathfinding's Kuhn–Munkres); a match needs
+//! IoU ≥ `iou_threshold`. Unmatched detections start tentative tracks, which are confirmed
+//! after `min_hits` consecutive hits; a track unmatched for more than `max_age` frames ends.
+//! Pure; runs on the inference thread.
+//!
+//! Between detector runs ([`Tracker::predict`]) confirmed tracks coast on their prediction.
+//! When more than `max_people` confirmed tracks are visible, [`Keep`] chooses whom to report;
+//! the others keep being tracked (their ids stay stable) but are not reported that frame.
+//!
+//! Port notes: the filter's matrices and noise settings follow SORT's `KalmanBoxTracker`
+//! (GPL-3.0 reference implementation, read for the numbers, not copied).
+
+use nalgebra::{SMatrix, SVector};
+
+use super::Detection;
+use crate::preprocess::BBox;
+
+type State = SVector<f32, 7>;
+type Cov = SMatrix<f32, 7, 7>;
+type Meas = SVector<f32, 4>;
+
+/// Whom to report when more than `max_people` confirmed tracks are visible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keep {
+    /// The largest boxes (closest people, best crops).
+    Largest,
+    /// The boxes nearest the image centre.
+    Central,
+    /// The longest-lived tracks (stable output: a newcomer does not displace anyone).
+    Longest,
+}
+
+/// Tracker settings (config `[tracker]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    /// Frames a track survives without a matching detection.
+    pub max_age: u32,
+    /// Consecutive hits before a new track is reported.
+    pub min_hits: u32,
+    /// Least IoU between a detection and a track's predicted box to match them.
+    pub iou_threshold: f32,
+    /// Most people reported per frame.
+    pub max_people: usize,
+    pub keep: Keep,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_age: 10,
+            min_hits: 3,
+            iou_threshold: 0.3,
+            max_people: 4,
+            keep: Keep::Largest,
+        }
+    }
+}
+
+/// A reported person this frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tracked {
+    pub id: u32,
+    /// The matched detection's box, or the prediction while coasting.
+    pub bbox: BBox,
+    /// The matched detection's score; while coasting, the last one.
+    pub score: f32,
+}
+
+/// One frame's outcome.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Update {
+    /// Reported people, by ascending id.
+    pub people: Vec<Tracked>,
+    /// Ids of tracks that ended this frame (their windows flush).
+    pub ended: Vec<u32>,
+}
+
+#[derive(Clone, Debug)]
+struct Track {
+    id: u32,
+    x: State,
+    p: Cov,
+    score: f32,
+    /// Frames since the last matching detection.
+    since_update: u32,
+    /// Consecutive detector runs that matched it.
+    streak: u32,
+    /// Frames since the track started.
+    age: u64,
+    confirmed: bool,
+}
+
+/// The SORT tracker.
+#[derive(Clone, Debug)]
+pub struct Tracker {
+    settings: Settings,
+    tracks: Vec<Track>,
+    next_id: u32,
+}
+
+fn to_z(b: &BBox) -> Meas {
+    let (w, h) = (b.width.max(1e-3), b.height.max(1e-3));
+    Meas::new(b.left + w / 2.0, b.top + h / 2.0, w * h, w / h)
+}
+
+fn to_box(x: &State) -> BBox {
+    let (s, r) = (x[2].max(1e-6), x[3].max(1e-6));
+    let w = (s * r).sqrt();
+    let h = s / w;
+    BBox { left: x[0] - w / 2.0, top: x[1] - h / 2.0, width: w, height: h }
+}
+
+/// Intersection over union of two boxes.
+pub fn iou(a: &BBox, b: &BBox) -> f32 {
+    let x0 = a.left.max(b.left);
+    let y0 = a.top.max(b.top);
+    let x1 = (a.left + a.width).min(b.left + b.width);
+    let y1 = (a.top + a.height).min(b.top + b.height);
+    let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
+    let union = a.width * a.height + b.width * b.height - inter;
+    if union > 0.0 {
+        inter / union
+    } else {
+        0.0
+    }
+}
+
+/// Constant velocity in centre and area; aspect ratio constant.
+fn transition() -> Cov {
+    let mut f = Cov::identity();
+    f[(0, 4)] = 1.0;
+    f[(1, 5)] = 1.0;
+    f[(2, 6)] = 1.0;
+    f
+}
+
+fn observation() -> SMatrix<f32, 4, 7> {
+    let mut h = SMatrix::<f32, 4, 7>::zeros();
+    for i in 0..4 {
+        h[(i, i)] = 1.0;
+    }
+    h
+}
+
+impl Track {
+    fn new(id: u32, d: &Detection) -> Self {
+        let z = to_z(&d.bbox);
+        let x = State::from_column_slice(&[z[0], z[1], z[2], z[3], 0.0, 0.0, 0.0]);
+        // SORT: uncertain velocities (×1000), then everything ×10.
+        let mut p = Cov::identity() * 10.0;
+        for i in 4..7 {
+            p[(i, i)] *= 1000.0;
+        }
+        Track { id, x, p, score: d.score, since_update: 0, streak: 1, age: 0, confirmed: false }
+    }
+
+    fn predict(&mut self) {
+        if self.x[2] + self.x[6] <= 0.0 {
+            self.x[6] = 0.0; // the area must stay positive
+        }
+        let f = transition();
+        let mut q = Cov::identity();
+        q[(6, 6)] *= 0.01;
+        for i in 4..7 {
+            q[(i, i)] *= 0.01;
+        }
+        self.x = f * self.x;
+        self.p = f * self.p * f.transpose() + q;
+        self.age += 1;
+        self.since_update += 1;
+    }
+
+    fn correct(&mut self, d: &Detection) {
+        let h = observation();
+        let mut r = SMatrix::<f32, 4, 4>::identity();
+        r[(2, 2)] *= 10.0;
+        r[(3, 3)] *= 10.0;
+        let y = to_z(&d.bbox) - h * self.x;
+        let s = h * self.p * h.transpose() + r;
+        // S is a covariance plus R (positive definite): the inverse exists; if numerics ever
+        // break it, keep the prediction rather than panic.
+        if let Some(s_inv) = s.try_inverse() {
+            let k = self.p * h.transpose() * s_inv;
+            self.x += k * y;
+            self.p = (Cov::identity() - k * h) * self.p;
+        }
+        self.score = d.score;
+        self.since_update = 0;
+        self.streak += 1;
+    }
+
+    fn bbox(&self) -> BBox {
+        to_box(&self.x)
+    }
+}
+
+impl Tracker {
+    pub fn new(settings: Settings) -> Self {
+        Tracker { settings, tracks: Vec::new(), next_id: 0 }
+    }
+
+    /// Advances one frame with this frame's detections.
+    pub fn update(&mut self, detections: &[Detection], image: [u32; 2]) -> Update {
+        for t in &mut self.tracks {
+            t.predict();
+        }
+        let matches = self.associate(detections);
+        let mut matched_det = vec![false; detections.len()];
+        let mut matched_track = vec![false; self.tracks.len()];
+        for &(ti, di) in &matches {
+            self.tracks[ti].correct(&detections[di]);
+            matched_det[di] = true;
+            matched_track[ti] = true;
+        }
+        for (t, _) in self.tracks.iter_mut().zip(&matched_track).filter(|(_, m)| !**m) {
+            t.streak = 0; // a detector run that did not see it
+        }
+        for (di, d) in detections.iter().enumerate() {
+            if !matched_det[di] {
+                self.tracks.push(Track::new(self.next_id, d));
+                self.next_id = self.next_id.wrapping_add(1);
+            }
+        }
+        let min_hits = self.settings.min_hits;
+        for t in &mut self.tracks {
+            if t.since_update == 0 && t.streak >= min_hits {
+                t.confirmed = true;
+            }
+        }
+        self.finish(image, |t| t.since_update == 0)
+    }
+
+    /// Advances one frame without running the detector: tracks coast on their predictions.
+    pub fn predict(&mut self, image: [u32; 2]) -> Update {
+        for t in &mut self.tracks {
+            t.predict(); // coasting is not a miss: the streak stays
+        }
+        let max_age = self.settings.max_age;
+        self.finish(image, |t| t.since_update <= max_age)
+    }
+
+    /// Ends stale tracks and reports the visible confirmed ones.
+    fn finish(&mut self, image: [u32; 2], visible: impl Fn(&Track) -> bool) -> Update {
+        let max_age = self.settings.max_age;
+        let mut ended = Vec::new();
+        self.tracks.retain(|t| {
+            let keep = t.since_update <= max_age;
+            if !keep && t.confirmed {
+                ended.push(t.id);
+            }
+            keep
+        });
+        let mut shown: Vec<&Track> =
+            self.tracks.iter().filter(|t| t.confirmed && visible(t)).collect();
+        let (cx, cy) = (image[0] as f32 / 2.0, image[1] as f32 / 2.0);
+        let rank = |t: &Track| -> f32 {
+            let b = t.bbox();
+            match self.settings.keep {
+                Keep::Largest => -(b.width * b.height),
+                Keep::Central => {
+                    let (dx, dy) = (b.left + b.width / 2.0 - cx, b.top + b.height / 2.0 - cy);
+                    dx * dx + dy * dy
+                }
+                Keep::Longest => -(t.age as f32),
+            }
+        };
+        shown.sort_by(|a, b| rank(a).total_cmp(&rank(b)).then(a.id.cmp(&b.id)));
+        shown.truncate(self.settings.max_people);
+        let mut people: Vec<Tracked> =
+            shown.iter().map(|t| Tracked { id: t.id, bbox: t.bbox(), score: t.score }).collect();
+        people.sort_by_key(|p| p.id);
+        ended.sort_unstable();
+        Update { people, ended }
+    }
+
+    /// Hungarian matching of tracks (predicted boxes) to detections on IoU; pairs below the
+    /// threshold are not matches. Returns (track index, detection index).
+    fn associate(&self, detections: &[Detection]) -> Vec<(usize, usize)> {
+        if self.tracks.is_empty() || detections.is_empty() {
+            return Vec::new();
+        }
+        let boxes: Vec<BBox> = self.tracks.iter().map(Track::bbox).collect();
+        let iou_of = |ti: usize, di: usize| iou(&boxes[ti], &detections[di].bbox);
+        // Kuhn–Munkres wants rows ≤ columns and integer weights: IoU in millionths.
+        let weight = |v: f32| (v * 1e6).round() as i64;
+        let transpose = self.tracks.len() > detections.len();
+        let (rows, cols) = if transpose {
+            (detections.len(), self.tracks.len())
+        } else {
+            (self.tracks.len(), detections.len())
+        };
+        let matrix = pathfinding::matrix::Matrix::from_fn(rows, cols, |(r, c)| {
+            if transpose {
+                weight(iou_of(c, r))
+            } else {
+                weight(iou_of(r, c))
+            }
+        });
+        let (_, assignment) = pathfinding::kuhn_munkres::kuhn_munkres(&matrix);
+        assignment
+            .into_iter()
+            .enumerate()
+            .map(|(r, c)| if transpose { (c, r) } else { (r, c) })
+            .filter(|&(ti, di)| iou_of(ti, di) >= self.settings.iou_threshold)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(cx: f32, cy: f32, w: f32, h: f32) -> Detection {
+        Detection {
+            bbox: BBox { left: cx - w / 2.0, top: cy - h / 2.0, width: w, height: h },
+            score: 0.9,
+        }
+    }
+
+    /// Runs `frames` frames; `people(f)` gives (ground-truth identity, detection) pairs.
+    /// Returns, per identity, the reported ids in order (None when unreported), and the number
+    /// of id switches (an identity reported under a different id than last time).
+    fn run(
+        settings: Settings,
+        frames: usize,
+        people: impl Fn(usize) -> Vec<(usize, Detection)>,
+    ) -> (Vec<Vec<Option<u32>>>, usize, Vec<u32>) {
+        let mut t = Tracker::new(settings);
+        let mut seen: Vec<Vec<Option<u32>>> = Vec::new();
+        let mut ended = Vec::new();
+        for f in 0..frames {
+            let truth = people(f);
+            let dets: Vec<Detection> = truth.iter().map(|(_, d)| *d).collect();
+            let up = t.update(&dets, [1280, 720]);
+            ended.extend(up.ended);
+            for (gt, d) in &truth {
+                if seen.len() <= *gt {
+                    seen.resize(gt + 1, Vec::new());
+                }
+                // The reported person whose box best overlaps this identity's detection.
+                let id = up
+                    .people
+                    .iter()
+                    .filter(|p| iou(&p.bbox, &d.bbox) > 0.5)
+                    .max_by(|a, b| iou(&a.bbox, &d.bbox).total_cmp(&iou(&b.bbox, &d.bbox)))
+                    .map(|p| p.id);
+                seen[*gt].push(id);
+            }
+        }
+        let switches = seen
+            .iter()
+            .map(|ids| {
+                let ids: Vec<u32> = ids.iter().flatten().copied().collect();
+                ids.windows(2).filter(|w| w[0] != w[1]).count()
+            })
+            .sum();
+        (seen, switches, ended)
+    }
+
+    #[test]
+    fn crossing_people_keep_their_ids() {
+        // Two people walk towards each other and cross (their boxes overlap for several frames).
+        let (seen, switches, _) = run(Settings::default(), 60, |f| {
+            let x = f as f32 * 12.0;
+            vec![(0, det(200.0 + x, 400.0, 120.0, 300.0)), (1, det(920.0 - x, 410.0, 110.0, 290.0))]
+        });
+        assert_eq!(switches, 0, "{seen:?}");
+        let first = |g: usize| seen[g].iter().flatten().next().copied();
+        assert_ne!(first(0), first(1));
+        // Reported from the third frame on (min_hits 3), every frame.
+        assert!(seen.iter().all(
+            |ids| ids[..2].iter().all(Option::is_none) && ids[2..].iter().all(Option::is_some)
+        ));
+    }
+
+    #[test]
+    fn short_occlusion_keeps_the_id_long_one_gives_a_new_one() {
+        let walk = |f: usize| det(300.0 + f as f32 * 8.0, 400.0, 120.0, 300.0);
+        // Missing for 5 frames (< max_age 10): same id after.
+        let (seen, switches, ended) = run(Settings::default(), 40, |f| {
+            if (15..20).contains(&f) {
+                vec![]
+            } else {
+                vec![(0, walk(f))]
+            }
+        });
+        assert_eq!(switches, 0, "{seen:?}");
+        assert!(ended.is_empty());
+        // Missing for 15 frames (> max_age): the track ends and a new id starts.
+        let (seen, switches, ended) = run(Settings::default(), 50, |f| {
+            if (15..30).contains(&f) {
+                vec![]
+            } else {
+                vec![(0, walk(f))]
+            }
+        });
+        assert_eq!(switches, 1, "{seen:?}");
+        assert_eq!(ended, [0]);
+    }
+
+    #[test]
+    fn entry_and_exit() {
+        // One person throughout; another enters at frame 10 and leaves at frame 30.
+        let (seen, switches, ended) = run(Settings::default(), 50, |f| {
+            let mut v = vec![(0, det(300.0, 400.0, 120.0, 300.0))];
+            if (10..30).contains(&f) {
+                v.push((1, det(900.0 - f as f32 * 5.0, 380.0, 100.0, 260.0)));
+            }
+            v
+        });
+        assert_eq!(switches, 0);
+        assert_eq!(seen[1].iter().flatten().next(), Some(&1));
+        assert_eq!(ended, [1], "the leaver's track ends (max_age after its last detection)");
+    }
+
+    #[test]
+    fn max_people_keeps_whom_the_policy_says() {
+        let frame = |_f: usize| {
+            vec![
+                (0, det(200.0, 360.0, 80.0, 200.0)),   // small, off-centre, first
+                (1, det(640.0, 360.0, 100.0, 250.0)),  // central
+                (2, det(1000.0, 400.0, 200.0, 500.0)), // large
+            ]
+        };
+        let one = |keep| Settings { max_people: 1, keep, ..Settings::default() };
+        let reported = |keep| {
+            let (seen, _, _) = run(one(keep), 6, frame);
+            seen.iter().map(|ids| ids[5].is_some()).collect::<Vec<_>>()
+        };
+        assert_eq!(reported(Keep::Largest), [false, false, true]);
+        assert_eq!(reported(Keep::Central), [false, true, false]);
+        // All started together: the lowest id is the tie-break of equal ages.
+        assert_eq!(reported(Keep::Longest), [true, false, false]);
+    }
+
+    #[test]
+    fn coasting_between_detector_runs() {
+        let mut t = Tracker::new(Settings::default());
+        for f in 0..5 {
+            t.update(&[det(300.0 + f as f32 * 10.0, 400.0, 120.0, 300.0)], [1280, 720]);
+        }
+        // Two frames without the detector: the track is reported, moving on.
+        let a = t.predict([1280, 720]);
+        let b = t.predict([1280, 720]);
+        assert_eq!((a.people.len(), b.people.len()), (1, 1));
+        let cx = |u: &Update| u.people[0].bbox.left + u.people[0].bbox.width / 2.0;
+        assert!(cx(&b) > cx(&a) && (cx(&b) - cx(&a) - 10.0).abs() < 2.0, "{} {}", cx(&a), cx(&b));
+        let up = t.update(&[det(370.0, 400.0, 120.0, 300.0)], [1280, 720]);
+        assert_eq!(up.people[0].id, 0);
+        // Detector every other frame: a newcomer is confirmed after min_hits detector runs.
+        let mut t = Tracker::new(Settings::default());
+        let mut reported = Vec::new();
+        for f in 0..8 {
+            let up = if f % 2 == 0 {
+                t.update(&[det(300.0 + f as f32 * 10.0, 400.0, 120.0, 300.0)], [1280, 720])
+            } else {
+                t.predict([1280, 720])
+            };
+            reported.push(up.people.len());
+        }
+        assert_eq!(reported, [0, 0, 0, 0, 1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn iou_basics() {
+        let a = BBox { left: 0.0, top: 0.0, width: 10.0, height: 10.0 };
+        let b = BBox { left: 5.0, top: 0.0, width: 10.0, height: 10.0 };
+        assert!((iou(&a, &b) - 50.0 / 150.0).abs() < 1e-6);
+        assert_eq!(iou(&a, &BBox { left: 20.0, ..a }), 0.0);
+        assert_eq!(iou(&a, &a), 1.0);
+    }
+}
