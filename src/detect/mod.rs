@@ -1,7 +1,8 @@
-//! Finding people: detections (boxes with scores) and the tracker that gives them stable ids
-//! ([`track`]). The person detector itself arrives with issue #5's model; until then the
-//! daemon's person region is the configured box or the whole frame.
+//! Finding people: the person detector ([`blazepose`], MediaPipe's BlazePose detector run by
+//! tract) and the tracker that gives people stable ids ([`track`]). Not wired into the daemon
+//! yet (#5): its person region is still the configured box or the whole frame.
 
+pub mod blazepose;
 pub mod track;
 
 use crate::preprocess::BBox;

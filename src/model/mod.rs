@@ -67,6 +67,20 @@ const BACKBONE: Interface = Interface {
     inputs: &[Port { name: "image", dims: &[N, F(3), F(IMAGE_SIZE), F(IMAGE_SIZE)] }],
     outputs: &[Port { name: "feature", dims: &[N, V('C')] }],
 };
+/// The person detector (models/detector/pose_detection.onnx, MediaPipe's BlazePose detector).
+pub const DETECTOR_SIZE: usize = 224;
+/// Its SSD anchors (one candidate per anchor).
+pub const DETECTOR_ANCHORS: usize = 2254;
+/// Values per candidate: box x, y, w, h and 4 keypoints (x, y).
+pub const DETECTOR_COORDS: usize = 12;
+const DETECTOR: Interface = Interface {
+    graph: "person detector",
+    inputs: &[Port { name: "input_1", dims: &[F(1), F(DETECTOR_SIZE), F(DETECTOR_SIZE), F(3)] }],
+    outputs: &[
+        Port { name: "Identity", dims: &[F(1), F(DETECTOR_ANCHORS), F(DETECTOR_COORDS)] },
+        Port { name: "Identity_1", dims: &[F(1), F(DETECTOR_ANCHORS), F(1)] },
+    ],
+};
 const HEAD_OUTPUTS: &[Port] = &[
     Port { name: "pose6d", dims: &[N, F(POSE6D_LEN)] },
     Port { name: "shape", dims: &[N, F(SHAPE_LEN)] },
@@ -178,6 +192,32 @@ impl Backbone {
         check_len(self.graph.name(), "image", images.len(), shape.iter().product())?;
         let outs = self.graph.run(&[(&shape, images)])?;
         Ok(f32_slice(self.graph.name(), &outs[0])?.to_vec())
+    }
+}
+
+/// The person detector graph: raw candidates, decoded by `detect::blazepose`.
+pub struct DetectorGraph {
+    graph: Graph,
+}
+
+impl DetectorGraph {
+    /// # Errors
+    /// See [`Error`]: unreadable, not ONNX, or not the detector's interface.
+    pub fn load(path: &Path) -> Result<Self> {
+        Ok(DetectorGraph { graph: Graph::load(path, &DETECTOR, 1, &mut Widths::default())? })
+    }
+
+    /// `input`: [1, 224, 224, 3] f32 NHWC RGB in [-1, 1] → (candidates [2254 × 12], score
+    /// logits [2254]).
+    ///
+    /// # Errors
+    /// [`Error::Run`] on a wrong input length or a tract failure.
+    pub fn run(&mut self, input: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let shape = [1, DETECTOR_SIZE, DETECTOR_SIZE, 3];
+        check_len(self.graph.name(), "image", input.len(), shape.iter().product())?;
+        let outs = self.graph.run(&[(&shape, input)])?;
+        let name = self.graph.name();
+        Ok((f32_slice(name, &outs[0])?.to_vec(), f32_slice(name, &outs[1])?.to_vec()))
     }
 }
 
