@@ -323,7 +323,7 @@ fn daemon_check() -> Result<String, String> {
             buffers: 4,
             stall_timeout: Duration::from_secs(1),
         },
-        person_box: None,
+        people: smplcast::config::People::Region(None),
         crop_scale: 1.1,
         model: ModelConfig { dir: models, int8: false, extra_delay: Duration::ZERO },
         mqtt: Some(MqttConfig {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::detect::track::{Keep, Settings as TrackerSettings};
 use crate::preprocess::BBox;
 use crate::publish::{self, QoS};
 
@@ -92,11 +93,36 @@ pub struct RawPerson {
     pub bbox: Option<[f32; 4]>,
     /// Crop side = longer box side × scale (1.1 in the official demo).
     pub scale: f32,
+    /// Person detector ONNX (models/detector/pose_detection.onnx): find and track people
+    /// instead of using `box` or the whole frame.
+    pub detector: Option<PathBuf>,
+    /// Run the detector every this many frames; the tracker predicts in between.
+    pub detect_every: u32,
+    /// Most people reported per frame, and whom to keep beyond that.
+    pub max_people: usize,
+    pub keep: Keep,
+    /// Frames a track survives without a detection.
+    pub max_age: u32,
+    /// Consecutive detections before a new person is reported.
+    pub min_hits: u32,
+    /// Least IoU between a detection and a track's predicted box.
+    pub iou_threshold: f32,
 }
 
 impl Default for RawPerson {
     fn default() -> Self {
-        RawPerson { bbox: None, scale: 1.1 }
+        let t = TrackerSettings::default();
+        RawPerson {
+            bbox: None,
+            scale: 1.1,
+            detector: None,
+            detect_every: 1,
+            max_people: t.max_people,
+            keep: t.keep,
+            max_age: t.max_age,
+            min_hits: t.min_hits,
+            iou_threshold: t.iou_threshold,
+        }
     }
 }
 
@@ -179,7 +205,7 @@ pub struct Config {
     pub device_id: String,
     pub source: SourceConfig,
     /// Fixed person box; `None`: the whole frame.
-    pub person_box: Option<BBox>,
+    pub people: People,
     pub crop_scale: f32,
     pub model: ModelConfig,
     /// `None`: publish nothing (the demo's `--no-mqtt`).
@@ -188,6 +214,15 @@ pub struct Config {
     pub stats_interval: Option<Duration>,
     pub frame_queue: usize,
     pub shutdown_timeout: Duration,
+}
+
+/// How the daemon finds people.
+#[derive(Clone, Debug, PartialEq)]
+pub enum People {
+    /// One person (track 0) in a fixed box, or (`None`) the whole frame.
+    Region(Option<BBox>),
+    /// The person detector and the tracker.
+    Detected { detector: PathBuf, every: u32, tracker: TrackerSettings },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -376,6 +411,60 @@ impl Config {
 
         let p = &raw.person;
         let person_box = p.bbox.map(|[left, top, width, height]| BBox { left, top, width, height });
+        let people = match &p.detector {
+            None => People::Region(person_box),
+            Some(d) => {
+                let detector = base.join(d);
+                if p.bbox.is_some() {
+                    c.problem("person.box: not used with person.detector (the detector finds the boxes); remove one".into());
+                }
+                if !detector.is_file() {
+                    c.problem(format!(
+                        "person.detector = {:?}: no such file; expected the detector ONNX \
+                         (models/detector/pose_detection.onnx)",
+                        detector.display().to_string()
+                    ));
+                }
+                c.check(
+                    "person.detect_every",
+                    &p.detect_every,
+                    (1..=30).contains(&p.detect_every),
+                    "1 to 30 frames",
+                );
+                c.check(
+                    "person.max_people",
+                    &p.max_people,
+                    (1..=16).contains(&p.max_people),
+                    "1 to 16",
+                );
+                c.check(
+                    "person.max_age",
+                    &p.max_age,
+                    (1..=300).contains(&p.max_age),
+                    "1 to 300 frames",
+                );
+                c.check(
+                    "person.min_hits",
+                    &p.min_hits,
+                    (1..=30).contains(&p.min_hits),
+                    "1 to 30 detections",
+                );
+                c.check(
+                    "person.iou_threshold",
+                    &p.iou_threshold,
+                    (0.01..=0.99).contains(&p.iou_threshold),
+                    "0.01 to 0.99",
+                );
+                let tracker = TrackerSettings {
+                    max_age: p.max_age,
+                    min_hits: p.min_hits,
+                    iou_threshold: p.iou_threshold,
+                    max_people: p.max_people,
+                    keep: p.keep,
+                };
+                People::Detected { detector, every: p.detect_every, tracker }
+            }
+        };
         if let Some(b) = p.bbox {
             c.check(
                 "person.box",
@@ -478,7 +567,7 @@ impl Config {
         c.finish(Config {
             device_id,
             source,
-            person_box,
+            people,
             crop_scale: p.scale,
             model,
             mqtt: Some(mqtt),
@@ -500,7 +589,16 @@ impl Config {
             "device {} · source {:?} · person {} · model {}{} · mqtt {mqtt}",
             self.device_id,
             self.source,
-            self.person_box.map_or("whole frame".into(), |b| format!("box {:?}", b.as_array())),
+            match &self.people {
+                People::Region(None) => "whole frame".into(),
+                People::Region(Some(b)) => format!("box {:?}", b.as_array()),
+                People::Detected { detector, every, tracker } => format!(
+                    "detector {} every {every} frame(s), up to {} ({:?})",
+                    detector.display(),
+                    tracker.max_people,
+                    tracker.keep
+                ),
+            },
             self.model.dir.display(),
             if self.model.int8 { " (int8)" } else { "" },
         )
@@ -613,7 +711,7 @@ mod tests {
             c.source,
             SourceConfig::Synthetic { width: 640, height: 480, fps: 25.0, frames: None }
         );
-        assert_eq!((c.person_box, c.crop_scale), (None, 1.1));
+        assert_eq!((c.people, c.crop_scale), (People::Region(None), 1.1));
         let m = c.mqtt.unwrap();
         assert_eq!((m.settings.host.as_str(), m.settings.port), ("127.0.0.1", 1883));
         assert_eq!(c.stats_interval, Some(Duration::from_secs(5)));

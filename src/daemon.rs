@@ -23,7 +23,6 @@
 //! else the daemon reports it and exits non-zero. A stage that fails or panics stops the
 //! others the same way.
 
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -33,15 +32,17 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, SourceConfig};
-use crate::encode;
-use crate::model::{Bundle, FrameCache, Projector, Stepper, SEQ_LEN};
+use crate::assemble::{Assembler, FrameIn, PersonIn};
+use crate::config::{Config, People, SourceConfig};
+use crate::detect::blazepose::Detector;
+use crate::detect::track::{Settings as TrackerSettings, Tracked, Tracker};
+use crate::detect::Detection;
+use crate::model::{Bundle, HeadOutput, Projector, Stepper};
 use crate::preprocess::{self, BBox};
 use crate::publish;
 use crate::queue;
-use crate::source::{files::Files, synthetic::Synthetic, CaptureTime, FrameSource};
+use crate::source::{files::Files, synthetic::Synthetic, FrameSource};
 use crate::stats::{Counters, Reporter};
-use crate::window::{TrackWindow, LOOKAHEAD};
 use crate::wire;
 
 /// Features waiting for the post thread.
@@ -97,6 +98,7 @@ pub fn start(config: &Config) -> Result<Running> {
         model_id = %bundle.model_id,
         "Models loaded."
     );
+    let finder = Finder::new(&config.people)?;
     let source = open_source(&config.source)?;
     tracing::info!(source = %source.describe(), "Source opened.");
 
@@ -161,18 +163,11 @@ pub fn start(config: &Config) -> Result<Running> {
     let infer = Infer {
         backbone,
         projector,
-        person_box: config.person_box,
+        finder,
         crop_scale: config.crop_scale,
         extra_delay: config.model.extra_delay,
     };
-    let post = Post {
-        stepper,
-        device_id: config.device_id.clone(),
-        model_id,
-        window: TrackWindow::new(),
-        meta: VecDeque::new(),
-        seq: 0,
-    };
+    let post = Post { stepper, assembler: Assembler::new(config.device_id.clone(), model_id) };
     let stages = vec![
         spawn_stage("capture", &shutdown, {
             let (counters, shutdown) = (counters.clone(), shutdown.clone());
@@ -444,34 +439,95 @@ enum Captured {
 
 /// What `infer` hands to `post`.
 enum Inferred {
-    /// Boxed: a frame's metadata is large next to the marker (clippy::large_enum_variant).
-    Frame(Box<Features>),
+    /// Boxed: a frame's people and caches are large next to the marker.
+    Frame(Box<FrameIn>),
     Gap,
 }
 
-/// One frame's per-frame model outputs.
-struct Features {
-    meta: FrameMeta,
-    cache: FrameCache,
+/// How the inference thread finds people in a frame.
+enum Finder {
+    /// One person, track 0: a fixed box, or the whole frame.
+    Region(Option<BBox>),
+    /// The detector every `every` frames, the tracker always.
+    Detected {
+        detector: Box<Detector>,
+        tracker: Tracker,
+        settings: TrackerSettings,
+        every: u32,
+        frames: u64,
+    },
 }
 
-/// What a pose message says about the frame its result is for.
-struct FrameMeta {
-    frame_id: u64,
-    /// The source's segment: a new one starts new windows.
-    segment: u64,
-    time: CaptureTime,
-    /// Image size [width, height].
-    image: [u32; 2],
-    bbox: BBox,
-    crop: encode::Crop,
+impl Finder {
+    fn new(people: &People) -> Result<Self> {
+        Ok(match people {
+            People::Region(b) => Finder::Region(*b),
+            People::Detected { detector, every, tracker } => {
+                let d = Detector::load(detector).with_context(|| {
+                    format!(
+                        "loading the person detector [person] detector = {:?}",
+                        detector.display().to_string()
+                    )
+                })?;
+                tracing::info!(detector = %detector.display(), every, "Person detector loaded.");
+                Finder::Detected {
+                    detector: Box::new(d),
+                    tracker: Tracker::new(*tracker),
+                    settings: *tracker,
+                    every: *every,
+                    frames: 0,
+                }
+            }
+        })
+    }
+
+    /// The people of `image` (ascending id) and the tracks that ended.
+    fn find(
+        &mut self,
+        image: &crate::pixels::Image,
+        counters: &Counters,
+    ) -> Result<(Vec<Tracked>, Vec<u32>)> {
+        let size = [image.width, image.height];
+        match self {
+            Finder::Region(b) => {
+                let bbox = b.unwrap_or_else(|| BBox::full(image.width, image.height));
+                Ok((vec![Tracked { id: 0, bbox, score: 1.0 }], Vec::new()))
+            }
+            Finder::Detected { detector, tracker, every, frames, .. } => {
+                let run = *frames % u64::from(*every) == 0;
+                *frames += 1;
+                let update = if run {
+                    let t0 = Instant::now();
+                    let found = detector.detect(image)?;
+                    Counters::add(&counters.detect_ns, t0.elapsed().as_nanos() as u64);
+                    Counters::add(&counters.detector_runs, 1);
+                    let boxes: Vec<Detection> = found
+                        .iter()
+                        .filter_map(|d| d.body_box(image.width, image.height))
+                        .collect();
+                    tracker.update(&boxes, size)
+                } else {
+                    tracker.predict(size)
+                };
+                Ok((update.people, update.ended))
+            }
+        }
+    }
+
+    /// A source gap: every track ends (post flushes all windows on the gap marker).
+    fn reset(&mut self) {
+        if let Finder::Detected { tracker, settings, frames, .. } = self {
+            *tracker = Tracker::new(*settings);
+            *frames = 0;
+        }
+    }
 }
 
-/// The inference thread's state: the per-frame graphs.
+/// The inference thread's state: the per-frame graphs and the person finder.
 struct Infer {
     backbone: crate::model::Backbone,
     projector: Projector,
-    person_box: Option<BBox>,
+    finder: Finder,
     crop_scale: f32,
     extra_delay: Duration,
 }
@@ -485,11 +541,13 @@ impl Infer {
     ) -> Result<()> {
         let mut tensor = Vec::new();
         let mut last_warning: Option<Instant> = None;
+        let mut segment = None;
         // Runs until capture closes the queue and it is drained.
         while let Ok(next) = frame_rx.recv_timeout(POLL) {
             let frame = match next {
                 Some(Captured::Frame(frame)) => frame,
                 Some(Captured::Gap) => {
+                    self.finder.reset();
                     if feature_tx.send_wait(Inferred::Gap).is_err() {
                         bail!("the post thread stopped taking frames");
                     }
@@ -497,144 +555,112 @@ impl Infer {
                 }
                 None => continue,
             };
+            if segment.is_some_and(|s| s != frame.segment) {
+                // A restart whose gap marker was evicted from a full queue.
+                self.finder.reset();
+                if feature_tx.send_wait(Inferred::Gap).is_err() {
+                    bail!("the post thread stopped taking frames");
+                }
+            }
+            segment = Some(frame.segment);
             let t0 = Instant::now();
             let (width, height) = (frame.image.width, frame.image.height);
-            let bbox = self.person_box.unwrap_or_else(|| BBox::full(width, height));
-            let crop = bbox.crop(self.crop_scale);
-            preprocess::crop_to_tensor(&frame, crop, &mut tensor);
-            let cache = self
-                .backbone
-                .run(&tensor)
-                .and_then(|feature| self.projector.project(&feature))
-                .map(|mut caches| caches.swap_remove(0));
+            let result = self.infer(&frame, &mut tensor, counters);
             if !self.extra_delay.is_zero() {
                 std::thread::sleep(self.extra_delay);
             }
             Counters::add(&counters.infer_ns, t0.elapsed().as_nanos() as u64);
-            let cache = match cache {
-                Ok(cache) => cache,
+            let (people, ended) = match result {
+                Ok(found) => found,
                 Err(e) => {
                     Counters::add(&counters.frames_failed, 1);
                     if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                        tracing::error!(error = %e, frame = frame.id, "Inference failed; frame skipped.");
+                        tracing::error!(
+                            error = format!("{e:#}"),
+                            frame = frame.id,
+                            "Inference failed; frame skipped."
+                        );
                         last_warning = Some(Instant::now());
                     }
                     continue;
                 }
             };
             Counters::add(&counters.frames_inferred, 1);
-            let meta = FrameMeta {
+            Counters::add(&counters.people_inferred, people.len() as u64);
+            let frame_in = FrameIn {
                 frame_id: frame.id,
-                segment: frame.segment,
                 time: frame.time,
                 image: [width, height],
-                bbox,
-                crop,
+                people,
+                ended,
             };
-            let features = Features { meta, cache };
-            if feature_tx.send_wait(Inferred::Frame(Box::new(features))).is_err() {
+            if feature_tx.send_wait(Inferred::Frame(Box::new(frame_in))).is_err() {
                 bail!("the post thread stopped taking frames");
             }
         }
         Ok(())
     }
+
+    /// Finds the people of one frame and runs the per-frame model for each.
+    fn infer(
+        &mut self,
+        frame: &crate::source::Frame,
+        tensor: &mut Vec<f32>,
+        counters: &Counters,
+    ) -> Result<(Vec<PersonIn>, Vec<u32>)> {
+        let (tracked, ended) = self.finder.find(&frame.image, counters)?;
+        let mut people = Vec::with_capacity(tracked.len());
+        for t in tracked {
+            let crop = t.bbox.crop(self.crop_scale);
+            preprocess::crop_to_tensor(frame, crop, tensor);
+            let feature = self.backbone.run(tensor)?;
+            let cache = self.projector.project(&feature)?.swap_remove(0);
+            people.push(PersonIn { id: t.id, bbox: t.bbox, score: t.score, crop, cache });
+        }
+        Ok((people, ended))
+    }
 }
 
-/// The post thread's state: the track's window and the step graph.
+/// The post thread's state: the temporal step and the per-track windows.
 struct Post {
     stepper: Stepper,
-    device_id: String,
-    model_id: String,
-    /// One track (id 0) until detection and tracking arrive (issue #5).
-    window: TrackWindow,
-    /// Metadata of the frames in the window, oldest first (the result for a frame comes up to
-    /// [`LOOKAHEAD`] frames later).
-    meta: VecDeque<FrameMeta>,
-    seq: u64,
+    assembler: Assembler,
 }
 
 impl Post {
     fn run(
-        mut self,
+        self,
         feature_rx: queue::Receiver<Inferred>,
         pose_tx: queue::Sender<Vec<u8>>,
         counters: &Counters,
     ) -> Result<()> {
+        let Post { mut stepper, mut assembler } = self;
+        let mut step = |w: &crate::window::ReadyWindow| -> Result<HeadOutput> {
+            Ok(stepper.step(&[w.refs()])?.swap_remove(0))
+        };
+        let send = |msgs: Vec<wire::PoseMsg>| -> Result<()> {
+            for msg in msgs {
+                Counters::add(&counters.messages_out, 1);
+                // Drop-oldest: never blocks on the broker; drops are counted by the queue.
+                if pose_tx.send(wire::encode(&msg)).is_err() {
+                    bail!("the publisher stopped taking messages");
+                }
+            }
+            Ok(())
+        };
         while let Ok(next) = feature_rx.recv_timeout(POLL) {
             let t0 = Instant::now();
-            let Features { meta, cache } = match next {
-                Some(Inferred::Frame(features)) => *features,
-                Some(Inferred::Gap) => {
-                    self.end_track(&pose_tx, counters)?;
-                    continue;
-                }
+            let msgs = match next {
+                Some(Inferred::Frame(frame)) => assembler.push(*frame, &mut step)?,
+                // The source lost its input: every track ends; its last frames get results now.
+                Some(Inferred::Gap) => assembler.end_all(&mut step)?,
                 None => continue,
             };
-            if self.meta.back().is_some_and(|last| last.segment != meta.segment) {
-                // A restart whose gap marker was not seen (evicted from a full queue).
-                self.end_track(&pose_tx, counters)?;
-            }
-            let ready = self.window.push(meta.frame_id, cache);
-            self.meta.push_back(meta);
-            if self.meta.len() > SEQ_LEN {
-                self.meta.pop_front();
-            }
-            if let Some(ready) = ready {
-                self.emit(&ready, &pose_tx, counters)?;
-            }
+            send(msgs)?;
             Counters::add(&counters.post_ns, t0.elapsed().as_nanos() as u64);
         }
         // Inference is done: the frames still waiting for lookahead get their results now.
-        for ready in self.window.flush() {
-            self.emit(&ready, &pose_tx, counters)?;
-        }
-        Ok(())
-    }
-
-    /// The source lost its input: the frames waiting for lookahead get their results (as at a
-    /// track's end in the official demo), and the next frame starts new windows.
-    fn end_track(&mut self, pose_tx: &queue::Sender<Vec<u8>>, counters: &Counters) -> Result<()> {
-        for ready in self.window.flush() {
-            self.emit(&ready, pose_tx, counters)?;
-        }
-        self.window = TrackWindow::new();
-        self.meta.clear();
-        Ok(())
-    }
-
-    fn emit(
-        &mut self,
-        ready: &crate::window::ReadyWindow,
-        pose_tx: &queue::Sender<Vec<u8>>,
-        counters: &Counters,
-    ) -> Result<()> {
-        let Some(meta) = self.meta.iter().find(|m| m.frame_id == ready.frame_id) else {
-            bail!("no metadata for frame {} (window bookkeeping broken)", ready.frame_id);
-        };
-        let out = self.stepper.step(&[ready.refs()])?.swap_remove(0);
-        let person = encode::person(0, 1.0, meta.bbox.as_array(), meta.crop, meta.image, &out);
-        let msg = wire::PoseMsg {
-            v: wire::SCHEMA_VERSION,
-            dev: self.device_id.clone(),
-            seq: self.seq,
-            frame: ready.frame_id,
-            utc_us: meta.time.utc_us,
-            mono_ns: meta.time.mono_ns,
-            model: self.model_id.clone(),
-            win: wire::Window {
-                len: SEQ_LEN as u8,
-                lookahead: if ready.repeated { 0 } else { LOOKAHEAD as u8 },
-            },
-            img: meta.image,
-            people: vec![person],
-        };
-        self.seq += 1;
-        Counters::add(&counters.messages_out, 1);
-        // Drop-oldest: never blocks on the broker; drops are counted by the queue.
-        if pose_tx.send(wire::encode(&msg)).is_err() {
-            bail!("the publisher stopped taking messages");
-        }
-        Ok(())
+        send(assembler.end_all(&mut step)?)
     }
 }
 

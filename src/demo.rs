@@ -72,7 +72,7 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
             fps: opts.fps,
             frames: (opts.frames > 0).then_some(opts.frames),
         },
-        person_box: None,
+        people: crate::config::People::Region(None),
         crop_scale: 1.1,
         model: ModelConfig { dir: opts.dir.clone(), int8: opts.int8, extra_delay: Duration::ZERO },
         mqtt,

@@ -32,6 +32,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 #[cfg(feature = "runtime")]
+pub mod assemble;
+#[cfg(feature = "runtime")]
 pub mod broker;
 #[cfg(feature = "runtime")]
 pub mod config;

@@ -26,8 +26,14 @@ pub struct Counters {
     pub frames_inferred: AtomicU64,
     /// Frames whose inference failed (tract error): skipped, logged.
     pub frames_failed: AtomicU64,
-    /// Nanoseconds spent on those frames (preprocess + backbone + projection).
+    /// Nanoseconds spent on those frames (detector, tracker, and per person: crop, backbone,
+    /// projection).
     pub infer_ns: AtomicU64,
+    /// Person-frames through the backbone.
+    pub people_inferred: AtomicU64,
+    /// Detector runs and the nanoseconds they took.
+    pub detector_runs: AtomicU64,
+    pub detect_ns: AtomicU64,
     /// Pose messages made (one per frame with a result).
     pub messages_out: AtomicU64,
     /// Nanoseconds spent on temporal steps, SMPL decoding and encoding.
@@ -62,8 +68,15 @@ pub struct Report {
     pub messages_out: u64,
     /// Pose messages dropped before the broker (queue full: broker slow or down).
     pub messages_dropped: u64,
-    /// Mean milliseconds per frame in this interval: preprocess + backbone + projection.
+    /// Mean milliseconds per frame in this interval: detector, tracker, and per person crop +
+    /// backbone + projection.
     pub inference_ms: f64,
+    /// Mean people per frame in this interval.
+    pub people_per_frame: f64,
+    /// Mean milliseconds per person-frame (inference minus the detector, per person).
+    pub person_ms: f64,
+    /// Mean milliseconds per detector run in this interval.
+    pub detector_ms: f64,
     /// Mean milliseconds per message in this interval: temporal step + SMPL + encoding.
     pub post_ms: f64,
     /// Every queue: items waiting now and dropped since start.
@@ -85,7 +98,7 @@ pub struct Reporter {
     /// The frame queue (its drops are `frames_dropped`) first, then the others.
     gauges: Vec<Gauge>,
     started: Instant,
-    last: (Instant, [u64; 5]),
+    last: (Instant, [u64; 8]),
 }
 
 impl Reporter {
@@ -93,7 +106,7 @@ impl Reporter {
     /// `messages_dropped`, as do the publisher's.
     pub fn new(counters: Arc<Counters>, mqtt: Arc<publish::Counters>, gauges: Vec<Gauge>) -> Self {
         let now = Instant::now();
-        Reporter { counters, mqtt, gauges, started: now, last: (now, [0; 5]) }
+        Reporter { counters, mqtt, gauges, started: now, last: (now, [0; 8]) }
     }
 
     /// The counters now, rates since the previous call.
@@ -107,6 +120,9 @@ impl Reporter {
             get(&c.frames_inferred),
             get(&c.infer_ns),
             get(&c.post_ns),
+            get(&c.people_inferred),
+            get(&c.detector_runs),
+            get(&c.detect_ns),
         ];
         let (then, before) = std::mem::replace(&mut self.last, (now, totals));
         let d = |i: usize| totals[i].saturating_sub(before[i]) as f64;
@@ -131,6 +147,9 @@ impl Reporter {
             messages_out: totals[1],
             messages_dropped: pose_drops + get(&self.mqtt.publish_dropped),
             inference_ms: round3(per(d(3), d(2))),
+            people_per_frame: round3(if d(2) > 0.0 { d(5) / d(2) } else { 0.0 }),
+            person_ms: round3(per(d(3) - d(7), d(5))),
+            detector_ms: round3(per(d(7), d(6))),
             post_ms: round3(per(d(4), d(1))),
             queues,
             mqtt_connections: get(&self.mqtt.connections),

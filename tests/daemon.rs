@@ -428,3 +428,51 @@ fn a_stop_that_overruns_its_deadline_is_reported_and_exits_non_zero() {
     // The publisher still said goodbye.
     sub.until(Duration::from_secs(10), |v| is_status(v, "offline"));
 }
+
+#[test]
+fn two_people_get_two_stable_tracks_each_with_its_own_window() {
+    let device = "daemon-two";
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, device, 120);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    let frames = root().join("tests/data/two_people");
+    let detector = root().join("models/detector/pose_detection.onnx");
+    let source = format!("kind = \"files\"\npath = {:?}\nfps = 0", frames.display().to_string());
+    let cfg = config(device, broker.port, &source, "", 0.0)
+        + &format!("[person]\ndetector = {:?}\nmin_hits = 2\n", detector.display().to_string());
+    let mut daemon = Daemon::start(device, &cfg);
+    let (status, stderr) = daemon.wait(Duration::from_secs(120));
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("Person detector loaded."), "{stderr}");
+    let mut lines = sub.until(Duration::from_secs(10), |v| is_status(v, "offline"));
+    lines.extend(sub.rest(Duration::from_secs(5)));
+    let got = poses(&lines);
+    check_against_rust(&got);
+    let msgs: Vec<&Value> = got.iter().map(|l| &l["pose"]).collect();
+    let frame_ids: Vec<u64> = msgs.iter().map(|m| m["frame"].as_u64().unwrap()).collect();
+    assert_eq!(frame_ids, (0..24).collect::<Vec<_>>(), "one message per frame, in order");
+    // From the second frame on (min_hits 2): two people, the same two ids, the left one
+    // always the same id (no switches).
+    let mut left_id = None;
+    let mut ids_seen = std::collections::BTreeSet::new();
+    for m in &msgs[1..] {
+        let people = m["people"].as_array().unwrap();
+        assert_eq!(people.len(), 2, "frame {}: {people:?}", m["frame"]);
+        let mut by_x: Vec<(u64, u64)> = people
+            .iter()
+            .map(|p| (p["box"][0].as_u64().unwrap(), p["id"].as_u64().unwrap()))
+            .collect();
+        by_x.sort();
+        assert_eq!(
+            *left_id.get_or_insert(by_x[0].1),
+            by_x[0].1,
+            "id switch at frame {}",
+            m["frame"]
+        );
+        ids_seen.extend(by_x.iter().map(|&(_, id)| id));
+        // Each person has its own window: different crops give different poses.
+        assert_ne!(people[0]["pose"], people[1]["pose"]);
+    }
+    assert_eq!(ids_seen.len(), 2, "{ids_seen:?}");
+    assert!(msgs[0]["people"].as_array().unwrap().is_empty(), "not yet confirmed at frame 0");
+}
