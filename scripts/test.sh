@@ -3,7 +3,7 @@
 # sudo). Installs what it needs: Debian packages, the Python venv of models/ (PyTorch,
 # onnxruntime, tract), and generates the full-size random-weight models it tests against.
 #
-#   bash scripts/test.sh            # everything (~20 min on 2 cores from a clean clone)
+#   bash scripts/test.sh            # everything (~16 min on 2 cores from a clean clone)
 #
 # Prints the time of each part at the end.
 set -euo pipefail
