@@ -25,9 +25,8 @@ use std::time::Instant;
 
 use fast_image_resize as fir;
 use smplcast::pixels::{crop_normalised, decode_jpeg, Image, PixelFormat};
+use smplcast::preprocess::{MEAN, STD};
 
-const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const STD: [f32; 3] = [0.229, 0.224, 0.225];
 const SIZE: usize = 224;
 const CROP: (f32, f32, f32) = (320.0, 240.0, 440.0);
 

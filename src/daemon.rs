@@ -547,20 +547,14 @@ impl Infer {
             let frame = match next {
                 Some(Captured::Frame(frame)) => frame,
                 Some(Captured::Gap) => {
-                    self.finder.reset();
-                    if feature_tx.send_wait(Inferred::Gap).is_err() {
-                        bail!("the post thread stopped taking frames");
-                    }
+                    self.gap(&feature_tx)?;
                     continue;
                 }
                 None => continue,
             };
             if segment.is_some_and(|s| s != frame.segment) {
-                // A restart whose gap marker was evicted from a full queue.
-                self.finder.reset();
-                if feature_tx.send_wait(Inferred::Gap).is_err() {
-                    bail!("the post thread stopped taking frames");
-                }
+                // A restart whose gap marker a live source's drop-oldest queue evicted.
+                self.gap(&feature_tx)?;
             }
             segment = Some(frame.segment);
             let t0 = Instant::now();
@@ -597,6 +591,15 @@ impl Infer {
             if feature_tx.send_wait(Inferred::Frame(Box::new(frame_in))).is_err() {
                 bail!("the post thread stopped taking frames");
             }
+        }
+        Ok(())
+    }
+
+    /// The source lost its input: every track ends here and in `post`.
+    fn gap(&mut self, feature_tx: &queue::Sender<Inferred>) -> Result<()> {
+        self.finder.reset();
+        if feature_tx.send_wait(Inferred::Gap).is_err() {
+            bail!("the post thread stopped taking frames");
         }
         Ok(())
     }

@@ -8,8 +8,8 @@ use crate::model::IMAGE_SIZE;
 use crate::source::Frame;
 
 /// ImageNet normalisation the backbone was trained with.
-const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const STD: [f32; 3] = [0.229, 0.224, 0.225];
+pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// A person's box in image pixels: left, top, width, height.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -27,6 +27,26 @@ impl BBox {
 
     pub fn as_array(&self) -> [f32; 4] {
         [self.left, self.top, self.width, self.height]
+    }
+
+    /// From corners (left, top, right, bottom).
+    pub fn from_corners([x0, y0, x1, y1]: [f32; 4]) -> Self {
+        BBox { left: x0, top: y0, width: x1 - x0, height: y1 - y0 }
+    }
+
+    /// Intersection over union with `other` (0 when either is empty).
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let x0 = self.left.max(other.left);
+        let y0 = self.top.max(other.top);
+        let x1 = (self.left + self.width).min(other.left + other.width);
+        let y1 = (self.top + self.height).min(other.top + other.height);
+        let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
+        let union = self.width * self.height + other.width * other.height - inter;
+        if union > 0.0 {
+            inter / union
+        } else {
+            0.0
+        }
     }
 
     /// The square crop around this box: centre kept, side = longer side × `scale`.
@@ -75,6 +95,15 @@ mod tests {
         assert_eq!((c.cx, c.cy), (140.0, 150.0));
         assert!((c.side - 220.0).abs() < 1e-3, "{c:?}");
         assert_eq!(BBox::full(640, 480).crop(1.0), Crop { cx: 320.0, cy: 240.0, side: 640.0 });
+    }
+
+    #[test]
+    fn iou_basics() {
+        let a = BBox { left: 0.0, top: 0.0, width: 10.0, height: 10.0 };
+        let b = BBox { left: 5.0, top: 0.0, width: 10.0, height: 10.0 };
+        assert!((a.iou(&b) - 50.0 / 150.0).abs() < 1e-6);
+        assert_eq!(a.iou(&BBox { left: 20.0, ..a }), 0.0);
+        assert_eq!(a.iou(&a), 1.0);
     }
 
     #[test]

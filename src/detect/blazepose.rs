@@ -50,10 +50,8 @@ impl PersonDetection {
         let y0 = (hip[1] - half).max(0.0);
         let x1 = (hip[0] + half).min(width as f32);
         let y1 = (hip[1] + half).min(height as f32);
-        (x1 > x0 && y1 > y0).then_some(Detection {
-            bbox: BBox { left: x0, top: y0, width: x1 - x0, height: y1 - y0 },
-            score: self.score,
-        })
+        (x1 > x0 && y1 > y0)
+            .then_some(Detection { bbox: BBox::from_corners([x0, y0, x1, y1]), score: self.score })
     }
 }
 
@@ -109,18 +107,6 @@ pub fn decode(raw: &[f32], logits: &[f32], anchors: &[[f32; 2]]) -> Vec<Candidat
         .collect()
 }
 
-fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
-}
-
 /// MediaPipe's weighted non-maximum suppression: repeatedly take the best remaining candidate
 /// and merge every remaining one that overlaps it by more than [`NMS_IOU`] (itself included),
 /// averaging box and keypoints weighted by score; the best one's score is kept.
@@ -128,8 +114,9 @@ pub fn weighted_nms(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut out = Vec::new();
     while let Some(top) = candidates.first().copied() {
-        let (cluster, rest): (Vec<Candidate>, Vec<Candidate>) =
-            candidates.into_iter().partition(|c| iou(&c.bbox, &top.bbox) > NMS_IOU);
+        let (cluster, rest): (Vec<Candidate>, Vec<Candidate>) = candidates
+            .into_iter()
+            .partition(|c| BBox::from_corners(c.bbox).iou(&BBox::from_corners(top.bbox)) > NMS_IOU);
         let total: f32 = cluster.iter().map(|c| c.score).sum();
         let mut merged = Candidate { score: top.score, bbox: [0.0; 4], keypoints: [[0.0; 2]; 4] };
         if cluster.is_empty() || total <= 0.0 {
@@ -183,7 +170,7 @@ fn to_pixels(c: &Candidate, width: u32, height: u32) -> PersonDetection {
     let [x1, y1] = px(c.bbox[2], c.bbox[3]);
     PersonDetection {
         score: c.score,
-        face: BBox { left: x0, top: y0, width: x1 - x0, height: y1 - y0 },
+        face: BBox::from_corners([x0, y0, x1, y1]),
         keypoints: c.keypoints.map(|k| px(k[0], k[1])),
     }
 }

@@ -114,21 +114,6 @@ fn to_box(x: &State) -> BBox {
     BBox { left: x[0] - w / 2.0, top: x[1] - h / 2.0, width: w, height: h }
 }
 
-/// Intersection over union of two boxes.
-pub fn iou(a: &BBox, b: &BBox) -> f32 {
-    let x0 = a.left.max(b.left);
-    let y0 = a.top.max(b.top);
-    let x1 = (a.left + a.width).min(b.left + b.width);
-    let y1 = (a.top + a.height).min(b.top + b.height);
-    let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
-    let union = a.width * a.height + b.width * b.height - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
-}
-
 /// Constant velocity in centre and area; aspect ratio constant.
 fn transition() -> Cov {
     let mut f = Cov::identity();
@@ -284,7 +269,7 @@ impl Tracker {
             return Vec::new();
         }
         let boxes: Vec<BBox> = self.tracks.iter().map(Track::bbox).collect();
-        let iou_of = |ti: usize, di: usize| iou(&boxes[ti], &detections[di].bbox);
+        let iou_of = |ti: usize, di: usize| boxes[ti].iou(&detections[di].bbox);
         // Kuhn–Munkres wants rows ≤ columns and integer weights: IoU in millionths.
         let weight = |v: f32| (v * 1e6).round() as i64;
         let transpose = self.tracks.len() > detections.len();
@@ -345,8 +330,8 @@ mod tests {
                 let id = up
                     .people
                     .iter()
-                    .filter(|p| iou(&p.bbox, &d.bbox) > 0.5)
-                    .max_by(|a, b| iou(&a.bbox, &d.bbox).total_cmp(&iou(&b.bbox, &d.bbox)))
+                    .filter(|p| p.bbox.iou(&d.bbox) > 0.5)
+                    .max_by(|a, b| a.bbox.iou(&d.bbox).total_cmp(&b.bbox.iou(&d.bbox)))
                     .map(|p| p.id);
                 seen[*gt].push(id);
             }
@@ -463,14 +448,5 @@ mod tests {
             reported.push(up.people.len());
         }
         assert_eq!(reported, [0, 0, 0, 0, 1, 1, 1, 1]);
-    }
-
-    #[test]
-    fn iou_basics() {
-        let a = BBox { left: 0.0, top: 0.0, width: 10.0, height: 10.0 };
-        let b = BBox { left: 5.0, top: 0.0, width: 10.0, height: 10.0 };
-        assert!((iou(&a, &b) - 50.0 / 150.0).abs() < 1e-6);
-        assert_eq!(iou(&a, &BBox { left: 20.0, ..a }), 0.0);
-        assert_eq!(iou(&a, &a), 1.0);
     }
 }
