@@ -41,6 +41,7 @@ use crate::model::{Bundle, HeadOutput, Projector, Stepper};
 use crate::preprocess::{self, BBox};
 use crate::publish;
 use crate::queue;
+use crate::service;
 use crate::source::{files::Files, synthetic::Synthetic, FrameSource};
 use crate::stats::{Counters, Reporter};
 use crate::wire;
@@ -183,6 +184,7 @@ pub fn start(config: &Config) -> Result<Running> {
         })?,
     ];
     tracing::info!("Running.");
+    service::ready();
     Ok(Running {
         shutdown,
         io_stop,
@@ -691,6 +693,7 @@ fn spawn_io(
         .spawn(move || {
             rt.block_on(async move {
                 tokio::spawn(on_signal(shutdown.clone()));
+                tokio::spawn(service::run(reporter.fresh(), shutdown, io_stop.clone()));
                 if let Some(every) = interval {
                     let stop = io_stop.clone();
                     tokio::spawn(async move {

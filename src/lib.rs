@@ -55,6 +55,8 @@ pub mod preprocess;
 pub mod publish;
 #[cfg(feature = "runtime")]
 pub mod queue;
+#[cfg(feature = "runtime")]
+pub mod service;
 pub mod smpl;
 #[cfg(feature = "runtime")]
 pub mod source;

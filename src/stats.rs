@@ -109,6 +109,16 @@ impl Reporter {
         Reporter { counters, mqtt, gauges, started: now, last: (now, [0; 8]) }
     }
 
+    /// Another reporter over the same counters and queues, with rates of its own.
+    pub fn fresh(&self) -> Self {
+        Reporter::new(self.counters.clone(), self.mqtt.clone(), self.gauges.clone())
+    }
+
+    /// The counters it reports.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
     /// The counters now, rates since the previous call.
     pub fn report(&mut self) -> Report {
         let c = &self.counters;

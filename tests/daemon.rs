@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -35,11 +36,16 @@ fn scratch(name: &str) -> PathBuf {
 
 impl Daemon {
     fn start(name: &str, config: &str) -> Daemon {
+        Daemon::start_with_env(name, config, &[])
+    }
+
+    fn start_with_env(name: &str, config: &str, env: &[(&str, &OsStr)]) -> Daemon {
         let dir = scratch(name);
         std::fs::write(dir.join("config.toml"), config).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_smplcast"))
             .args(["run", "--config"])
             .arg(dir.join("config.toml"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
             .spawn()
@@ -490,4 +496,81 @@ fn two_people(every: u64) {
         assert_ne!(people[0]["pose"], people[1]["pose"]);
     }
     assert_eq!(ids_seen.len(), 2, "{ids_seen:?}");
+}
+
+/// What a `Type=notify` unit's systemd sees, without systemd: the test owns the notification
+/// socket. READY=1 after start-up, STATUS= lines with live figures, WATCHDOG=1 only while
+/// frames flow through inference (none while inference is stuck in a 3 s frame, one once it
+/// finishes), STOPPING=1 on SIGTERM.
+#[test]
+fn systemd_watchdog_is_pinged_only_while_frames_flow_through_inference() {
+    use std::os::unix::net::UnixDatagram;
+    for (name, model_extra) in [("flowing", ""), ("stalled", "extra_delay_ms = 3000")] {
+        let device = format!("daemon-notify-{name}");
+        let broker = Broker::start();
+        let dir = scratch(&format!("{device}-socket")); // not the daemon's own scratch dir
+        let socket_path = dir.join("notify.sock");
+        let socket = UnixDatagram::bind(&socket_path).unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let source = "kind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 25";
+        let cfg = config(&device, broker.port, source, model_extra, 0.0);
+        // A 400 ms watchdog: the daemon checks (and maybe pings) every 200 ms.
+        let env =
+            [("NOTIFY_SOCKET", socket_path.as_os_str()), ("WATCHDOG_USEC", OsStr::new("400000"))];
+        let mut daemon = Daemon::start_with_env(&device, &cfg, &env);
+        let mut messages: Vec<(Duration, String)> = Vec::new();
+        let mut ready_at = None;
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "{name}: {messages:?}\n{}", daemon.stderr());
+            let Ok(n) = socket.recv(&mut buf) else {
+                if ready_at.is_some_and(|t: Instant| t.elapsed() > Duration::from_millis(4500)) {
+                    break;
+                }
+                continue;
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.contains("READY=1") {
+                ready_at = Some(Instant::now());
+            }
+            let since = ready_at.map_or(Duration::ZERO, |t| t.elapsed());
+            messages.push((since, text));
+        }
+        if name == "flowing" {
+            daemon.signal(Signal::TERM);
+            let (status, stderr) = daemon.wait(Duration::from_secs(15));
+            assert!(status.success(), "{stderr}");
+        } else {
+            // Draining 3 s frames would outlast the stop deadline; that case has its own test.
+            daemon.signal(Signal::KILL);
+            daemon.wait(Duration::from_secs(5));
+        }
+        while let Ok(n) = socket.recv(&mut buf) {
+            messages.push((Duration::MAX, String::from_utf8_lossy(&buf[..n]).into_owned()));
+        }
+
+        assert!(messages[0].1.starts_with("READY=1\n"), "{name}: {messages:?}");
+        let pings: Vec<Duration> =
+            messages.iter().filter(|(_, m)| m.contains("WATCHDOG=1")).map(|(t, _)| *t).collect();
+        let statuses: Vec<&str> = messages
+            .iter()
+            .filter_map(|(_, m)| m.lines().find_map(|l| l.strip_prefix("STATUS=")))
+            .collect();
+        if name == "flowing" {
+            assert!(messages.iter().any(|(_, m)| m.contains("STOPPING=1")), "{messages:?}");
+            // ~22 checks in 4.5 s, each after ~5 new frames.
+            assert!(pings.len() >= 10, "{name}: {pings:?}\n{messages:?}");
+            assert!(statuses.iter().any(|s| s.contains("fps in")), "{statuses:?}");
+        } else {
+            // The first frame finishes ~3 s after start-up: no ping before, one after.
+            assert!(!pings.is_empty(), "pings resume once a frame is through: {messages:?}");
+            assert!(pings.iter().all(|t| *t > Duration::from_millis(2900)), "{pings:?}");
+            assert!(
+                statuses.iter().any(|s| s.starts_with("stalled: no frame through inference")),
+                "{statuses:?}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
