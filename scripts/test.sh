@@ -21,8 +21,9 @@ install_packages() {
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   # libclang-dev: the v4l crate's bindings (feature v4l2). qemu + busybox + cpio + kmod +
   # file: the V4L2 test in a qemu guest with the vivid driver (tests/vivid/).
+  # systemd: systemd-analyze for the unit checks.
   local want=(python3 python3-venv python3-pip ca-certificates mosquitto libclang-dev
-              qemu-system-x86 busybox-static cpio kmod file)
+              qemu-system-x86 busybox-static cpio kmod file systemd)
   local missing=()
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -76,6 +77,25 @@ vivid_test() {
   VIVID_EXTRA=models/fixtures/narrow bash tests/vivid/run-vivid-test.sh target/release/examples/v4l2_check
 }
 
+systemd_unit() {
+  # The unit against the installed tree is verified by the .deb test; here its hardening:
+  # `systemd-analyze security` exposure must stay <= 2.5 (the threshold is in tenths).
+  systemd-analyze security --offline=true --threshold=25 systemd/smplcast.service | tail -1
+}
+
+# ARM: cross/build-debian.sh (Debian's Rust + cargo-zigbuild, glibc <= 2.31), run under
+# qemu-user. aarch64 runs the unit and model tests (tract's aarch64 kernels, int8 included);
+# armv7 a smoke run of the whole pipeline. Both release binaries pass the glibc check.
+arm_packages() {
+  # Two versions of the arm64 package for the upgrade test, and the armhf one.
+  cross/build-debian.sh --deb aarch64 armv7
+  DEB_VERSION=0.1.0-99~upgradetest DEB_OUT=target/cross/debian-upgradetest \
+    cross/build-debian.sh --deb aarch64
+  bash tests/deb/run-deb-test.sh target/cross/debian/smplcast_*_arm64.deb \
+    target/cross/debian-upgradetest/smplcast_*_arm64.deb
+  for d in target/cross/debian/*.deb; do dpkg-deb --info "$d" | grep -E 'Package|Version|Architecture|Depends'; done
+}
+
 step "install Debian packages and Rust components" install_packages
 step "Python venv + models/ tests (pytest)" python_tests
 step "full-size random models (convert.py)" full_models
@@ -84,5 +104,11 @@ step "cargo fmt + clippy" rust_checks
 step "cargo test (release; narrow + full models)" rust_tests
 step "demo smoke run" main_job_smoke
 step "V4L2 in a qemu guest (vivid driver)" vivid_test
+step "systemd unit: security exposure" systemd_unit
+step "aarch64: build release + tests" cross/build-debian.sh --tests aarch64
+step "aarch64: qemu (glibc, smoke, unit+model tests)" cross/build-debian.sh --tests --check aarch64
+step "armv7: build release" cross/build-debian.sh armv7
+step "armv7: qemu (glibc, smoke)" cross/build-debian.sh --check armv7
+step ".deb arm64+armhf; install/upgrade/remove" arm_packages
 
 echo; echo "=== all tests passed"; printf '%s\n' "${timings[@]}"

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Cross-compiles smplcast for ARM on Debian 12 (x86_64) without Docker, and checks the result
+# under qemu-user. The release binaries need glibc <= 2.31 (Jetson on Ubuntu 20.04; Pi OS
+# bookworm has 2.36), and the script fails if one needs more.
+#
+#   cross/build-debian.sh [--tests] [--check] [--deb] [aarch64] [armv7]
+#
+#   (no flag)  build target/cross/<triple>/release/smplcast for each target (default: both)
+#   --tests    also build the test binaries (same profile: the dependencies are shared)
+#   --check    under qemu-user: the glibc floor, a smoke run of the binary (`demo` on the
+#              bundled model: threads, tract's ARM kernels, the embedded broker) and, with
+#              --tests, the unit, model-parity, streaming, detector and wire tests
+#   --deb      Debian packages with cargo-deb: target/cross/debian/smplcast_<v>_<arch>.deb
+#              (cargo-deb replaces older versions in that directory)
+#
+# How (verified on Debian 12, 2 cores; times in README "Deploying"):
+# - Rust: Debian's rustc-web/cargo-web 1.96 from bookworm-security (rustup cannot download
+#   targets here). Its std for the target is rebuilt from rust-web-src (-Zbuild-std, with
+#   RUSTC_BOOTSTRAP=1): Debian's prebuilt libstd-rust-web-dev:<arch> must be the identical
+#   version and come from the foreign-arch security index, which was broken on the mirror
+#   for armhf, and one broken index makes apt ignore the whole suite. Rebuilding std costs
+#   about a minute per target and needs no foreign architecture in apt at all.
+# - Linking: cargo-zigbuild + zig (both from PyPI, pinned below) with the target suffix
+#   `.2.31`: zig links against glibc 2.31's symbol versions. C and assembly (tract-linalg's
+#   kernels, the v4l bindings' bindgen) use zig's clang for the target too.
+# - qemu-user-static runs the ARM binaries against Debian's cross libc (/usr/<gnu-triple>).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+GLIBC=2.31
+ZIGLANG=0.17.1
+CARGO_ZIGBUILD=0.24.1
+TOOLS=$PWD/target/cross/tools
+export CARGO_TARGET_DIR=$PWD/target/cross
+
+tests=0 check=0 deb=0 targets=()
+for a in "$@"; do
+  case "$a" in
+    --tests) tests=1 ;;
+    --check) check=1 ;;
+    --deb) deb=1 ;;
+    aarch64 | armv7) targets+=("$a") ;;
+    *) echo "usage: $0 [--tests] [--check] [--deb] [aarch64] [armv7]" >&2; exit 2 ;;
+  esac
+done
+[ ${#targets[@]} -gt 0 ] || targets=(aarch64 armv7)
+
+triple() { case "$1" in aarch64) echo aarch64-unknown-linux-gnu ;; armv7) echo armv7-unknown-linux-gnueabihf ;; esac; }
+gnu() { case "$1" in aarch64) echo aarch64-linux-gnu ;; armv7) echo arm-linux-gnueabihf ;; esac; }
+# qemu-user emulates the CPU of a Raspberry Pi 4 (Cortex-A72, ARMv8.0 NEON) or Pi 2 (Cortex-A7,
+# ARMv7 NEON): the oldest cores we support, so no newer instruction slips in (qemu's default
+# `max` CPU has SVE2, which tract would detect and use).
+qemu() { case "$1" in aarch64) echo "qemu-aarch64-static -cpu cortex-a72" ;; armv7) echo "qemu-arm-static -cpu cortex-a7" ;; esac; }
+
+setup() {
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  local want=(rustc-web cargo-web rust-web-src libclang-dev python3-venv qemu-user-static
+              binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf
+              libc6-dev-arm64-cross libc6-dev-armhf-cross)
+  local missing=()
+  for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+  local v; v=$(/usr/bin/rustc --version | awk '{print $2}')
+  if [ "$(printf '%s\n1.91\n' "$v" | sort -V | head -1)" != 1.91 ]; then
+    echo "Debian's rustc is $v; tract needs >= 1.91: rustc-web comes from bookworm-security" >&2
+    exit 1
+  fi
+  if [ ! -x "$TOOLS/venv/bin/cargo-zigbuild" ]; then
+    python3 -m venv "$TOOLS/venv"
+    "$TOOLS/venv/bin/pip" install -q "ziglang==$ZIGLANG" "cargo-zigbuild==$CARGO_ZIGBUILD"
+  fi
+  # Debian's cargo and rustc (rustup's rustc cannot read Debian's std sources' build).
+  export PATH=$TOOLS/venv/bin:/usr/bin:$PATH CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc \
+         RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
+}
+
+# The cargo arguments every build of a target shares, so test and release builds share
+# their dependencies.
+cargo_args() {
+  echo --release --locked --features v4l2 -Zbuild-std=std,panic_abort --target "$(triple "$1").$GLIBC"
+}
+
+build() {
+  local t=$1 what=(--bin smplcast)
+  [ $tests = 0 ] || what+=(--tests)
+  echo "== build $t: $(triple "$t"), glibc <= $GLIBC"
+  # shellcheck disable=SC2046
+  cargo-zigbuild zigbuild $(cargo_args "$t") "${what[@]}"
+}
+
+binary() { echo "$CARGO_TARGET_DIR/$(triple "$1")/release/smplcast"; }
+
+# The highest GLIBC_x.y symbol version the binary needs must be <= $GLIBC.
+check_glibc() {
+  local t=$1 need
+  need=$("$(gnu "$t")-objdump" -T "$(binary "$t")" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
+  echo "$(binary "$t"): needs ${need}"
+  if [ "$(printf '%s\nGLIBC_%s\n' "$need" "$GLIBC" | sort -V | tail -1)" != "GLIBC_$GLIBC" ]; then
+    echo "FAIL: $(triple "$t") binary needs $need, more than glibc $GLIBC" >&2
+    exit 1
+  fi
+}
+
+run_arm() { # run_arm TARGET COMMAND...: an ARM program under qemu-user with Debian's cross libc
+  local t=$1; shift
+  # shellcheck disable=SC2046
+  timeout 900 $(qemu "$t") -L "/usr/$(gnu "$t")" "$@"
+}
+
+smoke() {
+  local t=$1 bin; bin=$(binary "$t")
+  echo "== smoke $t (qemu-user)"
+  run_arm "$t" "$bin" --version
+  run_arm "$t" "$bin" check-models models/fixtures/narrow
+  run_arm "$t" "$bin" check-config config.example.toml
+  # The whole pipeline: synthetic source → detector-free narrow model → embedded broker →
+  # the demo's own subscriber, which fails the run if a message is missing or undecodable.
+  run_arm "$t" "$bin" demo --models models/fixtures/narrow --frames 24
+}
+
+unit_tests() {
+  local t=$1 tt; tt=$(triple "$t" | tr a-z- A-Z_)
+  echo "== tests $t (qemu-user)"
+  # Tests that need mosquitto and the Python subscriber (daemon, mqtt) run natively only.
+  # shellcheck disable=SC2046
+  env "CARGO_TARGET_${tt}_RUNNER=timeout 900 $(qemu "$t") -L /usr/$(gnu "$t")" \
+    cargo-zigbuild test $(cargo_args "$t") --lib --test model_parity --test streaming \
+      --test detector --test wire_vectors --test bad_models
+}
+
+package() { # DEB_VERSION=V overrides the package version; DEB_OUT=DIR the output directory
+  local t=$1 version=${DEB_VERSION:-} out=${DEB_OUT:-$CARGO_TARGET_DIR/debian}
+  if [ ! -x "$TOOLS/bin/cargo-deb" ]; then
+    # rustup's or Debian's cargo, whichever is first on the caller's PATH: a host tool.
+    env -u RUSTC_BOOTSTRAP CARGO_TARGET_DIR="$TOOLS/build" \
+      cargo install --quiet --locked --root "$TOOLS" cargo-deb --version 3.8.0
+  fi
+  echo "== deb $t"
+  mkdir -p "$out"
+  "$TOOLS/bin/cargo-deb" --no-build --strip --target "$(triple "$t")" \
+    --output "$out/" ${version:+--deb-version "$version"}
+}
+
+setup
+for t in "${targets[@]}"; do
+  build "$t"
+  if [ $check = 1 ]; then
+    check_glibc "$t"
+    smoke "$t"
+    [ $tests = 0 ] || unit_tests "$t"
+  fi
+  [ $deb = 0 ] || package "$t"
+done
