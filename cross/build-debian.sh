@@ -89,8 +89,12 @@ build() {
   local t=$1 what=(--bin smplcast)
   [ $tests = 0 ] || what+=(--tests)
   echo "== build $t: $(triple "$t"), glibc <= $GLIBC"
+  # The v4l bindings (bindgen) need the kernel's uapi headers for the target, from
+  # linux-libc-dev-<arch>-cross; clang finds them by itself for aarch64 but not for armv7.
+  # (bindgen reads the hyphenated variable first.)
   # shellcheck disable=SC2046
-  cargo-zigbuild zigbuild $(cargo_args "$t") "${what[@]}"
+  env "BINDGEN_EXTRA_CLANG_ARGS_$(triple "$t")=-I/usr/$(gnu "$t")/include" \
+    cargo-zigbuild zigbuild $(cargo_args "$t") "${what[@]}"
 }
 
 binary() { echo "$CARGO_TARGET_DIR/$(triple "$1")/release/smplcast"; }
