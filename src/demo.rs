@@ -140,18 +140,19 @@ fn spawn_watch(
     settings: publish::Settings,
     received: Arc<Received>,
     stop: CancellationToken,
-) -> Result<std::thread::JoinHandle<()>> {
+) -> Result<(std::thread::JoinHandle<()>, bool)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (subscribed_tx, subscribed) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("demo-watch".into())
         .spawn(move || rt.block_on(watch(settings, received, subscribed_tx, stop)))?;
-    if subscribed.recv_timeout(Duration::from_secs(5)).is_err() {
+    let ready = subscribed.recv_timeout(Duration::from_secs(5)).is_ok();
+    if !ready {
         tracing::warn!(
             "The demo's subscriber is not subscribed yet; its counts may miss the first messages."
         );
     }
-    Ok(thread)
+    Ok((thread, ready))
 }
 
 pub fn run(opts: DemoOptions) -> Result<()> {
@@ -167,9 +168,15 @@ pub fn run(opts: DemoOptions) -> Result<()> {
     let config = config(&opts, broker);
     let received = Arc::new(Received::default());
     let watch_stop = CancellationToken::new();
-    let watcher = match &config.mqtt {
-        Some(m) => Some(spawn_watch(m.settings.clone(), received.clone(), watch_stop.clone())?),
-        None => None,
+    // The watcher and whether it subscribed before the daemon started (then it must see every
+    // message of a finite run).
+    let (watcher, watching_all) = match &config.mqtt {
+        Some(m) => {
+            let (thread, ready) =
+                spawn_watch(m.settings.clone(), received.clone(), watch_stop.clone())?;
+            (Some(thread), ready)
+        }
+        None => (None, false),
     };
 
     let running = daemon::start(&config)?;
@@ -227,6 +234,15 @@ pub fn run(opts: DemoOptions) -> Result<()> {
         anyhow::ensure!(
             summary.messages_out == summary.frames_in - summary.frames_dropped,
             "every frame must get one result"
+        );
+        let (got, bad) = (
+            received.messages.load(Ordering::Relaxed),
+            received.undecodable.load(Ordering::Relaxed),
+        );
+        anyhow::ensure!(
+            !watching_all || (got == summary.messages_out && bad == 0),
+            "the demo's subscriber received {got} of {} messages ({bad} undecodable)",
+            summary.messages_out
         );
     }
     Ok(())
