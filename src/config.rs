@@ -152,6 +152,8 @@ pub struct RawMqtt {
     pub connect_timeout_s: f64,
     /// Pose messages waiting for the broker; when full the oldest is dropped and counted.
     pub queue: usize,
+    /// Seconds a pose message may wait for the broker before it is stale (dropped, counted).
+    pub max_age_s: f64,
 }
 
 impl Default for RawMqtt {
@@ -164,6 +166,7 @@ impl Default for RawMqtt {
             keep_alive_s: 10,
             connect_timeout_s: 10.0,
             queue: 64,
+            max_age_s: 2.0,
         }
     }
 }
@@ -539,6 +542,7 @@ impl Config {
         );
         let connect_timeout = c.seconds("mqtt.connect_timeout_s", m.connect_timeout_s, 0.1, 600.0);
         c.check("mqtt.queue", &m.queue, (1..=10_000).contains(&m.queue), "1 to 10000 messages");
+        let max_age = c.seconds("mqtt.max_age_s", m.max_age_s, 0.05, 86_400.0);
         let mqtt = MqttConfig {
             settings: publish::Settings {
                 host: m.host.clone(),
@@ -548,6 +552,7 @@ impl Config {
                 pose_qos,
                 keep_alive: Duration::from_secs(m.keep_alive_s),
                 client_cap: m.queue,
+                max_age,
             },
             connect_timeout,
             queue: m.queue,

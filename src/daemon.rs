@@ -636,7 +636,7 @@ impl Post {
     fn run(
         self,
         feature_rx: queue::Receiver<Inferred>,
-        pose_tx: queue::Sender<Vec<u8>>,
+        pose_tx: queue::Sender<publish::Outgoing>,
         counters: &Counters,
     ) -> Result<()> {
         let Post { mut stepper, mut assembler } = self;
@@ -647,7 +647,7 @@ impl Post {
             for msg in msgs {
                 Counters::add(&counters.messages_out, 1);
                 // Drop-oldest: never blocks on the broker; drops are counted by the queue.
-                if pose_tx.send(wire::encode(&msg)).is_err() {
+                if pose_tx.send(publish::Outgoing::now(wire::encode(&msg))).is_err() {
                     bail!("the publisher stopped taking messages");
                 }
             }
@@ -674,7 +674,7 @@ impl Post {
 #[allow(clippy::too_many_arguments)]
 fn spawn_io(
     config: &Config,
-    pose_rx: queue::Receiver<Vec<u8>>,
+    pose_rx: queue::Receiver<publish::Outgoing>,
     notice_rx: queue::Receiver<publish::Notice>,
     notice_tx: queue::Sender<publish::Notice>,
     mut reporter: Reporter,

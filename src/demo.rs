@@ -60,6 +60,7 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
             pose_qos: publish::QoS::AtMostOnce,
             keep_alive: Duration::from_secs(10),
             client_cap: 64,
+            max_age: Duration::from_secs(2),
         },
         connect_timeout: Duration::from_secs(5),
         queue: 64,

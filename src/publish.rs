@@ -4,18 +4,26 @@
 //! `<prefix>/<device_id>/status` (`online` / `offline`, retained, QoS 1; `offline` is also the
 //! last will, so a killed daemon still reads `offline`).
 //!
-//! Input is a [`queue::Receiver`] of encoded pose messages: a drop-oldest queue, so a slow or
-//! absent broker never blocks inference; what it drops is counted there. Between that queue
-//! and the socket, rumqttc's request channel is bounded too (`client_cap`); when it is full,
-//! `try_publish` fails and the message is dropped and counted in [`Counters::publish_dropped`].
+//! Input is a [`queue::Receiver`] of [`Outgoing`] pose messages: a drop-oldest queue, so a slow
+//! or absent broker never blocks inference; what it drops is counted there. Poses are handed
+//! to rumqttc only while connected: during an outage they wait in that bounded queue (memory
+//! stays bounded, the oldest are dropped and counted) and rumqttc's own request channel holds
+//! at most what was in flight when the connection broke. A pose that waited longer than
+//! `max_age` is stale: it is dropped and counted ([`Counters::stale`]) instead of being sent, so
+//! a reconnection brings the live stream back, not a flood of old poses. Stats published
+//! during an outage are dropped (the next report replaces them); retained states (the
+//! camera's) are kept, the latest per topic, and published on reconnection.
+//!
 //! Reconnection is rumqttc's: the event loop is polled again after an error, with a backoff
-//! that doubles up to 5 s. On every (re)connection the retained `online` is published again.
+//! that doubles from 100 ms up to [`MAX_BACKOFF`] (1 s, so the stream is back within about a
+//! second of the broker). On every (re)connection the retained `online` is published again.
 //! A clean shutdown drains the queue, publishes `offline`, waits for the broker's
 //! acknowledgement of it, then disconnects, all within [`FLUSH_DEADLINE`].
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use rumqttc::QoS;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet};
@@ -36,6 +44,21 @@ pub struct Settings {
     pub keep_alive: Duration,
     /// Capacity of rumqttc's request channel (messages waiting for the socket).
     pub client_cap: usize,
+    /// A pose message that waited this long for the broker is stale: dropped, not sent.
+    pub max_age: Duration,
+}
+
+/// An encoded pose message and when it was made.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    pub bytes: Vec<u8>,
+    pub made: Instant,
+}
+
+impl Outgoing {
+    pub fn now(bytes: Vec<u8>) -> Self {
+        Outgoing { bytes, made: Instant::now() }
+    }
 }
 
 impl Settings {
@@ -52,6 +75,8 @@ pub struct Counters {
     pub queued: AtomicU64,
     /// Pose messages dropped because rumqttc's request channel was full (broker slow or down).
     pub publish_dropped: AtomicU64,
+    /// Pose messages dropped because they waited longer than `max_age` (a broker outage).
+    pub stale: AtomicU64,
     /// Successful connections (1 + reconnections).
     pub connections: AtomicU64,
     /// Why the last connection attempt failed, for the start-up error.
@@ -67,7 +92,8 @@ pub enum Error {
 
 const STATUS_ONLINE: &str = "online";
 const STATUS_OFFLINE: &str = "offline";
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest wait between two connection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How long a clean shutdown waits for `offline` and the disconnect to reach the broker.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -90,7 +116,7 @@ pub struct Notice {
 /// [`Error::Client`] if rumqttc refuses a request outright (its channel closed).
 pub async fn run(
     settings: Settings,
-    pose_rx: queue::Receiver<Vec<u8>>,
+    pose_rx: queue::Receiver<Outgoing>,
     notice_rx: Option<queue::Receiver<Notice>>,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
@@ -116,6 +142,8 @@ pub async fn run(
     // after routing everything published before it (some brokers drop what is in flight at
     // DISCONNECT).
     let (acks_tx, mut acks_rx) = tokio::sync::watch::channel(0u64);
+    // Whether the broker has accepted the current connection: poses go to rumqttc only then.
+    let (connected_tx, mut connected_rx) = tokio::sync::watch::channel(false);
     let driver = tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         let mut disconnecting = false;
@@ -131,6 +159,7 @@ pub async fn run(
                         true,
                         STATUS_ONLINE,
                     );
+                    let _ = connected_tx.send(true);
                 }
                 Ok(Event::Incoming(Packet::PubAck(_))) => {
                     acks_tx.send_modify(|n| *n += 1);
@@ -147,6 +176,7 @@ pub async fn run(
                         let _ = done_tx.send(true);
                         return;
                     }
+                    let _ = connected_tx.send(false);
                     if let Ok(mut last) = loop_counters.last_error.lock() {
                         *last = Some(e.to_string());
                     }
@@ -158,37 +188,67 @@ pub async fn run(
         }
     });
 
-    let publish_pose =
-        |bytes: Vec<u8>| match client.try_publish(&pose, settings.pose_qos, false, bytes) {
-            Ok(()) => counters.queued.fetch_add(1, Ordering::Relaxed),
-            Err(_) => counters.publish_dropped.fetch_add(1, Ordering::Relaxed),
-        };
+    let max_age = settings.max_age;
+    let publish_pose = |out: Outgoing| {
+        if out.made.elapsed() > max_age {
+            counters.stale.fetch_add(1, Ordering::Relaxed);
+        } else if client.try_publish(&pose, settings.pose_qos, false, out.bytes).is_ok() {
+            counters.queued.fetch_add(1, Ordering::Relaxed);
+        } else {
+            counters.publish_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let publish_notice = |n: Notice| {
+        let qos = if n.retain { QoS::AtLeastOnce } else { QoS::AtMostOnce };
+        // A stats report lost to a full request channel is replaced soon; a state is
+        // published again on its next change.
+        let _ = client.try_publish(settings.topic(n.leaf), qos, n.retain, n.payload);
+    };
     let next_notice = || async {
         match &notice_rx {
             Some(rx) => rx.recv_async().await.ok(),
             None => std::future::pending().await,
         }
     };
+    // Retained states that arrived while disconnected: the latest per topic.
+    let mut held: BTreeMap<&'static str, Notice> = BTreeMap::new();
+    let mut connected = *connected_rx.borrow_and_update();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            msg = pose_rx.recv_async() => match msg {
-                Ok(bytes) => {
-                    publish_pose(bytes);
+            changed = connected_rx.changed() => {
+                if changed.is_err() {
+                    break; // the event loop ended
                 }
+                connected = *connected_rx.borrow_and_update();
+                if connected {
+                    for (_, n) in std::mem::take(&mut held) {
+                        publish_notice(n);
+                    }
+                }
+            }
+            msg = pose_rx.recv_async(), if connected => match msg {
+                Ok(out) => publish_pose(out),
                 Err(_) => break,
             },
+            // Disconnected, poses wait; the pipeline may end meanwhile.
+            _ = tokio::time::sleep(Duration::from_millis(100)), if !connected => {
+                if pose_rx.is_closed() {
+                    break;
+                }
+            }
             Some(n) = next_notice() => {
-                let qos = if n.retain { QoS::AtLeastOnce } else { QoS::AtMostOnce };
-                // A stats report lost to a full request channel is replaced soon; a state is
-                // published again on its next change.
-                let _ = client.try_publish(settings.topic(n.leaf), qos, n.retain, n.payload);
+                if connected {
+                    publish_notice(n);
+                } else if n.retain {
+                    held.insert(n.leaf, n);
+                }
             }
         };
     }
     // What was already queued goes out before `offline` (the queue is bounded: a few items).
-    while let Some(bytes) = pose_rx.try_recv() {
-        publish_pose(bytes);
+    while let Some(out) = pose_rx.try_recv() {
+        publish_pose(out);
     }
 
     // Clean shutdown: `offline` (retained), then DISCONNECT; the driver ends when it is sent.

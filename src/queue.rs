@@ -186,6 +186,11 @@ impl<T> Receiver<T> {
         self.rx.recv_async().await.map_err(|_| Closed(self.name))
     }
 
+    /// True when every sender is gone (items may still be waiting).
+    pub fn is_closed(&self) -> bool {
+        self.rx.is_disconnected()
+    }
+
     /// The next item if one is waiting.
     pub fn try_recv(&self) -> Option<T> {
         self.rx.try_recv().ok()

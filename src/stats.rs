@@ -66,8 +66,10 @@ pub struct Report {
     /// Times the source lost its input (a camera unplugged or stalled) since start.
     pub source_losses: u64,
     pub messages_out: u64,
-    /// Pose messages dropped before the broker (queue full: broker slow or down).
+    /// Pose messages dropped before the broker (queue full: broker slow or down; or stale).
     pub messages_dropped: u64,
+    /// Of those, the ones that waited longer than `mqtt.max_age_s` (a broker outage).
+    pub messages_stale: u64,
     /// Mean milliseconds per frame in this interval: detector, tracker, and per person crop +
     /// backbone + projection.
     pub inference_ms: f64,
@@ -155,7 +157,8 @@ impl Reporter {
             frames_bad: get(&c.frames_bad) + get(&c.frames_failed),
             source_losses: get(&c.source_losses),
             messages_out: totals[1],
-            messages_dropped: pose_drops + get(&self.mqtt.publish_dropped),
+            messages_dropped: pose_drops + get(&self.mqtt.publish_dropped) + get(&self.mqtt.stale),
+            messages_stale: get(&self.mqtt.stale),
             inference_ms: round3(per(d(3), d(2))),
             people_per_frame: round3(if d(2) > 0.0 { d(5) / d(2) } else { 0.0 }),
             person_ms: round3(per(d(3) - d(7), d(5))),

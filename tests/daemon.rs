@@ -574,3 +574,120 @@ fn systemd_watchdog_is_pinged_only_while_frames_flow_through_inference() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Seconds since the Unix epoch of an RFC 3339 UTC timestamp as tracing prints it
+/// (`2026-11-25T21:20:42.856788Z`).
+fn unix_seconds(stamp: &str) -> f64 {
+    let num = |r: std::ops::Range<usize>| stamp[r].parse::<i64>().unwrap();
+    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+    // Days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs: f64 = stamp[17..stamp.len() - 1].parse().unwrap();
+    (days * 86_400 + num(11..13) * 3600 + num(14..16) * 60) as f64 + secs
+}
+
+fn now_unix() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn unix_seconds_reads_tracing_timestamps() {
+    assert_eq!(unix_seconds("1970-01-01T00:00:01.5Z"), 1.5);
+    assert_eq!(unix_seconds("2000-03-01T00:00:00.000000Z"), 951_868_800.0);
+    assert_eq!(unix_seconds("2026-11-25T21:20:42.250000Z"), 1_795_641_642.25);
+}
+
+/// The broker is killed for 30 s while the daemon streams, then restarted on the same port:
+/// the daemon reconnects within 2 s of the broker's restart and says `online` again (retained),
+/// its memory and queues stay bounded during the outage, and the poses made during the outage
+/// are dropped as stale and counted instead of flooding subscribers on reconnection.
+#[test]
+fn broker_outage_reconnects_fast_drops_stale_poses_and_stays_bounded() {
+    const OUTAGE_S: u64 = 30;
+    let device = "daemon-outage";
+    let broker = Broker::start();
+    let port = broker.port;
+    let sub = Subscriber::start(port, device, 60);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    // A queue that could hold the whole outage (25 fps × 30 s = 750): only the age limit
+    // keeps the old poses from going out on reconnection.
+    let cfg = format!(
+        "device_id = \"{device}\"\n[source]\nkind = \"synthetic\"\nwidth = 160\nheight = 120\n\
+         fps = 25\n[model]\ndir = {:?}\n[mqtt]\nport = {port}\nconnect_timeout_s = 5\n\
+         queue = 1000\nmax_age_s = 1\n[stats]\ninterval_s = 0.5\n",
+        narrow().display().to_string()
+    );
+    let mut daemon = Daemon::start(device, &cfg);
+    sub.until(Duration::from_secs(30), |v| v["pose"]["seq"].as_u64().is_some_and(|s| s >= 25));
+    drop(sub);
+
+    broker.kill();
+    let pid = daemon.child.id();
+    let mut rss = Vec::new();
+    for _ in 0..OUTAGE_S {
+        std::thread::sleep(Duration::from_secs(1));
+        rss.push(rss_kb(pid));
+    }
+    let restarted = now_unix();
+    let broker = Broker::start_on(port);
+    let sub = Subscriber::start(port, device, 60);
+    let lines = sub.until(Duration::from_secs(30), |v| {
+        v["stats"]["mqtt_connections"].as_u64() == Some(2)
+            && v["stats"]["messages_out"].as_u64().is_some()
+            && v["stats"]["uptime_s"].as_f64().is_some()
+    });
+    let more = sub.until(Duration::from_secs(15), |v| v["stats"]["mqtt_connections"] == 2);
+    daemon.signal(Signal::TERM);
+    let (status, stderr) = daemon.wait(Duration::from_secs(15));
+    assert!(status.success(), "{stderr}");
+    drop(broker);
+
+    // Reconnected within 2 s of the restart (the daemon's own log of the connection).
+    let connects: Vec<f64> = stderr
+        .lines()
+        .filter(|l| l.contains("Connected to the MQTT broker."))
+        .map(|l| unix_seconds(l.split_whitespace().next().unwrap()))
+        .collect();
+    assert_eq!(connects.len(), 2, "{stderr}");
+    let reconnect_s = connects[1] - restarted;
+    assert!(reconnect_s < 2.0, "reconnected {reconnect_s:.2} s after the restart:\n{stderr}");
+    // `online` again, for the new subscriber (retained or live).
+    assert!(lines.iter().chain(&more).any(|v| is_status(v, "online")), "{lines:?}");
+    // No pose made during the outage reached the new subscriber: each was captured at most
+    // max_age (1 s) + the window's lookahead and inference (< 1 s here) before the restart.
+    let poses: Vec<&Value> =
+        lines.iter().chain(&more).filter(|v| v.get("pose").is_some()).collect();
+    assert!(!poses.is_empty(), "the stream came back");
+    let oldest = poses
+        .iter()
+        .map(|p| p["pose"]["utc_us"].as_i64().unwrap() as f64 / 1e6)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        oldest > restarted - 3.0,
+        "a pose captured {:.1} s before the restart",
+        restarted - oldest
+    );
+    let stats = more.iter().rev().find_map(|v| v.get("stats")).unwrap();
+    let stale = stats["messages_stale"].as_u64().unwrap();
+    assert!(stale as f64 > 0.8 * 25.0 * (OUTAGE_S - 2) as f64, "stale {stale}: {stats}");
+    assert!(stats["messages_dropped"].as_u64().unwrap() >= stale, "{stats}");
+    assert!(stats["queues"]["poses"]["len"].as_u64().unwrap() < 100, "drained: {stats}");
+    // Memory: after a 2 s warm-up the outage adds at most the queued poses (~0.3 MB).
+    let warm = &rss[2..];
+    let growth_kb = warm.iter().max().unwrap() - warm.iter().min().unwrap();
+    eprintln!(
+        "broker outage {OUTAGE_S} s: reconnected {reconnect_s:.2} s after the restart, \
+         {stale} stale poses dropped, RSS growth {growth_kb} kB (samples {rss:?})"
+    );
+    assert!(growth_kb < 4096, "RSS grew {growth_kb} kB during the outage: {rss:?}");
+}

@@ -28,6 +28,7 @@ fn settings(port: u16, device: &str) -> Settings {
         pose_qos: publish::QoS::AtMostOnce,
         keep_alive: Duration::from_secs(5),
         client_cap: 16,
+        max_age: Duration::from_secs(60),
     }
 }
 
@@ -57,7 +58,7 @@ fn message(seq: u64) -> PoseMsg {
 /// A publisher on its own runtime, as the daemon runs it.
 struct Publisher {
     rt: tokio::runtime::Runtime,
-    pose_tx: queue::Sender<Vec<u8>>,
+    pose_tx: queue::Sender<publish::Outgoing>,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), publish::Error>>,
@@ -90,7 +91,7 @@ fn poses_reach_a_third_party_subscriber_and_status_goes_offline_on_clean_stop() 
         let online = |l: &[Value]| l.iter().any(|v| is_status(v, "online"));
         sub.until_async(&mut lines, Duration::from_secs(15), online).await;
         for seq in 0..20 {
-            pose_tx.send(wire::encode(&message(seq))).unwrap();
+            pose_tx.send(publish::Outgoing::now(wire::encode(&message(seq)))).unwrap();
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let all_poses = |l: &[Value]| l.iter().filter(|v| v.get("pose").is_some()).count() >= 20;
@@ -162,7 +163,7 @@ fn smplcast_sub_prints_decoded_messages() {
             (Some("online"), Some(true))
         );
         for seq in 0..5 {
-            pose_tx.send(wire::encode(&message(seq))).unwrap();
+            pose_tx.send(publish::Outgoing::now(wire::encode(&message(seq)))).unwrap();
         }
         let status = tokio::task::spawn_blocking(move || cli.wait()).await.unwrap().unwrap();
         assert!(status.success());

@@ -23,6 +23,11 @@ pub struct Broker {
 impl Broker {
     pub fn start() -> Broker {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Broker::start_on(port)
+    }
+
+    /// A broker on a given port (a restart after [`Broker::kill`]).
+    pub fn start_on(port: u16) -> Broker {
         let child = Command::new("mosquitto")
             .args(["-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -35,6 +40,14 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(50));
         }
         Broker { child, port }
+    }
+}
+
+impl Broker {
+    /// Kills the broker at once (SIGKILL): its clients see the connection drop.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
