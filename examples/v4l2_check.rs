@@ -335,6 +335,7 @@ fn daemon_check() -> Result<String, String> {
                 pose_qos: publish::QoS::AtLeastOnce,
                 keep_alive: Duration::from_secs(10),
                 client_cap: 64,
+                max_age: Duration::from_secs(60),
             },
             connect_timeout: Duration::from_secs(10),
             queue: 64,
