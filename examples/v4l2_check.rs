@@ -336,6 +336,7 @@ fn daemon_check() -> Result<String, String> {
                 keep_alive: Duration::from_secs(10),
                 client_cap: 64,
                 max_age: Duration::from_secs(60),
+                login: None,
             },
             connect_timeout: Duration::from_secs(10),
             queue: 64,

@@ -154,6 +154,13 @@ pub struct RawMqtt {
     pub queue: usize,
     /// Seconds a pose message may wait for the broker before it is stale (dropped, counted).
     pub max_age_s: f64,
+    /// User name for brokers that require a login.
+    pub username: Option<String>,
+    /// A file holding the password (its first line), readable by the daemon only.
+    pub password_file: Option<PathBuf>,
+    /// The name of a systemd credential holding the password (`LoadCredential=NAME:FILE` in
+    /// the unit): read from `$CREDENTIALS_DIRECTORY/NAME`.
+    pub password_credential: Option<String>,
 }
 
 impl Default for RawMqtt {
@@ -167,6 +174,9 @@ impl Default for RawMqtt {
             connect_timeout_s: 10.0,
             queue: 64,
             max_age_s: 2.0,
+            username: None,
+            password_file: None,
+            password_credential: None,
         }
     }
 }
@@ -543,6 +553,7 @@ impl Config {
         let connect_timeout = c.seconds("mqtt.connect_timeout_s", m.connect_timeout_s, 0.1, 600.0);
         c.check("mqtt.queue", &m.queue, (1..=10_000).contains(&m.queue), "1 to 10000 messages");
         let max_age = c.seconds("mqtt.max_age_s", m.max_age_s, 0.05, 86_400.0);
+        let login = login(m, base, &mut c);
         let mqtt = MqttConfig {
             settings: publish::Settings {
                 host: m.host.clone(),
@@ -553,6 +564,7 @@ impl Config {
                 keep_alive: Duration::from_secs(m.keep_alive_s),
                 client_cap: m.queue,
                 max_age,
+                login,
             },
             connect_timeout,
             queue: m.queue,
@@ -651,6 +663,59 @@ fn did_you_mean(message: &str) -> Option<String> {
 #[derive(Default)]
 struct Checker {
     problems: Vec<String>,
+}
+
+/// The broker login of `[mqtt]`: the user name, and the password read from its file or
+/// systemd credential. Problems name the key and the file, never the password.
+fn login(m: &RawMqtt, base: &Path, c: &mut Checker) -> Option<publish::Login> {
+    let file = match (&m.password_file, &m.password_credential) {
+        (Some(_), Some(_)) => {
+            c.problem("mqtt.password_file and mqtt.password_credential: set one, not both".into());
+            return None;
+        }
+        (Some(f), None) => Some(("mqtt.password_file", base.join(f))),
+        (None, Some(name)) => match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) => Some(("mqtt.password_credential", Path::new(&dir).join(name))),
+            None => {
+                c.problem(format!(
+                    "mqtt.password_credential = {name:?}: $CREDENTIALS_DIRECTORY is not set; \
+                     expected the daemon to run under systemd with LoadCredential={name}:FILE \
+                     (or use mqtt.password_file)"
+                ));
+                return None;
+            }
+        },
+        (None, None) => None,
+    };
+    let Some(username) = m.username.clone() else {
+        if let Some((key, _)) = file {
+            c.problem(format!("{key}: a password needs mqtt.username too"));
+        }
+        return None;
+    };
+    let Some((key, path)) = file else {
+        return Some(publish::Login { username, password: publish::Password::default() });
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let password = text.lines().next().unwrap_or("").to_string();
+            if password.is_empty() {
+                c.problem(format!(
+                    "{key}: {:?} is empty; expected the password on its first line",
+                    path.display().to_string()
+                ));
+            }
+            Some(publish::Login { username, password: publish::Password(password) })
+        }
+        Err(e) => {
+            c.problem(format!(
+                "{key}: cannot read {:?} ({e}); expected a file with the broker password, \
+                 readable by the daemon",
+                path.display().to_string()
+            ));
+            None
+        }
+    }
 }
 
 impl Checker {
@@ -754,6 +819,13 @@ mod tests {
             ),
             ("[model]\ndir = \"nowhere\"\n", "model.dir = "),
             ("[source\n", "(line 1)"),
+            ("[mqtt]\nmax_age_s = 0\n", "mqtt.max_age_s = 0.0: expected 0.05 to 86400 seconds"),
+            ("[mqtt]\npassword_file = \"Cargo.toml\"\n", "mqtt.password_file: a password needs mqtt.username too"),
+            ("[mqtt]\nusername = \"u\"\npassword_file = \"nowhere\"\n", "mqtt.password_file: cannot read"),
+            (
+                "[mqtt]\npassword_file = \"a\"\npassword_credential = \"b\"\n",
+                "mqtt.password_file and mqtt.password_credential: set one, not both",
+            ),
         ];
         for (text, want) in cases {
             let text =

@@ -146,9 +146,14 @@ pub fn start(config: &Config) -> Result<Running> {
                     .ok()
                     .and_then(|e| e.clone())
                     .unwrap_or_else(|| "no answer".into());
+                let fix = if mqtt_counters.refused.load(Ordering::Relaxed) {
+                    "the broker refused this client: fix [mqtt] username and password_file \
+                     (or password_credential), or the broker's access rules"
+                } else {
+                    "start the broker or fix [mqtt] host and port"
+                };
                 bail!(
-                    "cannot connect to the MQTT broker at {}:{} within {:?} ({why}); start the \
-                     broker or fix [mqtt] host and port",
+                    "cannot connect to the MQTT broker at {}:{} within {:?} ({why}); {fix}",
                     s.host,
                     s.port,
                     mqtt.connect_timeout

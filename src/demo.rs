@@ -61,6 +61,7 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
             keep_alive: Duration::from_secs(10),
             client_cap: 64,
             max_age: Duration::from_secs(2),
+            login: None,
         },
         connect_timeout: Duration::from_secs(5),
         queue: 64,

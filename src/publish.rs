@@ -46,6 +46,25 @@ pub struct Settings {
     pub client_cap: usize,
     /// A pose message that waited this long for the broker is stale: dropped, not sent.
     pub max_age: Duration,
+    /// User name and password, for brokers that require a login.
+    pub login: Option<Login>,
+}
+
+/// A broker login.
+#[derive(Clone, Debug)]
+pub struct Login {
+    pub username: String,
+    pub password: Password,
+}
+
+/// A password: never printed (its `Debug` says `Password(***)`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
 }
 
 /// An encoded pose message and when it was made.
@@ -81,6 +100,8 @@ pub struct Counters {
     pub connections: AtomicU64,
     /// Why the last connection attempt failed, for the start-up error.
     pub last_error: std::sync::Mutex<Option<String>>,
+    /// The broker answered the last attempt with a refusal (bad login, not authorised).
+    pub refused: std::sync::atomic::AtomicBool,
 }
 
 /// Errors that end the publisher.
@@ -131,6 +152,9 @@ pub async fn run(
         QoS::AtLeastOnce,
         true,
     ));
+    if let Some(login) = &settings.login {
+        opts.set_credentials(login.username.clone(), login.password.0.clone());
+    }
     let (client, mut eventloop) = AsyncClient::new(opts, settings.client_cap.max(1));
 
     // The event loop drives the socket: connection, reconnection with backoff, acks.
@@ -177,6 +201,8 @@ pub async fn run(
                         return;
                     }
                     let _ = connected_tx.send(false);
+                    let refused = matches!(e, rumqttc::ConnectionError::ConnectionRefused(_));
+                    loop_counters.refused.store(refused, Ordering::Relaxed);
                     if let Ok(mut last) = loop_counters.last_error.lock() {
                         *last = Some(e.to_string());
                     }

@@ -40,7 +40,12 @@ impl Daemon {
     }
 
     fn start_with_env(name: &str, config: &str, env: &[(&str, &OsStr)]) -> Daemon {
-        let dir = scratch(name);
+        Daemon::start_in(&scratch(name), config, env)
+    }
+
+    /// A daemon with its config in `dir`, which may hold other files the config names.
+    fn start_in(dir: &Path, config: &str, env: &[(&str, &OsStr)]) -> Daemon {
+        let dir = dir.to_path_buf();
         std::fs::write(dir.join("config.toml"), config).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_smplcast"))
             .args(["run", "--config"])
@@ -690,4 +695,75 @@ fn broker_outage_reconnects_fast_drops_stale_poses_and_stays_bounded() {
          {stale} stale poses dropped, RSS growth {growth_kb} kB (samples {rss:?})"
     );
     assert!(growth_kb < 4096, "RSS grew {growth_kb} kB during the outage: {rss:?}");
+}
+
+/// A broker that requires a login (mosquitto with a password file): the password comes from
+/// a file or a systemd credential, a wrong or missing login is a start-up error that says
+/// what to fix, and the password never appears in the daemon's output.
+#[test]
+fn broker_login_from_a_file_or_credential_and_refusals_name_the_fix() {
+    let dir = scratch("login-broker");
+    let secret = "s3cret-Pa55-7f1d";
+    let passwd = dir.join("passwd");
+    let made = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&passwd)
+        .args(["cam", secret])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let broker = Broker::start_with_config(
+        &dir,
+        &format!("allow_anonymous false\npassword_file {}", passwd.display()),
+    );
+    std::fs::write(dir.join("good"), format!("{secret}\n")).unwrap();
+    std::fs::write(dir.join("bad"), "wrong-password\n").unwrap();
+    let credentials = dir.join("credentials");
+    std::fs::create_dir_all(&credentials).unwrap();
+    std::fs::write(credentials.join("mqtt-password"), secret).unwrap();
+
+    let cases: [(&str, &str, bool); 4] = [
+        ("file", "username = \"cam\"\npassword_file = \"good\"", true),
+        ("credential", "username = \"cam\"\npassword_credential = \"mqtt-password\"", true),
+        ("wrong", "username = \"cam\"\npassword_file = \"bad\"", false),
+        ("anonymous", "", false),
+    ];
+    for (name, login, works) in cases {
+        let device = format!("daemon-login-{name}");
+        let cfg = format!(
+            "device_id = \"{device}\"\n[source]\nkind = \"synthetic\"\nwidth = 160\n\
+             height = 120\nfps = 10\n[model]\ndir = {:?}\n[mqtt]\nport = {}\n\
+             connect_timeout_s = 2\n{login}\n",
+            narrow().display().to_string(),
+            broker.port
+        );
+        // Relative password files are beside the config: the daemon's scratch dir.
+        let own = scratch(&device);
+        std::fs::copy(dir.join("good"), own.join("good")).unwrap();
+        std::fs::copy(dir.join("bad"), own.join("bad")).unwrap();
+        let mut daemon =
+            Daemon::start_in(&own, &cfg, &[("CREDENTIALS_DIRECTORY", credentials.as_os_str())]);
+        if works {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !daemon.stderr().contains("Running.") {
+                assert!(Instant::now() < deadline, "{name}: {}", daemon.stderr());
+                assert!(daemon.child.try_wait().unwrap().is_none(), "{name}: {}", daemon.stderr());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            daemon.signal(Signal::TERM);
+            let (status, stderr) = daemon.wait(Duration::from_secs(15));
+            assert!(status.success(), "{name}: {stderr}");
+            assert!(!stderr.contains(secret), "{name}: the password was logged:\n{stderr}");
+        } else {
+            let (status, stderr) = daemon.wait(Duration::from_secs(20));
+            assert!(!status.success(), "{name}: {stderr}");
+            let error = stderr.lines().find(|l| l.starts_with("smplcast: error:")).unwrap_or("");
+            assert!(
+                error.contains("refused") && error.contains("[mqtt] username and password_file"),
+                "{name}: {stderr}"
+            );
+            assert!(!stderr.contains(secret) && !stderr.contains("wrong-password"), "{stderr}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -29,6 +29,7 @@ fn settings(port: u16, device: &str) -> Settings {
         keep_alive: Duration::from_secs(5),
         client_cap: 16,
         max_age: Duration::from_secs(60),
+        login: None,
     }
 }
 

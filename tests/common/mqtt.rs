@@ -28,8 +28,19 @@ impl Broker {
 
     /// A broker on a given port (a restart after [`Broker::kill`]).
     pub fn start_on(port: u16) -> Broker {
-        let child = Command::new("mosquitto")
-            .args(["-p", &port.to_string()])
+        Broker::spawn(port, Command::new("mosquitto").args(["-p", &port.to_string()]))
+    }
+
+    /// A broker with extra mosquitto.conf lines (written to `dir`), e.g. a password file.
+    pub fn start_with_config(dir: &Path, conf: &str) -> Broker {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let file = dir.join("mosquitto.conf");
+        std::fs::write(&file, format!("listener {port} 127.0.0.1\n{conf}\n")).unwrap();
+        Broker::spawn(port, Command::new("mosquitto").arg("-c").arg(file))
+    }
+
+    fn spawn(port: u16, command: &mut Command) -> Broker {
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
