@@ -338,7 +338,7 @@ fn daemon_check() -> Result<String, String> {
                 max_age: Duration::from_secs(60),
                 login: None,
             },
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Some(Duration::from_secs(10)),
             queue: 64,
         }),
         stats_interval: Some(Duration::from_millis(500)),

@@ -274,7 +274,8 @@ pub struct ModelConfig {
 #[derive(Clone, Debug)]
 pub struct MqttConfig {
     pub settings: publish::Settings,
-    pub connect_timeout: Duration,
+    /// How long start-up waits for the broker; `None`: until it answers.
+    pub connect_timeout: Option<Duration>,
     pub queue: usize,
 }
 
@@ -550,7 +551,11 @@ impl Config {
             (5..=3600).contains(&m.keep_alive_s),
             "5 to 3600",
         );
-        let connect_timeout = c.seconds("mqtt.connect_timeout_s", m.connect_timeout_s, 0.1, 600.0);
+        let connect_timeout = if m.connect_timeout_s == 0.0 {
+            None
+        } else {
+            Some(c.seconds("mqtt.connect_timeout_s", m.connect_timeout_s, 0.1, 600.0))
+        };
         c.check("mqtt.queue", &m.queue, (1..=10_000).contains(&m.queue), "1 to 10000 messages");
         let max_age = c.seconds("mqtt.max_age_s", m.max_age_s, 0.05, 86_400.0);
         let login = login(m, base, &mut c);

@@ -82,7 +82,8 @@ pub struct Summary {
 /// # Errors
 /// Everything that can be wrong at start-up, each naming the input and the fix: unreadable or
 /// wrong models, a source that cannot be opened, a broker that does not accept a connection
-/// within `mqtt.connect_timeout_s`. Nothing is left running on error.
+/// within `mqtt.connect_timeout_s` (0: start-up waits for it as long as it takes). Nothing is
+/// left running on error.
 pub fn start(config: &Config) -> Result<Running> {
     tracing::info!(config = %config.summary(), "Starting.");
     let dir = &config.model.dir;
@@ -130,36 +131,10 @@ pub fn start(config: &Config) -> Result<Running> {
         io_stop.clone(),
     )?;
     if let Some(mqtt) = &config.mqtt {
-        let s = &mqtt.settings;
-        let deadline = Instant::now() + mqtt.connect_timeout;
-        while mqtt_counters.connections.load(Ordering::Relaxed) == 0 {
-            if shutdown.is_cancelled() {
-                io_stop.cancel();
-                bail!("stopped while connecting to the MQTT broker at {}:{}", s.host, s.port);
-            }
-            if Instant::now() >= deadline || io.is_finished() {
-                io_stop.cancel();
-                shutdown.cancel();
-                let why = mqtt_counters
-                    .last_error
-                    .lock()
-                    .ok()
-                    .and_then(|e| e.clone())
-                    .unwrap_or_else(|| "no answer".into());
-                let fix = if mqtt_counters.refused.load(Ordering::Relaxed) {
-                    "the broker refused this client: fix [mqtt] username and password_file \
-                     (or password_credential), or the broker's access rules"
-                } else {
-                    "start the broker or fix [mqtt] host and port"
-                };
-                bail!(
-                    "cannot connect to the MQTT broker at {}:{} within {:?} ({why}); {fix}",
-                    s.host,
-                    s.port,
-                    mqtt.connect_timeout
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if let Err(e) = wait_for_broker(mqtt, &mqtt_counters, &shutdown, &io) {
+            io_stop.cancel();
+            shutdown.cancel();
+            return Err(e);
         }
     }
 
@@ -200,6 +175,67 @@ pub fn start(config: &Config) -> Result<Running> {
         gauges,
         shutdown_timeout: config.shutdown_timeout,
     })
+}
+
+/// Waits until the publisher's first connection is accepted: up to `mqtt.connect_timeout_s`,
+/// or, with 0, as long as it takes. Meanwhile nothing else runs; under systemd the status says
+/// what it waits for and the start timeout is extended while it keeps trying.
+fn wait_for_broker(
+    mqtt: &crate::config::MqttConfig,
+    counters: &publish::Counters,
+    shutdown: &CancellationToken,
+    io: &JoinHandle<Result<()>>,
+) -> Result<()> {
+    let s = &mqtt.settings;
+    let started = Instant::now();
+    let mut next_report = started + Duration::from_secs(1);
+    let last_error = || {
+        counters
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .unwrap_or_else(|| "no answer".into())
+    };
+    while counters.connections.load(Ordering::Relaxed) == 0 {
+        if shutdown.is_cancelled() {
+            bail!("stopped while connecting to the MQTT broker at {}:{}", s.host, s.port);
+        }
+        let timed_out = mqtt.connect_timeout.is_some_and(|t| started.elapsed() >= t);
+        if timed_out || io.is_finished() {
+            let fix = if counters.refused.load(Ordering::Relaxed) {
+                "the broker refused this client: fix [mqtt] username and password_file \
+                 (or password_credential), or the broker's access rules"
+            } else {
+                "start the broker or fix [mqtt] host and port"
+            };
+            let within = mqtt.connect_timeout.map_or(String::new(), |t| format!(" within {t:?}"));
+            bail!(
+                "cannot connect to the MQTT broker at {}:{}{within} ({}); {fix}",
+                s.host,
+                s.port,
+                last_error()
+            );
+        }
+        if Instant::now() >= next_report {
+            let waited = started.elapsed().as_secs();
+            let status = format!(
+                "waiting for the MQTT broker at {}:{} for {waited} s ({})",
+                s.host,
+                s.port,
+                last_error()
+            );
+            if waited == 1 || waited % 30 == 0 {
+                tracing::warn!(
+                    "{status}; retrying (mqtt.connect_timeout_s = 0: until it answers)."
+                );
+            }
+            service::waiting(&status);
+            next_report += Duration::from_secs(1);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 fn open_source(config: &SourceConfig) -> Result<Box<dyn FrameSource>> {

@@ -63,7 +63,7 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
             max_age: Duration::from_secs(2),
             login: None,
         },
-        connect_timeout: Duration::from_secs(5),
+        connect_timeout: Some(Duration::from_secs(5)),
         queue: 64,
     });
     Config {

@@ -23,6 +23,12 @@ pub fn ready() {
     send(&[NotifyState::Ready, NotifyState::Status("running: waiting for the first frames")]);
 }
 
+/// Start-up is waiting for something that may take long (the broker): says so, and extends
+/// systemd's start timeout by 10 s, so a daemon that keeps trying is not killed as hung.
+pub fn waiting(status: &str) {
+    send(&[NotifyState::Status(status), NotifyState::ExtendTimeoutUsec(10_000_000)]);
+}
+
 /// Whether this process was started with a notification socket.
 fn supervised() -> bool {
     std::env::var_os("NOTIFY_SOCKET").is_some()

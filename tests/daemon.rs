@@ -767,3 +767,57 @@ fn broker_login_from_a_file_or_credential_and_refusals_name_the_fix() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With `mqtt.connect_timeout_s = 0` a broker that is not up at start is waited for: the
+/// daemon keeps retrying and runs nothing else, tells systemd what it waits for (and extends
+/// its start timeout), and is ready within 2 s of the broker coming up.
+#[test]
+fn unreachable_broker_at_start_is_waited_for_when_asked() {
+    use std::os::unix::net::UnixDatagram;
+    let device = "daemon-wait-broker";
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = scratch(&format!("{device}-socket"));
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let cfg = format!(
+        "device_id = \"{device}\"\n[source]\nkind = \"synthetic\"\nwidth = 160\nheight = 120\n\
+         fps = 25\n[model]\ndir = {:?}\n[mqtt]\nport = {port}\nconnect_timeout_s = 0\n",
+        narrow().display().to_string()
+    );
+    let mut daemon =
+        Daemon::start_with_env(device, &cfg, &[("NOTIFY_SOCKET", socket_path.as_os_str())]);
+    let mut buf = [0u8; 4096];
+    let mut messages = Vec::new();
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        if let Ok(n) = socket.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert!(daemon.child.try_wait().unwrap().is_none(), "gave up:\n{}", daemon.stderr());
+    assert!(!messages.iter().any(|m| m.contains("READY=1")), "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.contains("STATUS=waiting for the MQTT broker at 127.0.0.1")
+            && m.contains("EXTEND_TIMEOUT_USEC=")),
+        "{messages:?}"
+    );
+    assert!(!daemon.stderr().contains("Running."), "nothing runs before the broker");
+
+    let broker = Broker::start_on(port);
+    let up = Instant::now();
+    loop {
+        assert!(up.elapsed() < Duration::from_secs(2), "not ready 2 s after the broker came up");
+        if let Ok(n) = socket.recv(&mut buf) {
+            if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
+                break;
+            }
+        }
+    }
+    eprintln!("ready {:.2} s after the broker came up", up.elapsed().as_secs_f64());
+    daemon.signal(Signal::TERM);
+    let (status, stderr) = daemon.wait(Duration::from_secs(15));
+    assert!(status.success(), "{stderr}");
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
