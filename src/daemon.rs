@@ -225,7 +225,7 @@ fn wait_for_broker(
                 s.port,
                 last_error()
             );
-            if waited == 1 || waited % 30 == 0 {
+            if waited == 1 || waited.is_multiple_of(30) {
                 tracing::warn!(
                     "{status}; retrying (mqtt.connect_timeout_s = 0: until it answers)."
                 );
