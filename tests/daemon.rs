@@ -307,40 +307,60 @@ fn start_up_errors_name_the_input_and_exit_non_zero() {
     let dir = |p: &Path| format!("[model]\ndir = {:?}\n", p.display().to_string());
     let unreachable = format!("[mqtt]\nport = {free_port}\nconnect_timeout_s = 0.5\n");
 
-    let cases: Vec<(String, Vec<String>)> = vec![
-        (
-            format!("[source]\nfsp = 3\n{model}"),
-            vec!["source.fsp: unknown field `fsp`".into(), "did you mean `fps`?".into()],
-        ),
-        (
-            format!("[mqtt]\nport = \"x\"\n{model}"),
-            vec!["mqtt.port: invalid type: string \"x\"".into()],
-        ),
-        (
-            format!("[source]\nfps = 5000.0\n{model}"),
-            vec!["source.fps = 5000.0: expected 0 (unpaced) or 1 to 1000".into()],
-        ),
-        (
-            "[model]\ndir = \"/nonexistent/models\"\n".into(),
-            vec!["model.dir = \"/nonexistent/models\": not a directory".into()],
-        ),
-        (dir(&corrupt), vec!["backbone.onnx: not a usable backbone graph".into()]),
-        (dir(&wrong), vec!["backbone.onnx: wrong backbone graph".into()]),
-        (
-            format!("{unreachable}{model}"),
+    let camera = |device: &str| format!("[source]\nkind = \"v4l2\"\ndevice = {device:?}\n{model}");
+    let cameras: Vec<(String, Vec<String>)> =
+        if cfg!(feature = "v4l2") {
             vec![
-                format!("cannot connect to the MQTT broker at 127.0.0.1:{free_port}"),
-                "start the broker or fix [mqtt] host and port".into(),
-            ],
-        ),
-        (
-            format!(
-                "[source]\nkind = \"files\"\npath = {:?}\n{model}",
-                empty.display().to_string()
+            (
+                camera("/dev/null"),
+                vec!["camera /dev/null: not a V4L2 device (Inappropriate ioctl".into()],
             ),
-            vec!["no .png, .jpg or .jpeg images".into()],
-        ),
-    ];
+            (
+                camera("/dev/video-none"),
+                vec!["camera /dev/video-none: no such device; list cameras with `smplcast devices`"
+                    .into()],
+            ),
+        ]
+        } else {
+            vec![(camera("/dev/video0"), vec!["built without V4L2 support".into()])]
+        };
+    let cases: Vec<(String, Vec<String>)> = cameras
+        .into_iter()
+        .chain([
+            (
+                format!("[source]\nfsp = 3\n{model}"),
+                vec!["source.fsp: unknown field `fsp`".into(), "did you mean `fps`?".into()],
+            ),
+            (
+                format!("[mqtt]\nport = \"x\"\n{model}"),
+                vec!["mqtt.port: invalid type: string \"x\"".into()],
+            ),
+            (
+                format!("[source]\nfps = 5000.0\n{model}"),
+                vec!["source.fps = 5000.0: expected 0 (unpaced) or 1 to 1000".into()],
+            ),
+            (
+                "[model]\ndir = \"/nonexistent/models\"\n".into(),
+                vec!["model.dir = \"/nonexistent/models\": not a directory".into()],
+            ),
+            (dir(&corrupt), vec!["backbone.onnx: not a usable backbone graph".into()]),
+            (dir(&wrong), vec!["backbone.onnx: wrong backbone graph".into()]),
+            (
+                format!("{unreachable}{model}"),
+                vec![
+                    format!("cannot connect to the MQTT broker at 127.0.0.1:{free_port}"),
+                    "start the broker or fix [mqtt] host and port".into(),
+                ],
+            ),
+            (
+                format!(
+                    "[source]\nkind = \"files\"\npath = {:?}\n{model}",
+                    empty.display().to_string()
+                ),
+                vec!["no .png, .jpg or .jpeg images".into()],
+            ),
+        ])
+        .collect();
     for (text, wanted) in cases {
         let mut daemon = Daemon::start("bad", &text);
         let (status, stderr) = daemon.wait(Duration::from_secs(30));
