@@ -103,6 +103,7 @@ step "cargo build (release, all targets)" cargo build --release --all-targets --
 step "cargo fmt + clippy" rust_checks
 step "cargo test (release; narrow + full models)" rust_tests
 step "demo smoke run" main_job_smoke
+step "soak, 60 s at full speed (scripts/soak.sh)" bash scripts/soak.sh 60
 step "V4L2 in a qemu guest (vivid driver)" vivid_test
 step "systemd unit: security exposure" systemd_unit
 step "aarch64: build release + tests" cross/build-debian.sh --tests aarch64
