@@ -292,9 +292,18 @@ impl Config {
         let fail = |p: String| Error { file: file.to_path_buf(), problems: vec![p] };
         let text = std::fs::read_to_string(file)
             .map_err(|e| fail(format!("cannot read the config file: {e}")))?;
-        let raw = parse(&text).map_err(fail)?;
         let base = file.parent().unwrap_or(Path::new("."));
-        Config::from_raw(raw, base).map_err(|problems| Error { file: file.to_path_buf(), problems })
+        Config::from_toml(&text, base)
+            .map_err(|problems| Error { file: file.to_path_buf(), problems })
+    }
+
+    /// Parses and checks TOML text; relative paths are resolved against `base`.
+    ///
+    /// # Errors
+    /// Every problem found, one line each (a TOML error is one problem).
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, Vec<String>> {
+        let raw = parse(text).map_err(|p| vec![p])?;
+        Config::from_raw(raw, base)
     }
 
     /// Checks `raw`; relative paths are resolved against `base`.

@@ -163,6 +163,19 @@ pub fn letterbox(image: &Image, planar: &mut Vec<f32>, out: &mut Vec<f32>) {
 }
 
 /// From letterbox fractions to image pixels.
+/// The detector's post-processing: raw outputs → candidates → weighted NMS → people in image
+/// pixels (of a `width` × `height` image). Any output values are accepted (fuzzed).
+pub fn postprocess(
+    raw: &[f32],
+    logits: &[f32],
+    anchors: &[[f32; 2]],
+    width: u32,
+    height: u32,
+) -> Vec<PersonDetection> {
+    let found = weighted_nms(decode(raw, logits, anchors));
+    found.iter().map(|c| to_pixels(c, width, height)).collect()
+}
+
 fn to_pixels(c: &Candidate, width: u32, height: u32) -> PersonDetection {
     let (side, ox, oy) = square(width, height);
     let px = |x: f32, y: f32| [x * side - ox, y * side - oy];
@@ -221,8 +234,7 @@ impl Detector {
 
     fn detect_input(&mut self, width: u32, height: u32) -> model::Result<Vec<PersonDetection>> {
         let (raw, logits) = self.graph.run(&self.input)?;
-        let found = weighted_nms(decode(&raw, &logits, &self.anchors));
-        Ok(found.iter().map(|c| to_pixels(c, width, height)).collect())
+        Ok(postprocess(&raw, &logits, &self.anchors, width, height))
     }
 }
 
