@@ -373,6 +373,7 @@ fn start_up_errors_name_the_input_and_exit_non_zero() {
             assert!(stderr.contains(&want), "config:\n{text}\nstderr:\n{stderr}\nwanted: {want}");
         }
     }
+    eprintln!("figure: {n} bad start-up inputs: one error line each, exit non-zero, no panic");
     let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
         .args(["run", "--config", "/nonexistent/smplcast.toml"])
         .output()
@@ -582,6 +583,13 @@ fn systemd_watchdog_is_pinged_only_while_frames_flow_through_inference() {
             .iter()
             .filter_map(|(_, m)| m.lines().find_map(|l| l.strip_prefix("STATUS=")))
             .collect();
+        eprintln!(
+            "figure: watchdog {name}: {} pings in 4.5 s after READY (400 ms watchdog){}",
+            pings.len(),
+            pings
+                .first()
+                .map_or(String::new(), |t| format!(", first {:.1} s after READY", t.as_secs_f64()))
+        );
         if name == "flowing" {
             assert!(messages.iter().any(|(_, m)| m.contains("STOPPING=1")), "{messages:?}");
             // ~22 checks in 4.5 s, each after ~5 new frames.
@@ -711,7 +719,7 @@ fn broker_outage_reconnects_fast_drops_stale_poses_and_stays_bounded() {
     let warm = &rss[2..];
     let growth_kb = warm.iter().max().unwrap() - warm.iter().min().unwrap();
     eprintln!(
-        "broker outage {OUTAGE_S} s: reconnected {reconnect_s:.2} s after the restart, \
+        "figure: broker outage {OUTAGE_S} s: reconnected {reconnect_s:.2} s after the restart, \
          {stale} stale poses dropped, RSS growth {growth_kb} kB (samples {rss:?})"
     );
     assert!(growth_kb < 4096, "RSS grew {growth_kb} kB during the outage: {rss:?}");
@@ -784,6 +792,10 @@ fn broker_login_from_a_file_or_credential_and_refusals_name_the_fix() {
             );
             assert!(!stderr.contains(secret) && !stderr.contains("wrong-password"), "{stderr}");
         }
+        eprintln!(
+            "figure: broker login {name}: {}, password not in the output",
+            if works { "connected" } else { "refused at start-up, the error names the keys" }
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -834,7 +846,10 @@ fn unreachable_broker_at_start_is_waited_for_when_asked() {
             }
         }
     }
-    eprintln!("ready {:.2} s after the broker came up", up.elapsed().as_secs_f64());
+    eprintln!(
+        "figure: broker down at start: ready {:.2} s after it came up",
+        up.elapsed().as_secs_f64()
+    );
     daemon.signal(Signal::TERM);
     let (status, stderr) = daemon.wait(Duration::from_secs(15));
     assert!(status.success(), "{stderr}");

@@ -161,7 +161,7 @@ fn fuzz(name: &str, corpus: Vec<Vec<u8>>, target: impl Fn(&[u8])) {
     let _ = std::panic::take_hook();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "fuzz {name}: {execs} inputs in {secs:.1} s ({:.0}/s), seed {seed}, no panic",
+        "figure: fuzz {name}: {execs} inputs in {secs:.1} s ({:.0}/s), seed {seed}, no panic",
         execs as f64 / secs
     );
 }
