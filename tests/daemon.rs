@@ -361,6 +361,7 @@ fn start_up_errors_name_the_input_and_exit_non_zero() {
             ),
         ])
         .collect();
+    let n = cases.len();
     for (text, wanted) in cases {
         let mut daemon = Daemon::start("bad", &text);
         let (status, stderr) = daemon.wait(Duration::from_secs(30));
