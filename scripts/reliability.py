@@ -100,7 +100,7 @@ def main() -> int:
         "|---|---|---|---|",
     ]
     for what, required, pattern, test in ROWS:
-        got = [f for f in figures if re.match(pattern, f)]
+        got = [f for f in figures if re.search(pattern, f)]
         measured = "<br>".join(got) if got else "(no figure printed)"
         lines.append(f"| {what} | {required} | {measured} | {test} |")
     lines += [
