@@ -10,8 +10,8 @@
 #   --check    under qemu-user: the glibc floor, a smoke run of the binary (`demo` on the
 #              bundled model: threads, tract's ARM kernels, the embedded broker) and, with
 #              --tests, the unit, model-parity, streaming, detector and wire tests
-#   --deb      Debian packages with cargo-deb: target/cross/debian/smplcast_<v>_<arch>.deb
-#              (cargo-deb replaces older versions in that directory)
+#   --deb      Debian packages with cargo-deb: target/cross/packages/smplcast_<v>_<arch>.deb
+#              (not cargo-deb's own target/cross/debian/: it deletes other versions there)
 #
 # How (verified on Debian 12, 2 cores; times in README "Deploying"):
 # - Rust: Debian's rustc-web/cargo-web 1.96 from bookworm-security (rustup cannot download
@@ -138,7 +138,7 @@ unit_tests() {
 }
 
 package() { # DEB_VERSION=V overrides the package version; DEB_OUT=DIR the output directory
-  local t=$1 version=${DEB_VERSION:-} out=${DEB_OUT:-$CARGO_TARGET_DIR/debian}
+  local t=$1 version=${DEB_VERSION:-} out=${DEB_OUT:-$CARGO_TARGET_DIR/packages}
   if [ ! -x "$TOOLS/bin/cargo-deb" ]; then
     # rustup's or Debian's cargo, whichever is first on the caller's PATH: a host tool.
     env -u RUSTC_BOOTSTRAP CARGO_TARGET_DIR="$TOOLS/build" \

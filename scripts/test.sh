@@ -89,11 +89,11 @@ systemd_unit() {
 arm_packages() {
   # Two versions of the arm64 package for the upgrade test, and the armhf one.
   cross/build-debian.sh --deb aarch64 armv7
-  DEB_VERSION=0.1.0-99~upgradetest DEB_OUT=target/cross/debian-upgradetest \
+  DEB_VERSION=0.1.0-99~upgradetest DEB_OUT=target/cross/packages-upgradetest \
     cross/build-debian.sh --deb aarch64
-  bash tests/deb/run-deb-test.sh target/cross/debian/smplcast_*_arm64.deb \
-    target/cross/debian-upgradetest/smplcast_*_arm64.deb
-  for d in target/cross/debian/*.deb; do dpkg-deb --info "$d" | grep -E 'Package|Version|Architecture|Depends'; done
+  bash tests/deb/run-deb-test.sh target/cross/packages/smplcast_*_arm64.deb \
+    target/cross/packages-upgradetest/smplcast_*_arm64.deb
+  for d in target/cross/packages/*.deb; do dpkg-deb --info "$d" | grep -E 'Package|Version|Architecture|Depends'; done
 }
 
 step "install Debian packages and Rust components" install_packages
