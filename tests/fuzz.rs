@@ -122,6 +122,15 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .collect()
 }
 
+/// The seed corpus: the files of `dir` (under the repository root) ending in `.ext`.
+fn seeds(dir: &str, ext: &str) -> Vec<Vec<u8>> {
+    files(&root().join(dir))
+        .into_iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == ext))
+        .map(|(_, b)| b)
+        .collect()
+}
+
 /// Runs `target` on the regression inputs, then on mutations of `corpus` for the time budget.
 fn fuzz(name: &str, corpus: Vec<Vec<u8>>, target: impl Fn(&[u8])) {
     assert!(!corpus.is_empty(), "{name}: empty seed corpus");
@@ -175,12 +184,7 @@ fn message(e: &Box<dyn std::any::Any + Send>) -> String {
 
 #[test]
 fn fuzz_wire_decoder() {
-    let corpus: Vec<Vec<u8>> = files(&root().join("tests/data/wire"))
-        .into_iter()
-        .filter(|(p, _)| p.extension().is_some_and(|e| e == "cbor"))
-        .map(|(_, b)| b)
-        .collect();
-    fuzz("wire", corpus, |bytes| {
+    fuzz("wire", seeds("tests/data/wire", "cbor"), |bytes| {
         if let Ok(msg) = wire::decode(bytes) {
             // What decodes re-encodes, and that decodes again.
             wire::decode(&wire::encode(&msg)).expect("a decoded message re-encodes");
@@ -205,12 +209,8 @@ fn fuzz_config_parser() {
 
 #[test]
 fn fuzz_mjpeg_frames() {
-    let corpus: Vec<Vec<u8>> = files(&root().join("tests/data/frames"))
-        .into_iter()
-        .filter(|(p, _)| p.extension().is_some_and(|e| e == "jpg"))
-        .map(|(_, b)| b)
-        .take(4)
-        .collect();
+    let mut corpus = seeds("tests/data/frames", "jpg");
+    corpus.truncate(4);
     let mut tensor = Vec::new();
     let tensor = std::cell::RefCell::new(&mut tensor);
     fuzz("mjpeg", corpus, |bytes| {
