@@ -337,6 +337,7 @@ fn daemon_check() -> Result<String, String> {
                 client_cap: 64,
                 max_age: Duration::from_secs(60),
                 login: None,
+                tls: None,
             },
             connect_timeout: Some(Duration::from_secs(10)),
             queue: 64,

@@ -37,6 +37,17 @@ ROWS = [
      "connects with the right one; refusal is a start-up error naming the keys; the password "
      "never appears in the output",
      r"broker login", "tests/daemon.rs `broker_login_from_a_file_or_credential_and_refusals_name_the_fix`"),
+    ("TLS to mosquitto with a private CA (tests/tls/make-certs.sh), with and without a required "
+     "client certificate; then wrong CA, host not in the certificate, TLS to a plain port, "
+     "plain TCP to a TLS port, no client certificate where required",
+     "connects and delivers poses with the right settings; each wrong one is a start-up error "
+     "that says which `[mqtt]` key to fix; unreadable or non-PEM files are config errors",
+     r"broker TLS", "tests/daemon.rs `broker_tls_with_a_private_ca_and_wrong_settings_name_the_fix`; "
+     "src/config.rs `errors_name_key_value_and_expectation`"),
+    ("Dependencies: RustSec advisories, licences, bans (OpenSSL, aws-lc), sources",
+     "`cargo deny check` passes; every ignored advisory has a written reason in deny.toml; "
+     "no `unsafe` in our code (`#![forbid(unsafe_code)]`)",
+     r"cargo deny", "scripts/deny.sh (deny.toml), in the test command"),
     ("Bad configs (unknown key, wrong type, out of range), missing / corrupt / wrong-architecture "
      "models, unreachable broker, empty frame directory, camera path that is no video device "
      "or does not exist",
@@ -79,6 +90,12 @@ def main() -> int:
     out += run(cargo + ["--test", "fuzz", "--", "--nocapture", "--test-threads", "1"],
                env={"SMPLCAST_FUZZ_SECS": str(args.fuzz_seconds)})
     figures = [l.split("figure: ", 1)[1].strip() for l in out.splitlines() if "figure: " in l]
+    deny_out = run(["bash", "scripts/deny.sh"])
+    database = next((l.split(": ", 2)[2] for l in deny_out.splitlines()
+                     if l.startswith("deny: advisory database")), "?")
+    ignored = len(re.findall(r'\{ id = "RUSTSEC', (ROOT / "deny.toml").read_text()))
+    figures.append(f"cargo deny: {deny_out.strip().splitlines()[-1]}; advisory database {database}; "
+                   f"{ignored} advisories ignored, each with its reason")
     soak_out = run(["bash", "scripts/soak.sh", str(args.soak_seconds)])
     soak = json.loads([l for l in soak_out.splitlines() if l.startswith("{")][-1])
     figures.append(

@@ -21,9 +21,9 @@ install_packages() {
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   # libclang-dev: the v4l crate's bindings (feature v4l2). qemu + busybox + cpio + kmod +
   # file: the V4L2 test in a qemu guest with the vivid driver (tests/vivid/).
-  # systemd: systemd-analyze for the unit checks.
+  # systemd: systemd-analyze for the unit checks. openssl: the test CA (tests/tls/).
   local want=(python3 python3-venv python3-pip ca-certificates mosquitto libclang-dev
-              qemu-system-x86 busybox-static cpio kmod file systemd)
+              qemu-system-x86 busybox-static cpio kmod file systemd openssl)
   local missing=()
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -87,10 +87,13 @@ systemd_unit() {
 # qemu-user. aarch64 runs the unit and model tests (tract's aarch64 kernels, int8 included);
 # armv7 a smoke run of the whole pipeline. Both release binaries pass the glibc check.
 arm_packages() {
-  # Two versions of the arm64 package for the upgrade test, and the armhf one.
-  cross/build-debian.sh --deb aarch64 armv7
+  # Two versions of the arm64 package for the upgrade test, and the armhf one. --tests: the
+  # arm64 package holds the binary the qemu tests above ran; it was built together with the
+  # test binaries, and a build without them would relink everything with other features.
+  cross/build-debian.sh --tests --deb aarch64
+  cross/build-debian.sh --deb armv7
   DEB_VERSION=0.1.0-99~upgradetest DEB_OUT=target/cross/packages-upgradetest \
-    cross/build-debian.sh --deb aarch64
+    cross/build-debian.sh --tests --deb aarch64
   bash tests/deb/run-deb-test.sh target/cross/packages/smplcast_*_arm64.deb \
     target/cross/packages-upgradetest/smplcast_*_arm64.deb
   for d in target/cross/packages/*.deb; do dpkg-deb --info "$d" | grep -E 'Package|Version|Architecture|Depends'; done
@@ -101,6 +104,7 @@ step "Python venv + models/ tests (pytest)" python_tests
 step "full-size random models (convert.py)" full_models
 step "cargo build (release, all targets)" cargo build --release --all-targets --features v4l2 --locked
 step "cargo fmt + clippy" rust_checks
+step "cargo deny (advisories, licences, bans, sources)" bash scripts/deny.sh
 step "cargo test (release; narrow + full models)" rust_tests
 step "demo smoke run" main_job_smoke
 step "soak, 60 s at full speed (scripts/soak.sh)" bash scripts/soak.sh 60

@@ -6,6 +6,7 @@
 //! Relative paths are taken relative to the config file's directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -142,7 +143,8 @@ pub struct RawModel {
 #[serde(deny_unknown_fields, default)]
 pub struct RawMqtt {
     pub host: String,
-    pub port: u16,
+    /// Default: 1883, or 8883 with `tls`.
+    pub port: Option<u16>,
     /// Topics are `<prefix>/<device_id>/pose|status|stats`.
     pub prefix: String,
     /// QoS of pose messages: 0, 1 or 2.
@@ -161,13 +163,20 @@ pub struct RawMqtt {
     /// The name of a systemd credential holding the password (`LoadCredential=NAME:FILE` in
     /// the unit): read from `$CREDENTIALS_DIRECTORY/NAME`.
     pub password_credential: Option<String>,
+    /// Connect with TLS, verifying the broker against `ca_file` or the system's CAs.
+    pub tls: bool,
+    /// The CA (PEM) that signed the broker's certificate: a private or self-signed CA.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) and its key, for brokers that require one.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl Default for RawMqtt {
     fn default() -> Self {
         RawMqtt {
             host: "127.0.0.1".into(),
-            port: 1883,
+            port: None,
             prefix: "smplcast".into(),
             pose_qos: 0,
             keep_alive_s: 10,
@@ -177,6 +186,10 @@ impl Default for RawMqtt {
             username: None,
             password_file: None,
             password_credential: None,
+            tls: false,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -536,7 +549,8 @@ impl Config {
 
         let m = &raw.mqtt;
         c.check("mqtt.host", &m.host, !m.host.trim().is_empty(), "a host name or IP address");
-        c.check("mqtt.port", &m.port, m.port != 0, "1 to 65535");
+        let port = m.port.unwrap_or(if m.tls { 8883 } else { 1883 });
+        c.check("mqtt.port", &port, port != 0, "1 to 65535");
         if m.prefix.is_empty() || m.prefix.starts_with('/') || m.prefix.ends_with('/') {
             c.problem(format!(
                 "mqtt.prefix = {:?}: expected topic levels without leading or trailing '/'",
@@ -568,10 +582,11 @@ impl Config {
         c.check("mqtt.queue", &m.queue, (1..=10_000).contains(&m.queue), "1 to 10000 messages");
         let max_age = c.seconds("mqtt.max_age_s", m.max_age_s, 0.05, 86_400.0);
         let login = login(m, base, &mut c);
+        let tls = tls(m, base, &mut c);
         let mqtt = MqttConfig {
             settings: publish::Settings {
                 host: m.host.clone(),
-                port: m.port,
+                port,
                 prefix: m.prefix.clone(),
                 device_id: device_id.clone(),
                 pose_qos,
@@ -579,6 +594,7 @@ impl Config {
                 client_cap: m.queue,
                 max_age,
                 login,
+                tls,
             },
             connect_timeout,
             queue: m.queue,
@@ -677,6 +693,25 @@ fn did_you_mean(message: &str) -> Option<String> {
 #[derive(Default)]
 struct Checker {
     problems: Vec<String>,
+}
+
+/// The TLS client configuration of `[mqtt]`, or `None` for plain TCP.
+fn tls(m: &RawMqtt, base: &Path, c: &mut Checker) -> Option<Arc<rustls::ClientConfig>> {
+    let resolve = |f: &Option<PathBuf>| f.as_ref().map(|f| base.join(f));
+    let files = crate::tls::Files {
+        ca: resolve(&m.ca_file),
+        client_cert: resolve(&m.client_cert_file),
+        client_key: resolve(&m.client_key_file),
+    };
+    if !m.tls {
+        if files.ca.is_some() || files.client_cert.is_some() || files.client_key.is_some() {
+            c.problem(
+                "mqtt.ca_file, client_cert_file and client_key_file need mqtt.tls = true".into(),
+            );
+        }
+        return None;
+    }
+    crate::tls::client_config(&files).map_err(|p| c.problem(p)).ok()
 }
 
 /// The broker login of `[mqtt]`: the user name, and the password read from its file or
@@ -800,6 +835,19 @@ mod tests {
         assert_eq!((m.settings.host.as_str(), m.settings.port), ("127.0.0.1", 1883));
         assert_eq!(c.stats_interval, Some(Duration::from_secs(5)));
         assert!(check("").unwrap_err().contains("model.dir: missing"));
+        assert!(m.settings.tls.is_none());
+    }
+
+    #[test]
+    fn tls_defaults_to_port_8883_and_trusts_the_ca_file() {
+        let c = check(&format!("[mqtt]\ntls = true\nca_file = \"tests/data/tls/ca.pem\"\n{MODEL}"));
+        let m = c.unwrap().mqtt.unwrap();
+        assert_eq!(m.settings.port, 8883);
+        assert!(m.settings.tls.is_some());
+        let explicit = format!(
+            "[mqtt]\nport = 1884\ntls = true\nca_file = \"tests/data/tls/ca.pem\"\n{MODEL}"
+        );
+        assert_eq!(check(&explicit).unwrap().mqtt.unwrap().settings.port, 1884);
     }
 
     #[test]
@@ -839,6 +887,18 @@ mod tests {
             (
                 "[mqtt]\npassword_file = \"a\"\npassword_credential = \"b\"\n",
                 "mqtt.password_file and mqtt.password_credential: set one, not both",
+            ),
+            ("[mqtt]\nca_file = \"ca.pem\"\n", "mqtt.ca_file, client_cert_file and client_key_file need mqtt.tls = true"),
+            ("[mqtt]\ntls = true\nca_file = \"nowhere.pem\"\n", "mqtt.ca_file: cannot read PEM certificates from"),
+            ("[mqtt]\ntls = true\nca_file = \"Cargo.toml\"\n", "mqtt.ca_file: \"/"),
+            ("[mqtt]\ntls = true\nca_file = \"Cargo.toml\"\n", "holds no certificate; expected PEM"),
+            (
+                "[mqtt]\ntls = true\nca_file = \"tests/data/tls/ca.pem\"\nclient_cert_file = \"tests/data/tls/ca.pem\"\n",
+                "mqtt.client_cert_file and mqtt.client_key_file: set both or neither",
+            ),
+            (
+                "[mqtt]\ntls = true\nca_file = \"tests/data/tls/ca.pem\"\nclient_cert_file = \"tests/data/tls/ca.pem\"\nclient_key_file = \"Cargo.toml\"\n",
+                "mqtt.client_key_file: cannot read a PEM private key from",
             ),
         ];
         for (text, want) in cases {

@@ -39,7 +39,7 @@ use crate::detect::track::{Settings as TrackerSettings, Tracked, Tracker};
 use crate::detect::Detection;
 use crate::model::{Bundle, HeadOutput, Projector, Stepper};
 use crate::preprocess::{self, BBox};
-use crate::publish;
+use crate::publish::{self, FailureKind};
 use crate::queue;
 use crate::service;
 use crate::source::{files::Files, synthetic::Synthetic, FrameSource};
@@ -189,25 +189,37 @@ fn wait_for_broker(
     let s = &mqtt.settings;
     let started = Instant::now();
     let mut next_report = started + Duration::from_secs(1);
-    let last_error = || {
-        counters
-            .last_error
-            .lock()
-            .ok()
-            .and_then(|e| e.clone())
-            .unwrap_or_else(|| "no answer".into())
-    };
+    let last_failure = || counters.last_failure.lock().ok().and_then(|e| e.clone());
+    let last_error = || last_failure().map_or_else(|| "no answer".into(), |f| f.message);
     while counters.connections.load(Ordering::Relaxed) == 0 {
         if shutdown.is_cancelled() {
             bail!("stopped while connecting to the MQTT broker at {}:{}", s.host, s.port);
         }
         let timed_out = mqtt.connect_timeout.is_some_and(|t| started.elapsed() >= t);
         if timed_out || io.is_finished() {
-            let fix = if counters.refused.load(Ordering::Relaxed) {
-                "the broker refused this client: fix [mqtt] username and password_file \
-                 (or password_credential), or the broker's access rules"
-            } else {
-                "start the broker or fix [mqtt] host and port"
+            let fix = match last_failure().map(|f| f.kind) {
+                Some(FailureKind::Refused) => {
+                    "the broker refused this client: fix [mqtt] username and password_file \
+                     (or password_credential), or the broker's access rules"
+                }
+                Some(FailureKind::BrokerCertificate) => {
+                    "the broker's certificate was not accepted: set [mqtt] ca_file to the CA \
+                     that signed it, and host to a name (or IP) the certificate holds"
+                }
+                Some(FailureKind::ClientCertificate) => {
+                    "the broker wants a client certificate it trusts: set [mqtt] \
+                     client_cert_file and client_key_file to one its CA signed"
+                }
+                Some(FailureKind::Handshake) => {
+                    "the TLS handshake failed: make [mqtt] port the broker's TLS listener"
+                }
+                _ if s.tls.is_some() => {
+                    "start the broker or fix [mqtt] host and port (the broker's TLS listener)"
+                }
+                _ => {
+                    "start the broker or fix [mqtt] host and port (and tls, if the broker \
+                     requires it)"
+                }
             };
             let within = mqtt.connect_timeout.map_or(String::new(), |t| format!(" within {t:?}"));
             bail!(

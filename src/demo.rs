@@ -62,6 +62,7 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
             client_cap: 64,
             max_age: Duration::from_secs(2),
             login: None,
+            tls: None,
         },
         connect_timeout: Some(Duration::from_secs(5)),
         queue: 64,

@@ -30,6 +30,9 @@
 //! `smplcast = { version = "…", default-features = false }`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// No unsafe code of our own: the unsafe parts are in reviewed crates (tract's kernels, the v4l
+// crate's ioctls and mmap, ring), whose advisories `scripts/deny.sh` checks.
+#![forbid(unsafe_code)]
 
 #[cfg(feature = "runtime")]
 pub mod assemble;
@@ -64,6 +67,8 @@ pub mod source;
 pub mod stats;
 #[cfg(feature = "runtime")]
 pub mod subscribe;
+#[cfg(feature = "runtime")]
+pub mod tls;
 #[cfg(feature = "runtime")]
 pub mod window;
 pub mod wire;

@@ -1,5 +1,7 @@
 //! The `smplcast` command line. Thin: parses arguments, sets up logging, runs a subcommand.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use rumqttc::QoS;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, TlsConfiguration, Transport};
 use tokio_util::sync::CancellationToken;
 
 use crate::queue;
@@ -48,6 +48,8 @@ pub struct Settings {
     pub max_age: Duration,
     /// User name and password, for brokers that require a login.
     pub login: Option<Login>,
+    /// TLS to the broker (`None`: plain TCP); built and checked by [`crate::tls`].
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A broker login.
@@ -99,9 +101,73 @@ pub struct Counters {
     /// Successful connections (1 + reconnections).
     pub connections: AtomicU64,
     /// Why the last connection attempt failed, for the start-up error.
-    pub last_error: std::sync::Mutex<Option<String>>,
-    /// The broker answered the last attempt with a refusal (bad login, not authorised).
-    pub refused: std::sync::atomic::AtomicBool,
+    pub last_failure: std::sync::Mutex<Option<Failure>>,
+}
+
+/// A failed connection attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// rumqttc's error, as text.
+    pub message: String,
+}
+
+/// What a failed connection attempt means for the user: which settings to look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No answer, a reset or a closed connection: the broker is down or elsewhere.
+    Unreachable,
+    /// The broker answered CONNECT with a refusal (bad login, not authorised).
+    Refused,
+    /// The broker's certificate did not verify: another CA, or a host it does not name.
+    BrokerCertificate,
+    /// The broker rejected our client certificate, or wanted one and got none.
+    ClientCertificate,
+    /// Another TLS failure, e.g. TLS to a plain listener.
+    Handshake,
+}
+
+impl Failure {
+    fn of(e: &rumqttc::ConnectionError) -> Self {
+        use rustls::AlertDescription as Alert;
+        let kind = match (e, tls_error(e)) {
+            (rumqttc::ConnectionError::ConnectionRefused(_), _) => FailureKind::Refused,
+            (_, Some(rustls::Error::InvalidCertificate(_))) => FailureKind::BrokerCertificate,
+            (
+                _,
+                Some(rustls::Error::AlertReceived(
+                    Alert::CertificateRequired
+                    | Alert::BadCertificate
+                    | Alert::UnknownCA
+                    | Alert::CertificateUnknown
+                    | Alert::CertificateExpired
+                    | Alert::CertificateRevoked
+                    | Alert::UnsupportedCertificate
+                    | Alert::AccessDenied,
+                )),
+            ) => FailureKind::ClientCertificate,
+            (rumqttc::ConnectionError::Tls(_), _) | (_, Some(_)) => FailureKind::Handshake,
+            _ => FailureKind::Unreachable,
+        };
+        Failure { kind, message: e.to_string() }
+    }
+}
+
+/// The rustls error behind `e`, if any. rustls reports through `std::io::Error`, whose
+/// `source()` skips the error it wraps, so each I/O error is also opened with `get_ref`.
+fn tls_error(e: &rumqttc::ConnectionError) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let inner = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        if let Some(tls) = inner.and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            return Some(tls);
+        }
+        next = err.source();
+    }
+    None
 }
 
 /// Errors that end the publisher.
@@ -155,6 +221,9 @@ pub async fn run(
     if let Some(login) = &settings.login {
         opts.set_credentials(login.username.clone(), login.password.0.clone());
     }
+    if let Some(tls) = &settings.tls {
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
+    }
     let (client, mut eventloop) = AsyncClient::new(opts, settings.client_cap.max(1));
 
     // The event loop drives the socket: connection, reconnection with backoff, acks.
@@ -201,10 +270,8 @@ pub async fn run(
                         return;
                     }
                     let _ = connected_tx.send(false);
-                    let refused = matches!(e, rumqttc::ConnectionError::ConnectionRefused(_));
-                    loop_counters.refused.store(refused, Ordering::Relaxed);
-                    if let Ok(mut last) = loop_counters.last_error.lock() {
-                        *last = Some(e.to_string());
+                    if let Ok(mut last) = loop_counters.last_failure.lock() {
+                        *last = Some(Failure::of(&e));
                     }
                     tracing::warn!(error = %e, retry_in = ?backoff, "MQTT connection failed.");
                     tokio::time::sleep(backoff).await;

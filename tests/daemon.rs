@@ -77,6 +77,24 @@ impl Daemon {
         }
     }
 
+    /// Waits (20 s at most) until start-up succeeded; panics with stderr if it exits first.
+    fn wait_running(&mut self, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.stderr().contains("Running.") {
+            assert!(Instant::now() < deadline, "{what}: {}", self.stderr());
+            assert!(self.child.try_wait().unwrap().is_none(), "{what}: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The `smplcast: error:` line of a start-up that failed within `timeout`.
+    fn start_up_error(&mut self, what: &str, timeout: Duration) -> String {
+        let (status, stderr) = self.wait(timeout);
+        assert!(!status.success(), "{what}: {stderr}");
+        let error = stderr.lines().find(|l| l.starts_with("smplcast: error:"));
+        error.unwrap_or_else(|| panic!("{what}: no error line in\n{stderr}")).to_string()
+    }
+
     fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
     }
@@ -342,6 +360,10 @@ fn start_up_errors_name_the_input_and_exit_non_zero() {
             (
                 "[model]\ndir = \"/nonexistent/models\"\n".into(),
                 vec!["model.dir = \"/nonexistent/models\": not a directory".into()],
+            ),
+            (
+                format!("[mqtt]\ntls = true\nca_file = \"no-ca.pem\"\n{model}"),
+                vec!["mqtt.ca_file: cannot read PEM certificates from".into()],
             ),
             (dir(&corrupt), vec!["backbone.onnx: not a usable backbone graph".into()]),
             (dir(&wrong), vec!["backbone.onnx: wrong backbone graph".into()]),
@@ -773,30 +795,126 @@ fn broker_login_from_a_file_or_credential_and_refusals_name_the_fix() {
         let mut daemon =
             Daemon::start_in(&own, &cfg, &[("CREDENTIALS_DIRECTORY", credentials.as_os_str())]);
         if works {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !daemon.stderr().contains("Running.") {
-                assert!(Instant::now() < deadline, "{name}: {}", daemon.stderr());
-                assert!(daemon.child.try_wait().unwrap().is_none(), "{name}: {}", daemon.stderr());
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            daemon.wait_running(name);
             daemon.signal(Signal::TERM);
             let (status, stderr) = daemon.wait(Duration::from_secs(15));
             assert!(status.success(), "{name}: {stderr}");
             assert!(!stderr.contains(secret), "{name}: the password was logged:\n{stderr}");
         } else {
-            let (status, stderr) = daemon.wait(Duration::from_secs(20));
-            assert!(!status.success(), "{name}: {stderr}");
-            let error = stderr.lines().find(|l| l.starts_with("smplcast: error:")).unwrap_or("");
+            let error = daemon.start_up_error(name, Duration::from_secs(20));
             assert!(
                 error.contains("refused") && error.contains("[mqtt] username and password_file"),
-                "{name}: {stderr}"
+                "{name}: {error}"
             );
+            let stderr = daemon.stderr();
             assert!(!stderr.contains(secret) && !stderr.contains("wrong-password"), "{stderr}");
         }
         eprintln!(
             "figure: broker login {name}: {}, password not in the output",
             if works { "connected" } else { "refused at start-up, the error names the keys" }
         );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// TLS to mosquitto with a private CA made by tests/tls/make-certs.sh: poses published over
+/// TLS reach a subscriber (on the broker's plain loopback listener), a client certificate is
+/// presented where the broker requires one, and each wrong setting stops start-up with an
+/// error that names the key to fix.
+#[test]
+fn broker_tls_with_a_private_ca_and_wrong_settings_name_the_fix() {
+    let dir = scratch("tls-broker");
+    let made = Command::new(root().join("tests/tls/make-certs.sh")).arg(&dir).status().unwrap();
+    assert!(made.success(), "tests/tls/make-certs.sh needs openssl");
+    let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (tls_port, mutual_port) = (free(), free());
+    let listener = |port: u16, extra: &str| {
+        format!(
+            "listener {port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\n\
+             keyfile {0}/server.key\n{extra}\n",
+            dir.display()
+        )
+    };
+    let broker = Broker::start_with_config(
+        &dir,
+        &format!(
+            "allow_anonymous true\n{}{}",
+            listener(tls_port, ""),
+            listener(mutual_port, "require_certificate true")
+        ),
+    );
+    let plain_port = broker.port;
+    for port in [tls_port, mutual_port] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let ca = format!("ca_file = \"{}/ca.pem\"", dir.display());
+    let client = format!(
+        "client_cert_file = \"{0}/client.pem\"\nclient_key_file = \"{0}/client.key\"",
+        dir.display()
+    );
+    let other_ca = format!("ca_file = \"{}/other-ca.pem\"", dir.display());
+    // (case, [mqtt] lines, None: streams, or Some(what the error must say))
+    let cases: [(&str, String, Option<&str>); 7] = [
+        ("private CA", format!("tls = true\nport = {tls_port}\n{ca}"), None),
+        ("client certificate", format!("tls = true\nport = {mutual_port}\n{ca}\n{client}"), None),
+        (
+            "wrong CA",
+            format!("tls = true\nport = {tls_port}\n{other_ca}"),
+            Some("set [mqtt] ca_file to the CA that signed it"),
+        ),
+        (
+            "host not in the certificate",
+            format!("tls = true\nhost = \"localhost\"\nport = {tls_port}\n{ca}"),
+            Some("host to a name (or IP) the certificate holds"),
+        ),
+        (
+            "TLS to a plain listener",
+            format!("tls = true\nport = {plain_port}\n{ca}"),
+            Some("port the broker's TLS listener"),
+        ),
+        (
+            "plain TCP to a TLS listener",
+            format!("port = {tls_port}"),
+            Some("(and tls, if the broker requires it)"),
+        ),
+        (
+            "no client certificate where required",
+            format!("tls = true\nport = {mutual_port}\n{ca}"),
+            Some("set [mqtt] client_cert_file and client_key_file"),
+        ),
+    ];
+    for (name, mqtt, error) in cases {
+        let device = format!("daemon-tls-{}", name.replace(' ', "-"));
+        let cfg = format!(
+            "device_id = \"{device}\"\n[source]\nkind = \"synthetic\"\nwidth = 160\n\
+             height = 120\nfps = 10\n[model]\ndir = {:?}\n[mqtt]\nconnect_timeout_s = 2\n\
+             {mqtt}\n",
+            narrow().display().to_string(),
+        );
+        let mut daemon = Daemon::start(&device, &cfg);
+        match error {
+            None => {
+                let sub = Subscriber::start(plain_port, &device, 30);
+                daemon.wait_running(name);
+                let seen = sub.until(Duration::from_secs(20), |v| v["pose"]["seq"] == 3);
+                assert!(poses(&seen).len() >= 2, "{name}: {seen:?}");
+                daemon.signal(Signal::TERM);
+                let (status, stderr) = daemon.wait(Duration::from_secs(15));
+                assert!(status.success(), "{name}: {stderr}");
+                eprintln!("figure: broker TLS, {name}: connected, poses delivered");
+            }
+            Some(fix) => {
+                let error = daemon.start_up_error(name, Duration::from_secs(20));
+                assert!(error.contains(fix), "{name}: {error}");
+                eprintln!(
+                    "figure: broker TLS, {name}: stopped at start-up, the error says \"{fix}\""
+                );
+            }
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

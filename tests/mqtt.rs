@@ -30,6 +30,7 @@ fn settings(port: u16, device: &str) -> Settings {
         client_cap: 16,
         max_age: Duration::from_secs(60),
         login: None,
+        tls: None,
     }
 }
 
