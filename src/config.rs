@@ -134,6 +134,8 @@ pub struct RawModel {
     pub dir: Option<PathBuf>,
     /// Use backbone.int8.onnx.
     pub int8: bool,
+    /// Threads for the models' matrix products; default 1 (the inference thread alone).
+    pub threads: Option<usize>,
     /// Test hook: sleep this long per frame in inference, to make the model slower than the
     /// source. 0 in production.
     pub extra_delay_ms: u64,
@@ -281,6 +283,8 @@ pub enum SourceConfig {
 pub struct ModelConfig {
     pub dir: PathBuf,
     pub int8: bool,
+    /// Threads for the models' matrix products (1: the inference thread alone).
+    pub threads: usize,
     pub extra_delay: Duration,
 }
 
@@ -544,8 +548,14 @@ impl Config {
             delay <= 10_000,
             "0 to 10000 (a test hook; 0 in production)",
         );
-        let model =
-            ModelConfig { dir, int8: raw.model.int8, extra_delay: Duration::from_millis(delay) };
+        let threads = raw.model.threads.unwrap_or(1);
+        c.check("model.threads", &threads, (1..=64).contains(&threads), "1 to 64");
+        let model = ModelConfig {
+            dir,
+            int8: raw.model.int8,
+            threads,
+            extra_delay: Duration::from_millis(delay),
+        };
 
         let m = &raw.mqtt;
         c.check("mqtt.host", &m.host, !m.host.trim().is_empty(), "a host name or IP address");
@@ -881,6 +891,7 @@ mod tests {
             ),
             ("[model]\ndir = \"nowhere\"\n", "model.dir = "),
             ("[source\n", "(line 1)"),
+            ("[model]\ndir = \"models/fixtures/narrow\"\nthreads = 0\n", "model.threads = 0: expected 1 to 64"),
             ("[mqtt]\nmax_age_s = 0\n", "mqtt.max_age_s = 0.0: expected 0.05 to 86400 seconds"),
             ("[mqtt]\npassword_file = \"Cargo.toml\"\n", "mqtt.password_file: a password needs mqtt.username too"),
             ("[mqtt]\nusername = \"u\"\npassword_file = \"nowhere\"\n", "mqtt.password_file: cannot read"),

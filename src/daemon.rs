@@ -100,6 +100,9 @@ pub fn start(config: &Config) -> Result<Running> {
         model_id = %bundle.model_id,
         "Models loaded."
     );
+    crate::model::set_threads(config.model.threads).with_context(|| {
+        format!("starting {} threads for [model] threads", config.model.threads)
+    })?;
     let finder = Finder::new(&config.people)?;
     let source = open_source(&config.source)?;
     tracing::info!(source = %source.describe(), "Source opened.");
@@ -290,6 +293,11 @@ impl Running {
     }
 
     /// A stats reporter of its own over this daemon's counters (for the demo's live line).
+    /// The pipeline's and the publisher's counters (the bench reads the stage timers).
+    pub fn counters(&self) -> (Arc<Counters>, Arc<publish::Counters>) {
+        (self.counters.clone(), self.mqtt_counters.clone())
+    }
+
     pub fn reporter(&self) -> Reporter {
         Reporter::new(self.counters.clone(), self.mqtt_counters.clone(), self.gauges.clone())
     }
@@ -431,7 +439,8 @@ fn capture(
         }
     };
     while !shutdown.is_cancelled() {
-        match source.next_frame() {
+        let next = counters.stages.capture.time(|| source.next_frame());
+        match next {
             Ok(Some(frame)) => {
                 if streaming != Some(true) {
                     say("streaming", None, source.as_ref());
@@ -545,8 +554,11 @@ impl Finder {
         let size = [image.width, image.height];
         match self {
             Finder::Region(b) => {
+                let t0 = Instant::now();
                 let bbox = b.unwrap_or_else(|| BBox::full(image.width, image.height));
-                Ok((vec![Tracked { id: 0, bbox, score: 1.0 }], Vec::new()))
+                let people = vec![Tracked { id: 0, bbox, score: 1.0 }];
+                counters.stages.track.add(t0.elapsed());
+                Ok((people, Vec::new()))
             }
             Finder::Detected { detector, tracker, every, frames, .. } => {
                 let run = *frames % u64::from(*every) == 0;
@@ -554,15 +566,17 @@ impl Finder {
                 let update = if run {
                     let t0 = Instant::now();
                     let found = detector.detect(image)?;
-                    Counters::add(&counters.detect_ns, t0.elapsed().as_nanos() as u64);
+                    let took = t0.elapsed();
+                    counters.stages.detect.add(took);
+                    Counters::add(&counters.detect_ns, took.as_nanos() as u64);
                     Counters::add(&counters.detector_runs, 1);
                     let boxes: Vec<Detection> = found
                         .iter()
                         .filter_map(|d| d.body_box(image.width, image.height))
                         .collect();
-                    tracker.update(&boxes, size)
+                    counters.stages.track.time(|| tracker.update(&boxes, size))
                 } else {
-                    tracker.predict(size)
+                    counters.stages.track.time(|| tracker.predict(size))
                 };
                 Ok((update.people, update.ended))
             }
@@ -669,10 +683,11 @@ impl Infer {
         let (tracked, ended) = self.finder.find(&frame.image, counters)?;
         let mut people = Vec::with_capacity(tracked.len());
         for t in tracked {
+            let stages = &counters.stages;
             let crop = t.bbox.crop(self.crop_scale);
-            preprocess::crop_to_tensor(frame, crop, tensor);
-            let feature = self.backbone.run(tensor)?;
-            let cache = self.projector.project(&feature)?.swap_remove(0);
+            stages.preprocess.time(|| preprocess::crop_to_tensor(frame, crop, tensor));
+            let feature = stages.backbone.time(|| self.backbone.run(tensor))?;
+            let cache = stages.project.time(|| self.projector.project(&feature))?.swap_remove(0);
             people.push(PersonIn { id: t.id, bbox: t.bbox, score: t.score, crop, cache });
         }
         Ok((people, ended))
@@ -693,32 +708,50 @@ impl Post {
         counters: &Counters,
     ) -> Result<()> {
         let Post { mut stepper, mut assembler } = self;
+        let stages = &counters.stages;
+        // Time in `step` during the current assembler call: the rest of it is `smpl`.
+        let stepping = std::cell::Cell::new(Duration::ZERO);
         let mut step = |w: &crate::window::ReadyWindow| -> Result<HeadOutput> {
-            Ok(stepper.step(&[w.refs()])?.swap_remove(0))
+            let t0 = Instant::now();
+            let out = stepper.step(&[w.refs()]).map(|mut o| o.swap_remove(0));
+            let took = t0.elapsed();
+            stages.step.add(took);
+            stepping.set(stepping.get() + took);
+            Ok(out?)
+        };
+        let mut assemble = |next: Option<Inferred>| -> Result<Vec<wire::PoseMsg>> {
+            let t0 = Instant::now();
+            stepping.set(Duration::ZERO);
+            let msgs = match next {
+                Some(Inferred::Frame(frame)) => assembler.push(*frame, &mut step)?,
+                // The source lost its input: every track ends; its last frames get results now.
+                Some(Inferred::Gap) => assembler.end_all(&mut step)?,
+                // Inference is done: the frames still waiting for lookahead get results now.
+                None => assembler.end_all(&mut step)?,
+            };
+            stages.smpl.add(t0.elapsed().saturating_sub(stepping.get()));
+            Ok(msgs)
         };
         let send = |msgs: Vec<wire::PoseMsg>| -> Result<()> {
             for msg in msgs {
+                let bytes = stages.encode.time(|| wire::encode(&msg));
                 Counters::add(&counters.messages_out, 1);
+                Counters::add(&counters.bytes_out, bytes.len() as u64);
+                Counters::add(&counters.people_out, msg.people.len() as u64);
                 // Drop-oldest: never blocks on the broker; drops are counted by the queue.
-                if pose_tx.send(publish::Outgoing::now(wire::encode(&msg))).is_err() {
+                if pose_tx.send(publish::Outgoing::now(bytes)).is_err() {
                     bail!("the publisher stopped taking messages");
                 }
             }
             Ok(())
         };
         while let Ok(next) = feature_rx.recv_timeout(POLL) {
+            let Some(next) = next else { continue };
             let t0 = Instant::now();
-            let msgs = match next {
-                Some(Inferred::Frame(frame)) => assembler.push(*frame, &mut step)?,
-                // The source lost its input: every track ends; its last frames get results now.
-                Some(Inferred::Gap) => assembler.end_all(&mut step)?,
-                None => continue,
-            };
-            send(msgs)?;
+            send(assemble(Some(next))?)?;
             Counters::add(&counters.post_ns, t0.elapsed().as_nanos() as u64);
         }
-        // Inference is done: the frames still waiting for lookahead get their results now.
-        send(assembler.end_all(&mut step)?)
+        send(assemble(None)?)
     }
 }
 

@@ -51,12 +51,36 @@ pub fn parse_broker(s: &str) -> Result<(String, u16), String> {
 
 /// The demo's configuration: the daemon's defaults with the demo's flags.
 fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
+    let source = SourceConfig::Synthetic {
+        width: 640,
+        height: 480,
+        fps: opts.fps,
+        frames: (opts.frames > 0).then_some(opts.frames),
+    };
+    let model = ModelConfig {
+        dir: opts.dir.clone(),
+        int8: opts.int8,
+        threads: 1,
+        extra_delay: Duration::ZERO,
+    };
+    builtin(&opts.device, source, model, crate::config::People::Region(None), broker)
+}
+
+/// A built-in configuration (the demo's, the bench's): the daemon's defaults around the given
+/// source, model and person finder, publishing to `broker` (QoS 0) or nowhere.
+pub(crate) fn builtin(
+    device: &str,
+    source: SourceConfig,
+    model: ModelConfig,
+    people: crate::config::People,
+    broker: Option<(String, u16)>,
+) -> Config {
     let mqtt = broker.map(|(host, port)| MqttConfig {
         settings: publish::Settings {
             host,
             port,
             prefix: "smplcast".into(),
-            device_id: opts.device.clone(),
+            device_id: device.to_string(),
             pose_qos: publish::QoS::AtMostOnce,
             keep_alive: Duration::from_secs(10),
             client_cap: 64,
@@ -68,16 +92,11 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
         queue: 64,
     });
     Config {
-        device_id: opts.device.clone(),
-        source: SourceConfig::Synthetic {
-            width: 640,
-            height: 480,
-            fps: opts.fps,
-            frames: (opts.frames > 0).then_some(opts.frames),
-        },
-        people: crate::config::People::Region(None),
+        device_id: device.to_string(),
+        source,
+        people,
         crop_scale: 1.1,
-        model: ModelConfig { dir: opts.dir.clone(), int8: opts.int8, extra_delay: Duration::ZERO },
+        model,
         mqtt,
         stats_interval: None,
         frame_queue: 2,
@@ -87,12 +106,16 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
 
 /// What the demo's own subscriber has received.
 #[derive(Debug, Default)]
-struct Received {
-    messages: AtomicU64,
-    bytes: AtomicU64,
-    undecodable: AtomicU64,
+pub(crate) struct Received {
+    pub messages: AtomicU64,
+    pub bytes: AtomicU64,
+    pub undecodable: AtomicU64,
     /// The last message decoded.
-    last: Mutex<Option<wire::PoseMsg>>,
+    pub last: Mutex<Option<wire::PoseMsg>>,
+    /// With `record`: per message decoded, its frame number and the milliseconds from the
+    /// frame's capture (`mono_ns`) to its arrival here (the bench; the demo runs unbounded).
+    pub record: bool,
+    pub latencies: Mutex<Vec<(u64, f64)>>,
 }
 
 /// Subscribes to the pose topic and counts and decodes what arrives, until `stop`.
@@ -123,6 +146,11 @@ async fn watch(
                 received.bytes.fetch_add(p.payload.len() as u64, Ordering::Relaxed);
                 match wire::decode(&p.payload) {
                     Ok(msg) => {
+                        let now = crate::source::CaptureTime::now().mono_ns;
+                        let ms = now.saturating_sub(msg.mono_ns) as f64 / 1e6;
+                        if let (true, Ok(mut l)) = (received.record, received.latencies.lock()) {
+                            l.push((msg.frame, ms));
+                        }
                         if let Ok(mut last) = received.last.lock() {
                             *last = Some(msg);
                         }
@@ -139,7 +167,7 @@ async fn watch(
 }
 
 /// Starts the watching subscriber on its own thread; returns once it is subscribed (or 5 s).
-fn spawn_watch(
+pub(crate) fn spawn_watch(
     settings: publish::Settings,
     received: Arc<Received>,
     stop: CancellationToken,

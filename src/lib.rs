@@ -37,6 +37,8 @@
 #[cfg(feature = "runtime")]
 pub mod assemble;
 #[cfg(feature = "runtime")]
+pub mod bench;
+#[cfg(feature = "runtime")]
 pub mod broker;
 #[cfg(feature = "runtime")]
 pub mod config;

@@ -100,6 +100,8 @@ pub struct Counters {
     pub stale: AtomicU64,
     /// Successful connections (1 + reconnections).
     pub connections: AtomicU64,
+    /// Handing pose messages to rumqttc (the socket write is its event loop's).
+    pub handoff: crate::stats::Stage,
     /// Why the last connection attempt failed, for the start-up error.
     pub last_failure: std::sync::Mutex<Option<Failure>>,
 }
@@ -283,6 +285,7 @@ pub async fn run(
 
     let max_age = settings.max_age;
     let publish_pose = |out: Outgoing| {
+        let t0 = Instant::now();
         if out.made.elapsed() > max_age {
             counters.stale.fetch_add(1, Ordering::Relaxed);
         } else if client.try_publish(&pose, settings.pose_qos, false, out.bytes).is_ok() {
@@ -290,6 +293,7 @@ pub async fn run(
         } else {
             counters.publish_dropped.fetch_add(1, Ordering::Relaxed);
         }
+        counters.handoff.add(t0.elapsed());
     };
     let publish_notice = |n: Notice| {
         let qos = if n.retain { QoS::AtLeastOnce } else { QoS::AtMostOnce };

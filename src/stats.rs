@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -36,13 +36,85 @@ pub struct Counters {
     pub detect_ns: AtomicU64,
     /// Pose messages made (one per frame with a result).
     pub messages_out: AtomicU64,
+    /// Their encoded bytes, and the people in them.
+    pub bytes_out: AtomicU64,
+    pub people_out: AtomicU64,
     /// Nanoseconds spent on temporal steps, SMPL decoding and encoding.
     pub post_ns: AtomicU64,
+    /// Time per pipeline stage (`smplcast bench` reads them).
+    pub stages: Stages,
 }
 
 impl Counters {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The time one pipeline stage took, summed, and how many times it ran.
+#[derive(Debug, Default)]
+pub struct Stage {
+    ns: AtomicU64,
+    calls: AtomicU64,
+}
+
+impl Stage {
+    pub fn add(&self, took: Duration) {
+        self.ns.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Runs `f`, adding the time it took.
+    pub fn time<T>(&self, f: impl FnOnce() -> T) -> T {
+        let t0 = Instant::now();
+        let out = f();
+        self.add(t0.elapsed());
+        out
+    }
+
+    /// (nanoseconds, calls) so far.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.ns.load(Ordering::Relaxed), self.calls.load(Ordering::Relaxed))
+    }
+}
+
+/// Every stage a frame goes through before publishing, in order. Model stages: `detect`, `backbone`,
+/// `project` (the temporal head's per-frame part) and `step` (its per-window part); the others
+/// are the pipeline around them.
+#[derive(Debug, Default)]
+pub struct Stages {
+    /// The source's `next_frame`: read and decode (with a camera or a paced source it includes
+    /// waiting for the frame).
+    pub capture: Stage,
+    pub detect: Stage,
+    /// The tracker (or the fixed region).
+    pub track: Stage,
+    /// Crop, resize and normalise one person's image into the backbone's tensor.
+    pub preprocess: Stage,
+    pub backbone: Stage,
+    pub project: Stage,
+    pub step: Stage,
+    /// Windows, 6D → axis-angle, cameras, message assembly (the post thread minus `step`).
+    pub smpl: Stage,
+    /// CBOR encoding of a message.
+    pub encode: Stage,
+    // Publishing is timed by the publisher: [`publish::Counters::handoff`].
+}
+
+impl Stages {
+    /// Name, stage and whether it runs a model, in pipeline order.
+    pub fn all(&self) -> [(&'static str, &Stage, bool); 9] {
+        [
+            ("capture", &self.capture, false),
+            ("detect", &self.detect, true),
+            ("track", &self.track, false),
+            ("preprocess", &self.preprocess, false),
+            ("backbone", &self.backbone, true),
+            ("project", &self.project, true),
+            ("step", &self.step, true),
+            ("smpl", &self.smpl, false),
+            ("encode", &self.encode, false),
+        ]
     }
 }
 

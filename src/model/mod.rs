@@ -60,6 +60,28 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Runs the matrix products of every graph in this process on `threads` threads: tract's
+/// `multithread-mm` executor over a rayon pool of that size (the calling thread waits for
+/// it). 1: each graph runs on the thread that calls it, tract's default.
+///
+/// # Errors
+/// The pool's threads could not be started.
+pub fn set_threads(threads: usize) -> std::io::Result<()> {
+    use tract_linalg::multithread::{set_default_executor, Executor};
+    let executor = if threads > 1 {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("smplcast-mm-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        Executor::MultiThread(std::sync::Arc::new(pool))
+    } else {
+        Executor::SingleThread
+    };
+    set_default_executor(executor);
+    Ok(())
+}
+
 use Dim::{Batch as N, Fixed as F, Var as V};
 
 const BACKBONE: Interface = Interface {

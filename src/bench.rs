@@ -1,0 +1,669 @@
+//! `smplcast bench`: the real pipeline ([`crate::daemon`]) on a chosen model and source,
+//! measured. For each precision × thread count it runs the daemon twice on the embedded broker
+//! with the demo's subscriber ([`crate::demo`]):
+//!
+//! 1. **throughput**: an unpaced source, nothing dropped. After `warmup` frames, the stage
+//!    timers ([`crate::stats::Stages`], the publisher's hand-off) and the counters are read at
+//!    the first and last measured frame: person-frames per second, milliseconds per frame per
+//!    stage and the share of the stages that run no model, RSS, bytes per person-frame.
+//! 2. **latency**: the source paced at 80 % of that throughput (so no frame waits for another),
+//!    every message timed from its frame's capture (`mono_ns`) to its arrival at the
+//!    subscriber: p50 / p99, against the goal 7 frames / fps + 1.2 × inference time (a message
+//!    waits for 7 frames of lookahead).
+//!
+//! Everything goes to stdout as a table and, with `--json`, to a file that later runs can be
+//! compared with; `--svg` draws the per-stage breakdown. The runs share one process (and
+//! tract's executor is process-wide), so they run one after another, never side by side.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ModelConfig, People, SourceConfig};
+use crate::daemon;
+use crate::demo::{self, Received};
+use crate::stats::Counters;
+
+/// What `smplcast bench` runs; see the `Bench` command's flags.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchOptions {
+    pub models: PathBuf,
+    /// Backbone precisions to run: "f32", "int8".
+    pub precisions: Vec<String>,
+    /// Thread counts for the models' matrix products.
+    pub threads: Vec<usize>,
+    /// Frames measured, after `warmup` frames.
+    pub frames: u64,
+    pub warmup: u64,
+    /// `None`: the synthetic 640×480 pattern; else a directory of images (looped).
+    pub source: Option<PathBuf>,
+    /// The person detector; `None`: the whole frame is one person.
+    pub detector: Option<PathBuf>,
+    /// Skip the paced latency run.
+    pub no_latency: bool,
+}
+
+/// One stage's cost over the measured frames.
+#[derive(Clone, Debug, Serialize)]
+pub struct StageFigure {
+    pub name: &'static str,
+    /// Runs a model (detector, backbone, temporal head).
+    pub model: bool,
+    pub ms_per_call: f64,
+    pub calls_per_frame: f64,
+    pub ms_per_frame: f64,
+    /// Of the sum over stages.
+    pub share: f64,
+}
+
+/// The paced run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Latency {
+    pub fps: f64,
+    pub messages: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// 7 frames / fps + 1.2 × the inference time per frame of the throughput run.
+    pub goal_ms: f64,
+}
+
+/// One precision × thread count.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunFigure {
+    pub precision: String,
+    pub threads: usize,
+    pub frames: u64,
+    pub seconds: f64,
+    pub people_per_frame: f64,
+    pub person_frames_per_s: f64,
+    /// Wall time per frame in the throughput run (the slowest stage's thread sets it).
+    pub frame_ms: f64,
+    /// Detector + backbone + projection per frame (what bounds throughput).
+    pub inference_ms: f64,
+    pub stages: Vec<StageFigure>,
+    /// Share of the stage time spent outside the models.
+    pub non_model_share: f64,
+    pub rss_mb_steady: f64,
+    pub rss_mb_max: f64,
+    pub bytes_per_person_frame: f64,
+    pub latency: Option<Latency>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub smplcast: &'static str,
+    pub tract: &'static str,
+    pub date_utc: String,
+    pub machine: Machine,
+    pub options: BenchOptions,
+    pub runs: Vec<RunFigure>,
+    /// Throughput of each run ÷ the first run's (f32 or the first precision, 1 thread).
+    pub throughput_ratios: Vec<(String, f64)>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    pub arch: &'static str,
+    pub cpu: String,
+    pub cpus: usize,
+}
+
+impl Machine {
+    fn here() -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name") || l.starts_with("Model"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Machine { arch: std::env::consts::ARCH, cpu, cpus }
+    }
+}
+
+/// Runs every precision × thread count and returns the report.
+///
+/// # Errors
+/// A model or source that does not load, the embedded broker, or a run that stalls.
+pub fn run(opts: &BenchOptions) -> Result<Report> {
+    ensure!(opts.frames >= 10, "--frames must be at least 10");
+    let port = crate::broker::start().context("starting the embedded MQTT broker")?;
+    let mut runs = Vec::new();
+    for precision in &opts.precisions {
+        ensure!(
+            precision == "f32" || precision == "int8",
+            "--precision {precision:?}: expected f32 or int8"
+        );
+        for &threads in &opts.threads {
+            eprintln!("bench: {precision}, {threads} thread(s): throughput …");
+            let mut figure = throughput(opts, precision, threads, port)?;
+            if !opts.no_latency {
+                let fps = (0.8 * figure.person_frames_per_s / figure.people_per_frame.max(1.0))
+                    .clamp(0.5, 1000.0);
+                eprintln!("bench: {precision}, {threads} thread(s): latency at {fps:.1} fps …");
+                figure.latency = Some(latency(opts, precision, threads, port, fps, &figure)?);
+            }
+            runs.push(figure);
+        }
+    }
+    crate::model::set_threads(1)?;
+    let base = runs.first().map_or(1.0, |r| r.person_frames_per_s.max(1e-9));
+    let throughput_ratios = runs
+        .iter()
+        .map(|r| (format!("{} {}t", r.precision, r.threads), r.person_frames_per_s / base))
+        .collect();
+    Ok(Report {
+        smplcast: env!("CARGO_PKG_VERSION"),
+        tract: "0.23.9",
+        date_utc: utc_now(),
+        machine: Machine::here(),
+        options: opts.clone(),
+        runs,
+        throughput_ratios,
+    })
+}
+
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// The daemon's configuration for one run.
+fn config(
+    opts: &BenchOptions,
+    precision: &str,
+    threads: usize,
+    port: u16,
+    fps: f64,
+) -> crate::config::Config {
+    let source = match &opts.source {
+        None => SourceConfig::Synthetic { width: 640, height: 480, fps, frames: None },
+        Some(dir) => SourceConfig::Files { path: dir.clone(), fps, looping: true },
+    };
+    let people = match &opts.detector {
+        None => People::Region(None),
+        Some(d) => People::Detected {
+            detector: d.clone(),
+            every: 1,
+            tracker: crate::detect::track::Settings::default(),
+        },
+    };
+    let model = ModelConfig {
+        dir: opts.models.clone(),
+        int8: precision == "int8",
+        threads,
+        extra_delay: Duration::ZERO,
+    };
+    demo::builtin("bench", source, model, people, Some(("127.0.0.1".into(), port)))
+}
+
+/// Counters at one instant.
+#[derive(Clone, Copy)]
+struct Snapshot {
+    at: Instant,
+    frames: u64,
+    people: u64,
+    bytes: u64,
+    people_out: u64,
+    stages: [(u64, u64); 10],
+}
+
+impl Snapshot {
+    fn take(c: &Counters, m: &crate::publish::Counters) -> Self {
+        let mut stages = [(0, 0); 10];
+        for (slot, (_, stage, _)) in stages.iter_mut().zip(c.stages.all()) {
+            *slot = stage.totals();
+        }
+        stages[9] = m.handoff.totals();
+        Snapshot {
+            at: Instant::now(),
+            frames: c.frames_inferred.load(Ordering::Relaxed),
+            people: c.people_inferred.load(Ordering::Relaxed),
+            bytes: c.bytes_out.load(Ordering::Relaxed),
+            people_out: c.people_out.load(Ordering::Relaxed),
+            stages,
+        }
+    }
+}
+
+/// Stage names and whether they run a model, in [`Snapshot::stages`] order.
+fn stage_names() -> [(&'static str, bool); 10] {
+    let c = Counters::default();
+    let mut names = [("publish", false); 10];
+    for (slot, (name, _, model)) in names.iter_mut().zip(c.stages.all()) {
+        *slot = (name, model);
+    }
+    names
+}
+
+/// This process's resident memory (`VmRSS`), in MiB.
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A daemon run until `until` frames are inferred, with the subscriber watching; calls `tick`
+/// every 20 ms with the counters, and returns the subscriber's record.
+fn drive(
+    config: &crate::config::Config,
+    until: u64,
+    mut tick: impl FnMut(&Counters, &crate::publish::Counters),
+) -> Result<Arc<Received>> {
+    let received = Arc::new(Received { record: true, ..Received::default() });
+    let stop_watch = CancellationToken::new();
+    let settings = config.mqtt.as_ref().map(|m| m.settings.clone()).context("no broker")?;
+    let (watcher, _) = demo::spawn_watch(settings, received.clone(), stop_watch.clone())?;
+    let running = daemon::start(config)?;
+    let (counters, mqtt) = running.counters();
+    let started = Instant::now();
+    let mut last_progress = (Instant::now(), 0);
+    while counters.frames_inferred.load(Ordering::Relaxed) < until {
+        tick(&counters, &mqtt);
+        let frames = counters.frames_inferred.load(Ordering::Relaxed);
+        if frames != last_progress.1 {
+            last_progress = (Instant::now(), frames);
+        }
+        if last_progress.0.elapsed() > Duration::from_secs(60) {
+            running.stop();
+            let _ = running.wait();
+            anyhow::bail!("no frame inferred for 60 s after {frames} ({:?})", started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tick(&counters, &mqtt);
+    running.stop();
+    let summary = running.wait()?;
+    // The last messages on their way to the subscriber.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while received.messages.load(Ordering::Relaxed) < summary.messages_out
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop_watch.cancel();
+    let _ = watcher.join();
+    Ok(received)
+}
+
+fn throughput(
+    opts: &BenchOptions,
+    precision: &str,
+    threads: usize,
+    port: u16,
+) -> Result<RunFigure> {
+    let config = config(opts, precision, threads, port, 0.0);
+    let (warmup, end) = (opts.warmup, opts.warmup + opts.frames);
+    let mut first: Option<Snapshot> = None;
+    let mut last: Option<Snapshot> = None;
+    let mut rss = Vec::new();
+    drive(&config, end, |c, m| {
+        let frames = c.frames_inferred.load(Ordering::Relaxed);
+        if first.is_none() && frames >= warmup {
+            first = Some(Snapshot::take(c, m));
+        }
+        if first.is_some() {
+            rss.push(rss_mb());
+        }
+        if last.is_none() && frames >= end {
+            last = Some(Snapshot::take(c, m));
+        }
+    })?;
+    let (a, b) = (first.context("no warm-up")?, last.context("no end")?);
+    let frames = (b.frames - a.frames).max(1);
+    let seconds = (b.at - a.at).as_secs_f64().max(1e-9);
+    let people = (b.people - a.people) as f64;
+    let mut stages: Vec<StageFigure> = stage_names()
+        .iter()
+        .enumerate()
+        .map(|(i, &(name, model))| {
+            let ns = b.stages[i].0.saturating_sub(a.stages[i].0) as f64;
+            let calls = b.stages[i].1.saturating_sub(a.stages[i].1) as f64;
+            StageFigure {
+                name,
+                model,
+                ms_per_call: if calls > 0.0 { ns / calls / 1e6 } else { 0.0 },
+                calls_per_frame: calls / frames as f64,
+                ms_per_frame: ns / frames as f64 / 1e6,
+                share: 0.0,
+            }
+        })
+        .collect();
+    let total: f64 = stages.iter().map(|s| s.ms_per_frame).sum::<f64>().max(1e-12);
+    for s in &mut stages {
+        s.share = s.ms_per_frame / total;
+    }
+    let non_model_share = stages.iter().filter(|s| !s.model).map(|s| s.share).sum();
+    let inference_ms = stages
+        .iter()
+        .filter(|s| matches!(s.name, "detect" | "backbone" | "project"))
+        .map(|s| s.ms_per_frame)
+        .sum();
+    rss.sort_by(f64::total_cmp);
+    Ok(RunFigure {
+        precision: precision.to_string(),
+        threads,
+        frames,
+        seconds,
+        people_per_frame: people / frames as f64,
+        person_frames_per_s: people / seconds,
+        frame_ms: seconds * 1e3 / frames as f64,
+        inference_ms,
+        stages,
+        non_model_share,
+        rss_mb_steady: percentile(&rss, 0.5),
+        rss_mb_max: rss.last().copied().unwrap_or(0.0),
+        bytes_per_person_frame: (b.bytes - a.bytes) as f64
+            / ((b.people_out - a.people_out).max(1)) as f64,
+        latency: None,
+    })
+}
+
+fn latency(
+    opts: &BenchOptions,
+    precision: &str,
+    threads: usize,
+    port: u16,
+    fps: f64,
+    throughput: &RunFigure,
+) -> Result<Latency> {
+    let config = config(opts, precision, threads, port, fps);
+    let received = drive(&config, opts.warmup + opts.frames, |_, _| {})?;
+    let mut ms: Vec<f64> = received
+        .latencies
+        .lock()
+        .map_err(|_| anyhow::anyhow!("subscriber record poisoned"))?
+        .iter()
+        .filter(|(frame, _)| *frame >= opts.warmup)
+        .map(|(_, ms)| *ms)
+        .collect();
+    ensure!(!ms.is_empty(), "the subscriber received no message after the warm-up");
+    ms.sort_by(f64::total_cmp);
+    Ok(Latency {
+        fps,
+        messages: ms.len(),
+        p50_ms: percentile(&ms, 0.5),
+        p99_ms: percentile(&ms, 0.99),
+        max_ms: ms.last().copied().unwrap_or(0.0),
+        goal_ms: 7.0 * 1e3 / fps + 1.2 * throughput.inference_ms,
+    })
+}
+
+/// Linear interpolation between closest ranks; `sorted` ascending.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// The report as text: one table per run, then the ratios.
+pub fn render(report: &Report) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let m = &report.machine;
+    let _ = writeln!(
+        out,
+        "smplcast {} bench, tract {}, {} ({}, {} CPUs), {}",
+        report.smplcast, report.tract, m.cpu, m.arch, m.cpus, report.date_utc
+    );
+    for r in &report.runs {
+        let _ = writeln!(
+            out,
+            "\n{} backbone, {} thread(s): {:.2} person-frames/s, {:.1} ms/frame, {:.2} people/frame, \
+             RSS {:.0} MB (max {:.0}), {:.0} B per person-frame",
+            r.precision,
+            r.threads,
+            r.person_frames_per_s,
+            r.frame_ms,
+            r.people_per_frame,
+            r.rss_mb_steady,
+            r.rss_mb_max,
+            r.bytes_per_person_frame
+        );
+        let _ = writeln!(
+            out,
+            "  {:<11} {:>10} {:>9} {:>10} {:>7}",
+            "stage", "ms/call", "calls/fr", "ms/frame", "share"
+        );
+        for s in &r.stages {
+            let _ = writeln!(
+                out,
+                "  {:<11} {:>10.3} {:>9.2} {:>10.3} {:>6.2}%{}",
+                s.name,
+                s.ms_per_call,
+                s.calls_per_frame,
+                s.ms_per_frame,
+                s.share * 100.0,
+                if s.model { "  model" } else { "" }
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  outside the models: {:.2}% of the stage time",
+            r.non_model_share * 100.0
+        );
+        if let Some(l) = &r.latency {
+            let _ = writeln!(
+                out,
+                "  latency capture → subscriber at {:.1} fps: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms \
+                 ({} messages); goal 7/fps + 1.2 × inference = {:.1} ms: {}",
+                l.fps,
+                l.p50_ms,
+                l.p99_ms,
+                l.max_ms,
+                l.messages,
+                l.goal_ms,
+                if l.p99_ms <= l.goal_ms { "met (p99)" } else { "NOT met (p99)" }
+            );
+        }
+    }
+    if report.runs.len() > 1 {
+        let _ = writeln!(out, "\nthroughput ÷ the first run:");
+        for (name, ratio) in &report.throughput_ratios {
+            let _ = writeln!(out, "  {name:<12} {ratio:.2}");
+        }
+    }
+    out
+}
+
+/// The per-stage breakdown as an SVG: one horizontal bar per run, ms per frame by stage.
+pub fn svg(report: &Report) -> String {
+    use std::fmt::Write;
+    const COLOURS: [&str; 10] = [
+        "#8c8c8c", "#e6550d", "#fdae6b", "#bdbdbd", "#3182bd", "#6baed6", "#31a354", "#a1d99b",
+        "#756bb1", "#636363",
+    ];
+    let (left, width, bar, gap) = (150.0, 600.0, 28.0, 14.0);
+    let longest = report
+        .runs
+        .iter()
+        .map(|r| r.stages.iter().map(|s| s.ms_per_frame).sum::<f64>())
+        .fold(1e-9, f64::max);
+    let scale = width / longest;
+    let height = 60.0 + report.runs.len() as f64 * (bar + gap) + 40.0;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" font-family="sans-serif" font-size="12">"#,
+        w = left + width + 120.0
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="10" y="20" font-size="14">smplcast bench: ms per frame by stage ({}, {} CPUs, {})</text>"#,
+        xml(&report.machine.cpu),
+        report.machine.cpus,
+        report.date_utc
+    );
+    for (i, r) in report.runs.iter().enumerate() {
+        let y = 40.0 + i as f64 * (bar + gap);
+        let _ = writeln!(
+            out,
+            r#"<text x="10" y="{:.1}">{} {}t: {:.1} ms</text>"#,
+            y + bar * 0.65,
+            r.precision,
+            r.threads,
+            r.stages.iter().map(|s| s.ms_per_frame).sum::<f64>()
+        );
+        let mut x = left;
+        for (k, s) in r.stages.iter().enumerate() {
+            let w = s.ms_per_frame * scale;
+            let _ = writeln!(
+                out,
+                r#"<rect x="{x:.2}" y="{y:.1}" width="{w:.2}" height="{bar}" fill="{}"><title>{}: {:.3} ms ({:.1}%)</title></rect>"#,
+                COLOURS[k % COLOURS.len()],
+                s.name,
+                s.ms_per_frame,
+                s.share * 100.0
+            );
+            x += w;
+        }
+    }
+    let legend_y = 50.0 + report.runs.len() as f64 * (bar + gap);
+    if let Some(r) = report.runs.first() {
+        for (k, s) in r.stages.iter().enumerate() {
+            let x = 10.0 + k as f64 * 85.0;
+            let _ = writeln!(
+                out,
+                r#"<rect x="{x}" y="{legend_y}" width="10" height="10" fill="{}"/><text x="{}" y="{}">{}</text>"#,
+                COLOURS[k % COLOURS.len()],
+                x + 14.0,
+                legend_y + 10.0,
+                s.name
+            );
+        }
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_interpolate_between_ranks() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(percentile(&v, 0.5), 3.0);
+        assert_eq!(percentile(&v, 0.0), 1.0);
+        assert_eq!(percentile(&v, 1.0), 5.0);
+        assert!((percentile(&v, 0.99) - 4.96).abs() < 1e-12);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn utc_dates_are_civil() {
+        let d = utc_now();
+        assert_eq!((d.len(), &d[4..5], &d[10..11]), (20, "-", "T"), "{d}");
+        assert!(d.starts_with("20"), "{d}");
+    }
+}
+
+/// One model part, for `smplcast bench --only`: run alone in a loop on fixed inputs, to time
+/// it or to count its instructions (`scripts/insn-count.sh`: valgrind on x86, qemu on aarch64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// `backbone.onnx` (or `.int8.onnx` with `--precision int8`).
+    Backbone,
+    /// The temporal head's per-frame projection (`temporal_frame.onnx`).
+    Project,
+    /// The temporal head's step over a 16-frame window (`temporal_step.onnx`).
+    Step,
+    /// The full-window temporal head (`temporal.onnx`), for comparison with project + step.
+    Head,
+}
+
+/// Loads `part` from `dir` and runs it `iterations` times; returns milliseconds per run.
+/// Inputs are fixed pseudo-random values, the same on every machine.
+///
+/// # Errors
+/// A graph that does not load or run.
+pub fn part_loop(
+    dir: &std::path::Path,
+    part: Part,
+    int8: bool,
+    iterations: u64,
+) -> Result<Vec<f64>> {
+    use crate::model::{Backbone, Streaming, TemporalHead, IMAGE_SIZE, SEQ_LEN};
+    let mut seed = 0x2545_f491_u32;
+    let mut noise = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                (seed as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    };
+    let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<Vec<f64>> {
+        (0..iterations)
+            .map(|_| {
+                let t0 = Instant::now();
+                f()?;
+                Ok(t0.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect()
+    };
+    let streaming =
+        || Streaming::load(&dir.join("temporal_frame.onnx"), &dir.join("temporal_step.onnx"), 1);
+    match part {
+        Part::Backbone => {
+            let file = if int8 { "backbone.int8.onnx" } else { "backbone.onnx" };
+            let mut backbone = Backbone::load(&dir.join(file), 1)?;
+            let image = noise(3 * IMAGE_SIZE * IMAGE_SIZE);
+            time(&mut || backbone.run(&image).map(drop).map_err(Into::into))
+        }
+        Part::Project => {
+            let mut s = streaming()?;
+            let feature = noise(s.dims().feat);
+            time(&mut || s.project(&feature).map(drop).map_err(Into::into))
+        }
+        Part::Step => {
+            let mut s = streaming()?;
+            let feat = s.dims().feat;
+            let caches: Vec<_> = (0..SEQ_LEN)
+                .map(|_| s.project(&noise(feat)).map(|mut c| c.swap_remove(0)))
+                .collect::<Result<_, _>>()?;
+            let window: [&crate::model::FrameCache; SEQ_LEN] = std::array::from_fn(|i| &caches[i]);
+            time(&mut || s.step(&[window]).map(drop).map_err(Into::into))
+        }
+        Part::Head => {
+            let mut head = TemporalHead::load(&dir.join("temporal.onnx"), 1)?;
+            let window = noise(SEQ_LEN * head.feature_len());
+            time(&mut || head.run(&window).map(drop).map_err(Into::into))
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! `smplcast bench` (the real binary, on the bundled narrow model) and `model.threads`: the
+//! report has every stage, sane figures and the files asked for; multithreaded matrix products
+//! give the single-threaded results. Speed itself is not tested here (docs/performance.md).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use smplcast::model::{self, Backbone, Streaming, IMAGE_SIZE, SEQ_LEN};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn narrow() -> PathBuf {
+    root().join("models/fixtures/narrow")
+}
+
+fn bench(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .arg("bench")
+        .arg("--models")
+        .arg(narrow())
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[test]
+fn bench_reports_every_stage_for_each_precision_and_thread_count() {
+    let dir = std::env::temp_dir().join(format!("smplcast-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, svg) = (dir.join("bench.json"), dir.join("bench.svg"));
+    let text = bench(&[
+        "--precision",
+        "f32,int8",
+        "--threads",
+        "1,2",
+        "--frames",
+        "24",
+        "--warmup",
+        "4",
+        "--json",
+        json.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(text.contains("throughput ÷ the first run"), "{text}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    let which: Vec<(String, u64)> = runs
+        .iter()
+        .map(|r| (r["precision"].as_str().unwrap().to_string(), r["threads"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        which,
+        [("f32".into(), 1), ("f32".into(), 2), ("int8".into(), 1), ("int8".into(), 2)]
+    );
+    let names = [
+        "capture",
+        "detect",
+        "track",
+        "preprocess",
+        "backbone",
+        "project",
+        "step",
+        "smpl",
+        "encode",
+        "publish",
+    ];
+    for r in runs {
+        let stages = r["stages"].as_array().unwrap();
+        let got: Vec<&str> = stages.iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(got, names, "{r}");
+        let stage = |n: &str| stages.iter().find(|s| s["name"] == n).unwrap();
+        let f = |v: &Value| v.as_f64().unwrap();
+        // One person per frame (the whole frame), so one crop, backbone run and projection per
+        // frame; the detector never runs.
+        for n in ["preprocess", "backbone", "project", "capture"] {
+            let calls = f(&stage(n)["calls_per_frame"]);
+            assert!((0.9..=1.1).contains(&calls), "{n}: {calls} calls per frame\n{r}");
+            assert!(f(&stage(n)["ms_per_call"]) > 0.0, "{n}\n{r}");
+        }
+        assert_eq!(f(&stage("detect")["calls_per_frame"]), 0.0);
+        assert_eq!(f(&r["people_per_frame"]), 1.0);
+        let shares: f64 = stages.iter().map(|s| f(&s["share"])).sum();
+        assert!((shares - 1.0).abs() < 1e-6, "{shares}");
+        let outside = f(&r["non_model_share"]);
+        assert!(outside > 0.0 && outside < 1.0, "{outside}");
+        // A one-person message of the narrow model is ~370 B (docs/WIRE.md sizes).
+        let bytes = f(&r["bytes_per_person_frame"]);
+        assert!((300.0..450.0).contains(&bytes), "{bytes}");
+        assert!(f(&r["person_frames_per_s"]) > 0.0 && f(&r["rss_mb_steady"]) > 10.0, "{r}");
+        let l = &r["latency"];
+        assert!(l["messages"].as_u64().unwrap() >= 20, "{l}");
+        let (p50, p99) = (f(&l["p50_ms"]), f(&l["p99_ms"]));
+        // Each message waits for 7 frames of lookahead, paced at l["fps"].
+        let lookahead_ms = 7.0 * 1e3 / f(&l["fps"]);
+        assert!(p50 >= lookahead_ms * 0.9 && p99 >= p50, "{l}");
+    }
+    let drawing = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawing.starts_with("<svg") && drawing.trim_end().ends_with("</svg>"));
+    // One bar segment per stage and run, plus the legend.
+    assert_eq!(drawing.matches("<rect").count(), 4 * names.len() + names.len(), "{drawing}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_only_runs_one_part_in_a_loop() {
+    for part in ["backbone", "project", "step", "head"] {
+        let text = bench(&["--only", part, "--iterations", "3"]);
+        let runs = text.split('[').nth(1).unwrap().trim_end().trim_end_matches(']');
+        let ms: Vec<f64> = runs.split(", ").map(|v| v.parse().unwrap()).collect();
+        assert_eq!(ms.len(), 3, "{text}");
+        assert!(ms.iter().all(|&m| m > 0.0), "{text}");
+    }
+}
+
+/// `model.threads` > 1 runs tract's matrix products on a pool: same results as one thread.
+/// The narrow model's products are below tract's threading threshold; the full-size ones
+/// (`SMPLCAST_FULL_MODELS`, set by the test command) are split across the pool.
+#[test]
+fn multithreaded_models_give_the_single_threaded_results() {
+    let image: Vec<f32> = (0..3 * IMAGE_SIZE * IMAGE_SIZE)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    for dir in common::model_dirs() {
+        let run = |threads: usize| {
+            model::set_threads(threads).unwrap();
+            let mut backbone = Backbone::load(&dir.join("backbone.onnx"), 1).unwrap();
+            let mut streaming = Streaming::load(
+                &dir.join("temporal_frame.onnx"),
+                &dir.join("temporal_step.onnx"),
+                1,
+            )
+            .unwrap();
+            let feature = backbone.run(&image).unwrap();
+            let caches: Vec<_> = (0..SEQ_LEN)
+                .map(|k| {
+                    let shifted: Vec<f32> = feature.iter().map(|v| v + k as f32 * 0.01).collect();
+                    streaming.project(&shifted).unwrap().swap_remove(0)
+                })
+                .collect();
+            let window = std::array::from_fn(|i| &caches[i]);
+            let out = streaming.step(&[window]).unwrap().swap_remove(0);
+            (feature, out)
+        };
+        let (feature_1, out_1) = run(1);
+        let (feature_3, out_3) = run(3);
+        model::set_threads(1).unwrap();
+        let close = |a: &[f32], b: &[f32]| {
+            let scale = a.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+            a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max) / scale
+        };
+        let d = close(&feature_1, &feature_3);
+        assert!(d <= 1e-5, "{dir:?}: feature {d}");
+        for (a, b) in [
+            (&out_1.pose6d[..], &out_3.pose6d[..]),
+            (&out_1.shape[..], &out_3.shape[..]),
+            (&out_1.cam[..], &out_3.cam[..]),
+        ] {
+            assert!(close(a, b) <= 1e-5, "{dir:?}: {}", close(a, b));
+        }
+    }
+}
