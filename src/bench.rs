@@ -667,3 +667,33 @@ pub fn part_loop(
         }
     }
 }
+
+/// The backbone's time per tract op kind over `iterations` runs (after one untimed run):
+/// (op, nodes per run, ms per run), slowest first.
+///
+/// # Errors
+/// A graph that does not load or run.
+pub fn backbone_profile(
+    dir: &std::path::Path,
+    int8: bool,
+    iterations: u64,
+) -> Result<Vec<(String, u64, f64)>> {
+    use crate::model::{Backbone, OpProfile, IMAGE_SIZE};
+    let file = if int8 { "backbone.int8.onnx" } else { "backbone.onnx" };
+    let mut backbone = Backbone::load(&dir.join(file), 1)?;
+    let image: Vec<f32> = (0..3 * IMAGE_SIZE * IMAGE_SIZE)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    backbone.run(&image)?;
+    let mut profile = OpProfile::new();
+    for _ in 0..iterations.max(1) {
+        backbone.run_profiled(&image, &mut profile)?;
+    }
+    let n = iterations.max(1);
+    let mut rows: Vec<(String, u64, f64)> = profile
+        .into_iter()
+        .map(|(op, (took, nodes))| (op, nodes / n, took.as_secs_f64() * 1e3 / n as f64))
+        .collect();
+    rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+    Ok(rows)
+}

@@ -98,6 +98,9 @@ enum Command {
         /// Runs of `--only`'s part (0: load it only).
         #[arg(long, default_value_t = 10)]
         iterations: u64,
+        /// With `--only backbone`: time per tract op kind instead.
+        #[arg(long, requires = "only")]
+        profile: bool,
     },
     /// Lists V4L2 cameras with their formats, sizes and frame rates.
     Devices,
@@ -203,11 +206,23 @@ fn run(command: Command) -> Result<()> {
             svg,
             only,
             iterations,
+            profile,
         } => {
             let models = models.unwrap_or_else(demo::default_models);
             if let Some(part) = only {
                 let int8 = precision.first().is_some_and(|p| p == "int8");
                 smplcast::model::set_threads(threads.first().copied().unwrap_or(1))?;
+                if profile {
+                    anyhow::ensure!(part == bench::Part::Backbone, "--profile: backbone only");
+                    let rows = bench::backbone_profile(&models, int8, iterations)?;
+                    let total: f64 = rows.iter().map(|r| r.2).sum();
+                    println!("{:<28} {:>6} {:>10} {:>7}", "op", "nodes", "ms/run", "share");
+                    for (op, nodes, ms) in rows {
+                        println!("{op:<28} {nodes:>6} {ms:>10.3} {:>6.1}%", 100.0 * ms / total);
+                    }
+                    println!("{:<28} {:>6} {total:>10.3}", "total", "");
+                    return Ok(());
+                }
                 let ms = bench::part_loop(&models, part, int8, iterations)?;
                 let shown: Vec<String> = ms.iter().map(|m| format!("{m:.2}")).collect();
                 println!(

@@ -15,6 +15,9 @@ use tract_onnx::prelude::*;
 
 use super::{Error, Result};
 
+/// Time per op kind over profiled runs, and how many nodes ran.
+pub type OpProfile = BTreeMap<String, (std::time::Duration, u64)>;
+
 /// One dimension of a graph interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Dim {
@@ -246,9 +249,13 @@ impl Graph {
                 .with_input_fact(ix, f32::fact(&shape).into())
                 .map_err(|e| parse(format!("cannot set input {}: {e:#}", port.name)))?;
         }
-        let typed = model
-            .into_optimized()
-            .map_err(|e| parse(format!("tract cannot analyse or optimise it: {e:#}")))?;
+        let optimise = |e: TractError| parse(format!("tract cannot analyse or optimise it: {e:#}"));
+        let mut typed = model.into_typed().and_then(|m| m.into_decluttered()).map_err(optimise)?;
+        let fused = super::fuse::quantized_unary_chains(&mut typed).map_err(optimise)?;
+        if fused > 0 {
+            tracing::debug!(graph = iface.graph, fused, "Quantized ReLU chains fused into tables.");
+        }
+        let typed = typed.into_optimized().map_err(optimise)?;
 
         let mut found_out = Vec::new();
         let mut ok = true;
@@ -282,6 +289,30 @@ impl Graph {
             values.push(t.into_tvalue());
         }
         self.state.run(values).map_err(run_err)
+    }
+
+    /// Like [`Graph::run`], adding each node's time to `profile`, keyed by op kind.
+    pub fn run_profiled(
+        &mut self,
+        inputs: &[(&[usize], &[f32])],
+        profile: &mut OpProfile,
+    ) -> Result<TVec<TValue>> {
+        let run_err = |e: anyhow::Error| Error::Run { graph: self.graph, reason: format!("{e:#}") };
+        let mut values = TVec::new();
+        for (shape, data) in inputs {
+            let t = Tensor::from_shape(shape, data).map_err(run_err)?;
+            values.push(t.into_tvalue());
+        }
+        self.state
+            .run_plan_with_eval(values, |ctx, state, node, input| {
+                let t0 = std::time::Instant::now();
+                let out = tract_onnx::tract_core::plan::eval(ctx, state, node, input);
+                let entry = profile.entry(node.op().name().to_string()).or_default();
+                entry.0 += t0.elapsed();
+                entry.1 += 1;
+                out
+            })
+            .map_err(run_err)
     }
 
     /// Name of the graph (backbone, temporal, ...), for errors and logs.

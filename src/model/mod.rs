@@ -17,12 +17,13 @@
 //!
 //! C is 2048 for the published model, I = C / 2, H = 256 (a narrow test variant divides all by 8).
 
+mod fuse;
 mod graph;
 
 use std::path::{Path, PathBuf};
 
-pub use graph::Precision;
 use graph::{f32_slice, Dim, Graph, Interface, Port, Widths};
+pub use graph::{OpProfile, Precision};
 
 /// Side of the square RGB crop the backbone takes.
 pub const IMAGE_SIZE: usize = 224;
@@ -213,6 +214,17 @@ impl Backbone {
         let shape = [self.batch, 3, IMAGE_SIZE, IMAGE_SIZE];
         check_len(self.graph.name(), "image", images.len(), shape.iter().product())?;
         let outs = self.graph.run(&[(&shape, images)])?;
+        Ok(f32_slice(self.graph.name(), &outs[0])?.to_vec())
+    }
+
+    /// Like [`Backbone::run`], adding each tract op's time to `profile` (by op kind).
+    ///
+    /// # Errors
+    /// As [`Backbone::run`].
+    pub fn run_profiled(&mut self, images: &[f32], profile: &mut OpProfile) -> Result<Vec<f32>> {
+        let shape = [self.batch, 3, IMAGE_SIZE, IMAGE_SIZE];
+        check_len(self.graph.name(), "image", images.len(), shape.iter().product())?;
+        let outs = self.graph.run_profiled(&[(&shape, images)], profile)?;
         Ok(f32_slice(self.graph.name(), &outs[0])?.to_vec())
     }
 }
