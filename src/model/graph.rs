@@ -251,7 +251,12 @@ impl Graph {
         }
         let optimise = |e: TractError| parse(format!("tract cannot analyse or optimise it: {e:#}"));
         let mut typed = model.into_typed().and_then(|m| m.into_decluttered()).map_err(optimise)?;
-        let fused = super::fuse::quantized_unary_chains(&mut typed).map_err(optimise)?;
+        // SMPLCAST_NO_FUSE=1 skips our passes: the A/B switch of docs/performance.md.
+        let fused = if std::env::var_os("SMPLCAST_NO_FUSE").is_some() {
+            0
+        } else {
+            super::fuse::quantized_unary_chains(&mut typed).map_err(optimise)?
+        };
         if fused > 0 {
             tracing::debug!(graph = iface.graph, fused, "Quantized ReLU chains fused into tables.");
         }
