@@ -29,7 +29,102 @@ use crate::daemon;
 use crate::demo::{self, Received};
 use crate::stats::Counters;
 
-/// What `smplcast bench` runs; see the `Bench` command's flags.
+/// The flags of `smplcast bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Model directory; default as for `demo`.
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// Backbone precisions, comma-separated: f32, int8.
+    #[arg(long, value_delimiter = ',', default_value = "f32,int8")]
+    precision: Vec<String>,
+    /// Thread counts for the models' matrix products, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    threads: Vec<usize>,
+    /// Frames measured per run.
+    #[arg(long, default_value_t = 60)]
+    frames: u64,
+    /// Frames run first, not measured.
+    #[arg(long, default_value_t = 10)]
+    warmup: u64,
+    /// A directory of images (looped) instead of the synthetic 640×480 pattern.
+    #[arg(long)]
+    source: Option<PathBuf>,
+    /// Find people with this detector (pose_detection.onnx) instead of the whole frame.
+    #[arg(long)]
+    detector: Option<PathBuf>,
+    /// Skip the paced latency runs.
+    #[arg(long)]
+    no_latency: bool,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the per-stage breakdown as an SVG bar chart to this file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Run only this model part, `--iterations` times, on fixed inputs, and print the time of
+    /// each run (for profilers and instruction counts; the first --precision is used).
+    #[arg(long, value_enum)]
+    only: Option<Part>,
+    /// Runs of `--only`'s part (0: load it only).
+    #[arg(long, default_value_t = 10)]
+    iterations: u64,
+    /// With `--only backbone`: time per tract op kind instead.
+    #[arg(long, requires = "only")]
+    profile: bool,
+}
+
+/// `smplcast bench`: the pipeline runs, or one part with `--only`.
+///
+/// # Errors
+/// See [`run`] and [`part_loop`]; files that cannot be written.
+pub fn main(args: Args) -> Result<()> {
+    let models = args.models.unwrap_or_else(demo::default_models);
+    if let Some(part) = args.only {
+        let int8 = args.precision.first().is_some_and(|p| p == "int8");
+        crate::model::set_threads(args.threads.first().copied().unwrap_or(1))?;
+        let precision = if int8 { "int8" } else { "f32" };
+        if args.profile {
+            ensure!(part == Part::Backbone, "--profile: backbone only");
+            let rows = backbone_profile(&models, int8, args.iterations)?;
+            let total: f64 = rows.iter().map(|r| r.2).sum();
+            println!("{:<28} {:>6} {:>10} {:>7}", "op", "nodes", "ms/run", "share");
+            for (op, nodes, ms) in rows {
+                println!("{op:<28} {nodes:>6} {ms:>10.3} {:>6.1}%", 100.0 * ms / total);
+            }
+            println!("{:<28} {:>6} {total:>10.3}", "total", "");
+        } else {
+            let ms = part_loop(&models, part, int8, args.iterations)?;
+            let shown: Vec<String> = ms.iter().map(|m| format!("{m:.2}")).collect();
+            println!("{part:?} ({precision}): ms per run [{}]", shown.join(", "));
+        }
+        return Ok(());
+    }
+    let opts = BenchOptions {
+        models,
+        precisions: args.precision,
+        threads: args.threads,
+        frames: args.frames,
+        warmup: args.warmup,
+        source: args.source,
+        detector: args.detector,
+        no_latency: args.no_latency,
+    };
+    let report = run(&opts)?;
+    print!("{}", render(&report));
+    if let Some(file) = args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(&file, text + "\n")
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    if let Some(file) = args.svg {
+        std::fs::write(&file, svg(&report))
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// What `smplcast bench` runs; see [`Args`].
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchOptions {
     pub models: PathBuf,

@@ -60,48 +60,7 @@ enum Command {
     },
     /// Measures the pipeline: per-stage times, throughput on 1..N threads, f32 and int8,
     /// latency capture → subscriber, RSS and bytes per person-frame (docs/performance.md).
-    Bench {
-        /// Model directory; default as for `demo`.
-        #[arg(long)]
-        models: Option<PathBuf>,
-        /// Backbone precisions, comma-separated: f32, int8.
-        #[arg(long, value_delimiter = ',', default_value = "f32,int8")]
-        precision: Vec<String>,
-        /// Thread counts for the models' matrix products, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "1")]
-        threads: Vec<usize>,
-        /// Frames measured per run.
-        #[arg(long, default_value_t = 60)]
-        frames: u64,
-        /// Frames run first, not measured.
-        #[arg(long, default_value_t = 10)]
-        warmup: u64,
-        /// A directory of images (looped) instead of the synthetic 640×480 pattern.
-        #[arg(long)]
-        source: Option<PathBuf>,
-        /// Find people with this detector (pose_detection.onnx) instead of the whole frame.
-        #[arg(long)]
-        detector: Option<PathBuf>,
-        /// Skip the paced latency runs.
-        #[arg(long)]
-        no_latency: bool,
-        /// Write the report as JSON to this file.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Write the per-stage breakdown as an SVG bar chart to this file.
-        #[arg(long)]
-        svg: Option<PathBuf>,
-        /// Run only this model part, `--iterations` times, on fixed inputs, and print the time
-        /// of each run (for profilers and instruction counts; the first --precision is used).
-        #[arg(long, value_enum)]
-        only: Option<bench::Part>,
-        /// Runs of `--only`'s part (0: load it only).
-        #[arg(long, default_value_t = 10)]
-        iterations: u64,
-        /// With `--only backbone`: time per tract op kind instead.
-        #[arg(long, requires = "only")]
-        profile: bool,
-    },
+    Bench(bench::Args),
     /// Lists V4L2 cameras with their formats, sizes and frame rates.
     Devices,
     /// Loads a model directory and prints its graphs, precision and widths.
@@ -193,68 +152,7 @@ fn run(command: Command) -> Result<()> {
             demo::run(DemoOptions { dir, int8, frames, mqtt, no_mqtt, device, fps })
                 .context(context)
         }
-        Command::Bench {
-            models,
-            precision,
-            threads,
-            frames,
-            warmup,
-            source,
-            detector,
-            no_latency,
-            json,
-            svg,
-            only,
-            iterations,
-            profile,
-        } => {
-            let models = models.unwrap_or_else(demo::default_models);
-            if let Some(part) = only {
-                let int8 = precision.first().is_some_and(|p| p == "int8");
-                smplcast::model::set_threads(threads.first().copied().unwrap_or(1))?;
-                if profile {
-                    anyhow::ensure!(part == bench::Part::Backbone, "--profile: backbone only");
-                    let rows = bench::backbone_profile(&models, int8, iterations)?;
-                    let total: f64 = rows.iter().map(|r| r.2).sum();
-                    println!("{:<28} {:>6} {:>10} {:>7}", "op", "nodes", "ms/run", "share");
-                    for (op, nodes, ms) in rows {
-                        println!("{op:<28} {nodes:>6} {ms:>10.3} {:>6.1}%", 100.0 * ms / total);
-                    }
-                    println!("{:<28} {:>6} {total:>10.3}", "total", "");
-                    return Ok(());
-                }
-                let ms = bench::part_loop(&models, part, int8, iterations)?;
-                let shown: Vec<String> = ms.iter().map(|m| format!("{m:.2}")).collect();
-                println!(
-                    "{part:?} ({}): ms per run [{}]",
-                    if int8 { "int8" } else { "f32" },
-                    shown.join(", ")
-                );
-                return Ok(());
-            }
-            let opts = bench::BenchOptions {
-                models,
-                precisions: precision,
-                threads,
-                frames,
-                warmup,
-                source,
-                detector,
-                no_latency,
-            };
-            let report = bench::run(&opts)?;
-            print!("{}", bench::render(&report));
-            if let Some(file) = json {
-                let text = serde_json::to_string_pretty(&report)?;
-                std::fs::write(&file, text + "\n")
-                    .with_context(|| format!("writing {}", file.display()))?;
-            }
-            if let Some(file) = svg {
-                std::fs::write(&file, bench::svg(&report))
-                    .with_context(|| format!("writing {}", file.display()))?;
-            }
-            Ok(())
-        }
+        Command::Bench(args) => bench::main(args),
         Command::CheckModels { dir } => demo::check_models(&dir),
         Command::Devices => devices(),
         Command::Sub { host, port, prefix, device, count } => {
