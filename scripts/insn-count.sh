@@ -18,7 +18,9 @@ cd "$(dirname "$0")/.."
 which=${1:-all}
 models=${2:-models/generated/full}
 N=${INSN_RUNS:-2}
-parts=(backbone:f32 backbone:int8 project:f32 step:f32 head:f32)
+# INSN_PARTS / INSN_CPUS (space-separated) narrow a run, e.g. INSN_PARTS="backbone:f32".
+read -r -a parts <<< "${INSN_PARTS:-backbone:f32 backbone:int8 project:f32 step:f32 head:f32}"
+read -r -a cpus <<< "${INSN_CPUS:-cortex-a76 cortex-a72}"
 out=target/insn-count.json
 : > "$out"
 
@@ -58,7 +60,7 @@ if [ "$which" = aarch64 ] || [ "$which" = all ]; then
   plugin=target/insn/libinsn.so
   mkdir -p target/insn
   gcc -shared -fPIC -O2 -o "$plugin" tests/insn/insn.c
-  for cpu in cortex-a76 cortex-a72; do
+  for cpu in "${cpus[@]}"; do
     measure aarch64 "$cpu" count_arm qemu-aarch64 -cpu "$cpu" -plugin "$plugin" \
       -L /usr/aarch64-linux-gnu "$bin"
   done
