@@ -7,7 +7,8 @@
 #   tract picks its AVX2/FMA kernels there, not AVX-512).
 # aarch64: qemu-aarch64 (the dynamic qemu-user, which loads plugins) with the instruction
 #   counting plugin tests/insn/insn.c (from ../shared/recipes/arm-insn-count) on the aarch64
-#   release binary of cross/build-debian.sh, emulating a Cortex-A76 (Raspberry Pi 5: ARMv8.2
+#   release binary of cross/build-debian.sh (qemu 7.2 prints plugin output only with
+#   `-d plugin`), emulating a Cortex-A76 (Raspberry Pi 5: ARMv8.2
 #   with SDOT and fp16) and a Cortex-A72 (Pi 4: ARMv8.0, no SDOT).
 #
 # Per part: one run that loads the graph and runs it once (warm-up), one that runs it 1 + N
@@ -61,7 +62,7 @@ if [ "$which" = aarch64 ] || [ "$which" = all ]; then
   mkdir -p target/insn
   gcc -shared -fPIC -O2 -o "$plugin" tests/insn/insn.c
   for cpu in "${cpus[@]}"; do
-    measure aarch64 "$cpu" count_arm qemu-aarch64 -cpu "$cpu" -plugin "$plugin" \
+    measure aarch64 "$cpu" count_arm qemu-aarch64 -cpu "$cpu" -plugin "$plugin" -d plugin \
       -L /usr/aarch64-linux-gnu "$bin"
   done
 fi
