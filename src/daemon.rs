@@ -292,12 +292,12 @@ impl Running {
         self.shutdown.clone()
     }
 
-    /// A stats reporter of its own over this daemon's counters (for the demo's live line).
     /// The pipeline's and the publisher's counters (the bench reads the stage timers).
     pub fn counters(&self) -> (Arc<Counters>, Arc<publish::Counters>) {
         (self.counters.clone(), self.mqtt_counters.clone())
     }
 
+    /// A stats reporter of its own over this daemon's counters (for the demo's live line).
     pub fn reporter(&self) -> Reporter {
         Reporter::new(self.counters.clone(), self.mqtt_counters.clone(), self.gauges.clone())
     }
@@ -564,12 +564,7 @@ impl Finder {
                 let run = *frames % u64::from(*every) == 0;
                 *frames += 1;
                 let update = if run {
-                    let t0 = Instant::now();
-                    let found = detector.detect(image)?;
-                    let took = t0.elapsed();
-                    counters.stages.detect.add(took);
-                    Counters::add(&counters.detect_ns, took.as_nanos() as u64);
-                    Counters::add(&counters.detector_runs, 1);
+                    let found = counters.stages.detect.time(|| detector.detect(image))?;
                     let boxes: Vec<Detection> = found
                         .iter()
                         .filter_map(|d| d.body_box(image.width, image.height))
@@ -724,10 +719,9 @@ impl Post {
             stepping.set(Duration::ZERO);
             let msgs = match next {
                 Some(Inferred::Frame(frame)) => assembler.push(*frame, &mut step)?,
-                // The source lost its input: every track ends; its last frames get results now.
-                Some(Inferred::Gap) => assembler.end_all(&mut step)?,
-                // Inference is done: the frames still waiting for lookahead get results now.
-                None => assembler.end_all(&mut step)?,
+                // The source lost its input (a gap), or inference is done (`None`): every
+                // track ends, and the frames still waiting for lookahead get results now.
+                Some(Inferred::Gap) | None => assembler.end_all(&mut step)?,
             };
             stages.smpl.add(t0.elapsed().saturating_sub(stepping.get()));
             Ok(msgs)

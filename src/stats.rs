@@ -31,9 +31,6 @@ pub struct Counters {
     pub infer_ns: AtomicU64,
     /// Person-frames through the backbone.
     pub people_inferred: AtomicU64,
-    /// Detector runs and the nanoseconds they took.
-    pub detector_runs: AtomicU64,
-    pub detect_ns: AtomicU64,
     /// Pose messages made (one per frame with a result).
     pub messages_out: AtomicU64,
     /// Their encoded bytes, and the people in them.
@@ -198,6 +195,7 @@ impl Reporter {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let now = Instant::now();
+        let (detect_ns, detector_runs) = c.stages.detect.totals();
         let totals = [
             get(&c.frames_in),
             get(&c.messages_out),
@@ -205,8 +203,8 @@ impl Reporter {
             get(&c.infer_ns),
             get(&c.post_ns),
             get(&c.people_inferred),
-            get(&c.detector_runs),
-            get(&c.detect_ns),
+            detector_runs,
+            detect_ns,
         ];
         let (then, before) = std::mem::replace(&mut self.last, (now, totals));
         let d = |i: usize| totals[i].saturating_sub(before[i]) as f64;
