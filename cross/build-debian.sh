@@ -72,7 +72,7 @@ setup() {
   fi
   if [ ! -x "$TOOLS/venv/bin/cargo-zigbuild" ]; then
     python3 -m venv "$TOOLS/venv"
-    "$TOOLS/venv/bin/pip" install -q "ziglang==$ZIGLANG" "cargo-zigbuild==$CARGO_ZIGBUILD"
+    "$TOOLS/venv/bin/pip" install -q --no-cache-dir "ziglang==$ZIGLANG" "cargo-zigbuild==$CARGO_ZIGBUILD"
   fi
   # Debian's cargo and rustc (rustup's rustc cannot read Debian's std sources' build).
   export PATH=$TOOLS/venv/bin:/usr/bin:$PATH CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc \

@@ -3,7 +3,7 @@
 # sudo). Installs what it needs: Debian packages, the Python venv of models/ (PyTorch,
 # onnxruntime, tract), and generates the full-size random-weight models it tests against.
 #
-#   bash scripts/test.sh            # everything (~16 min on 2 cores from a clean clone)
+#   bash scripts/test.sh            # everything (~50 min on 2 cores from a clean clone; ~15 GB of disk)
 #
 # Prints the time of each part at the end.
 set -euo pipefail
@@ -99,6 +99,12 @@ arm_packages() {
   for d in target/cross/packages/*.deb; do dpkg-deb --info "$d" | grep -E 'Package|Version|Architecture|Depends'; done
 }
 
+disk_report() { # what the suite keeps on disk (CI has failed on a full disk before)
+  df -h . | tail -1 | awk '{print "free on " $6 ": " $4 " of " $2}'
+  du -sh target models/.venv "$HOME/.cargo/registry" 2>/dev/null || true
+}
+
+disk_report
 step "install Debian packages and Rust components" install_packages
 step "Python venv + models/ tests (pytest)" python_tests
 step "full-size random models (convert.py)" full_models
@@ -117,3 +123,4 @@ step "armv7: qemu (glibc, smoke)" cross/build-debian.sh --check armv7
 step ".deb arm64+armhf; install/upgrade/remove" arm_packages
 
 echo; echo "=== all tests passed"; printf '%s\n' "${timings[@]}"
+echo; echo "=== disk"; disk_report
