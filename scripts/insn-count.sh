@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per run of each model part: a repeatable performance metric on a noisy machine.
 #
-#   scripts/insn-count.sh [x86|aarch64|all] [MODELS_DIR]     (default: all, models/generated/full)
+#   scripts/insn-count.sh [x86|aarch64|ort-aarch64|all] [MODELS_DIR]
+#                                             (default: all, models/generated/full)
 #
 # x86_64: valgrind --tool=callgrind on target/release/smplcast (valgrind emulates up to AVX2:
 #   tract picks its AVX2/FMA kernels there, not AVX-512).
@@ -10,6 +11,13 @@
 #   release binary of cross/build-debian.sh (qemu 7.2 prints plugin output only with
 #   `-d plugin`), emulating a Cortex-A76 (Raspberry Pi 5: ARMv8.2
 #   with SDOT and fp16) and a Cortex-A72 (Pi 4: ARMv8.0, no SDOT).
+# ort-aarch64: onnxruntime's aarch64 wheel on the same backbone graphs and inputs
+#   (tests/insn/ort_loop.py), in a Debian 12 arm64 root (target/cross/ort-root: a copy of the
+#   .deb test's root, or debootstrap, plus python3, with the aarch64 wheels of onnxruntime and
+#   numpy unpacked in /opt/ort) under the same qemu and plugin. qemu-user shows the guest the
+#   host's /proc/cpuinfo, on which onnxruntime's cpuinfo library crashes; the root holds a
+#   /proc/cpuinfo of the emulated core, written before each core's runs, so onnxruntime
+#   detects it as on the board (qemu's -L looks there first).
 #
 # Per part: one run that loads the graph and runs it once (warm-up), one that runs it 1 + N
 # times; (second − first) ÷ N is the count per run, without loading. Prints one JSON line
@@ -25,45 +33,114 @@ read -r -a cpus <<< "${INSN_CPUS:-cortex-a76 cortex-a72}"
 out=target/insn-count.json
 : > "$out"
 
-# count RUNNER... : instructions of `smplcast bench --only` under RUNNER (prints a number)
-count_x86() {
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null \
-    | sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
+# Parse the instruction count from a run's stderr.
+callgrind_total() { sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'; }
+plugin_total() { sed -n 's/^GUEST_INSNS *\([0-9]*\).*/\1/p'; }
+
+# The tract runs: `smplcast bench --only PART --precision P --iterations K`.
+tract_run() { # tract_run PART PRECISION ITERATIONS RUNNER...
+  local part=$1 precision=$2 k=$3; shift 3
+  "$@" bench --models "$models" --only "$part" --precision "$precision" --iterations "$k"
 }
-count_arm() {
-  "$@" 2>&1 >/dev/null | sed -n 's/^GUEST_INSNS *\([0-9]*\).*/\1/p'
+# The onnxruntime runs (backbone only): tests/insn/ort_loop.py MODEL ITERATIONS.
+onnxruntime_run() { # onnxruntime_run PART PRECISION ITERATIONS RUNNER...
+  local part=$1 precision=$2 k=$3; shift 3
+  local file=$part.onnx; [ "$precision" = int8 ] && file=$part.int8.onnx
+  "$@" tests/insn/ort_loop.py "$PWD/$models/$file" "$k"
 }
 
-measure() { # measure ARCH CPU COUNTER BINARY...
-  local arch=$1 cpu=$2 counter=$3; shift 3
-  for p in "${parts[@]}"; do
+measure() { # measure ARCH CPU RUNTIME PARSER COMMAND... (COMMAND: counter + program)
+  local arch=$1 cpu=$2 runtime=$3 parser=$4; shift 4
+  local selected=("${parts[@]}")
+  [ "$runtime" = tract ] || read -r -a selected <<< "${INSN_ORT_PARTS:-backbone:f32 backbone:int8}"
+  for p in "${selected[@]}"; do
     local part=${p%%:*} precision=${p##*:} one many
-    local run=("$@" bench --models "$models" --only "$part" --precision "$precision")
-    one=$($counter "${run[@]}" --iterations 1)
-    many=$($counter "${run[@]}" --iterations $((1 + N)))
+    one=$("${runtime}_run" "$part" "$precision" 1 "$@" 2>&1 >/dev/null | $parser)
+    many=$("${runtime}_run" "$part" "$precision" $((1 + N)) "$@" 2>&1 >/dev/null | $parser)
     local per=$(( (many - one) / N ))
     local line
-    line=$(printf '{"arch": "%s", "cpu": "%s", "part": "%s", "precision": "%s", "insns_per_run": %d, "runs": %d, "models": "%s"}' \
-      "$arch" "$cpu" "$part" "$precision" "$per" "$N" "$models")
+    line=$(printf '{"arch": "%s", "cpu": "%s", "runtime": "%s", "part": "%s", "precision": "%s", "insns_per_run": %d, "runs": %d, "models": "%s"}' \
+      "$arch" "$cpu" "$runtime" "$part" "$precision" "$per" "$N" "$models")
     echo "$line" | tee -a "$out"
   done
+}
+
+# A Debian 12 arm64 root with python3 and onnxruntime's + numpy's aarch64 wheels in /opt/ort.
+ort_root() {
+  local root=$1 deb_root=target/cross/arm64-root
+  if [ ! -x "$root/usr/bin/python3" ]; then
+    [ -e /proc/sys/fs/binfmt_misc/register ] ||
+      mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] ||
+      printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F' \
+        > /proc/sys/fs/binfmt_misc/register
+    rm -rf "$root"
+    if [ -x "$deb_root/usr/bin/dpkg" ]; then
+      cp -a "$deb_root" "$root"
+    else
+      command -v debootstrap >/dev/null || apt-get install -y -qq --no-install-recommends debootstrap
+      debootstrap --arch=arm64 --variant=minbase bookworm "$root" http://deb.debian.org/debian
+    fi
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+    chroot "$root" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends python3 && apt-get clean'
+  fi
+  if [ ! -d "$root/opt/ort/onnxruntime" ]; then
+    local wheels=target/insn/wheels-aarch64
+    local ort numpy
+    ort=$(sed -n 's/^onnxruntime==//p' models/requirements.txt)
+    numpy=$(sed -n 's/^numpy==//p' models/requirements.txt)
+    models/run -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+      --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64 \
+      "onnxruntime==$ort" "numpy==$numpy" -d "$wheels"
+    mkdir -p "$root/opt/ort" "$root/sys/devices/system/cpu"
+    for w in "$wheels"/*.whl; do python3 -m zipfile -e "$w" "$root/opt/ort"; done
+  fi
+  printf '0-1\n' > "$root/sys/devices/system/cpu/possible"
+  printf '0-1\n' > "$root/sys/devices/system/cpu/present"
+}
+
+# /proc/cpuinfo of two cores of the emulated kind, as Linux writes it on the board.
+fake_cpuinfo() { # fake_cpuinfo ROOT CPU
+  local part features
+  case $2 in
+    cortex-a76) part=0xd0b; features="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" ;;
+    cortex-a72) part=0xd08; features="fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid" ;;
+    *) echo "insn-count: no cpuinfo for $2" >&2; exit 1 ;;
+  esac
+  for i in 0 1; do
+    printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: %s\nCPU revision\t: 0\n\n' \
+      "$i" "$features" "$part"
+  done > "$1/proc/cpuinfo"
 }
 
 if [ "$which" = x86 ] || [ "$which" = all ]; then
   command -v valgrind >/dev/null || { echo "insn-count: apt-get install valgrind" >&2; exit 1; }
   cargo build --release --locked --features v4l2 --bin smplcast
-  measure x86_64 "valgrind (AVX2)" count_x86 target/release/smplcast
+  measure x86_64 "valgrind (AVX2)" tract callgrind_total \
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/smplcast
 fi
-if [ "$which" = aarch64 ] || [ "$which" = all ]; then
+plugin=target/insn/libinsn.so
+if [ "$which" != x86 ]; then
   command -v qemu-aarch64 >/dev/null || { echo "insn-count: apt-get install qemu-user" >&2; exit 1; }
-  bin=target/cross/aarch64-unknown-linux-gnu/release/smplcast
-  [ -x "$bin" ] || cross/build-debian.sh aarch64
-  plugin=target/insn/libinsn.so
   mkdir -p target/insn
   gcc -shared -fPIC -O2 -o "$plugin" tests/insn/insn.c
+fi
+if [ "$which" = aarch64 ] || [ "$which" = all ]; then
+  bin=target/cross/aarch64-unknown-linux-gnu/release/smplcast
+  [ -x "$bin" ] || cross/build-debian.sh aarch64
   for cpu in "${cpus[@]}"; do
-    measure aarch64 "$cpu" count_arm qemu-aarch64 -cpu "$cpu" -plugin "$plugin" -d plugin \
+    measure aarch64 "$cpu" tract plugin_total qemu-aarch64 -cpu "$cpu" -plugin "$plugin" -d plugin \
       -L /usr/aarch64-linux-gnu "$bin"
+  done
+fi
+if [ "$which" = ort-aarch64 ] || [ "$which" = all ]; then
+  root=$PWD/target/cross/ort-root
+  ort_root "$root"
+  for cpu in "${cpus[@]}"; do
+    fake_cpuinfo "$root" "$cpu"
+    measure aarch64 "$cpu" onnxruntime plugin_total env PYTHONPATH=/opt/ort qemu-aarch64 -cpu "$cpu" \
+      -plugin "$plugin" -d plugin -L "$root" "$root/usr/bin/python3"
   done
 fi
 echo "insn-count: wrote $out"

@@ -11,11 +11,56 @@
 //! the same fusion for chains whose ops take one variable input and scalar constants: it runs
 //! the chain itself on all 256 u8 values and wires tract's `LookupTable` in its place, so the
 //! result is bit-identical by construction (and tested).
+//!
+//! [`vector_quantizers`]: the quantizes left after that (the residual stream's, after each
+//! block's `Add` and ReLU) become our [`QuantizeU8`], the same function as a vectorised loop.
 
 use anyhow::{ensure, Context};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::quant::{lookup_table, DequantizeLinearF32, QuantizeLinearU8};
+
+use super::quantize::QuantizeU8;
+
+/// What [`all`] did: lookup tables wired, quantizes replaced.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fused {
+    pub tables: usize,
+    pub quantizers: usize,
+}
+
+/// Both passes, in order (tables first: they take the quantizes they can). `skip`: `tables` or
+/// `quantizers` skips that pass, any other value both, `None` neither.
+///
+/// # Errors
+/// As the passes.
+pub fn all(model: &mut TypedModel, skip: Option<&str>) -> TractResult<Fused> {
+    let run = |pass: &str| skip.is_none_or(|s| s != pass && (s == "tables" || s == "quantizers"));
+    let tables = if run("tables") { quantized_unary_chains(model)? } else { 0 };
+    let quantizers = if run("quantizers") { vector_quantizers(model)? } else { 0 };
+    Ok(Fused { tables, quantizers })
+}
+
+/// Replaces every f32 → u8 `QuantizeLinear` by [`QuantizeU8`]; returns how many.
+///
+/// # Errors
+/// A tract failure while patching.
+pub fn vector_quantizers(model: &mut TypedModel) -> TractResult<usize> {
+    let mut found = Vec::new();
+    for node in model.nodes() {
+        let Some(op) = node.op_as::<ElementWiseOp>() else { continue };
+        let Some(q) = op.0.downcast_ref::<QuantizeLinearU8>() else { continue };
+        if model.outlet_fact(node.inputs[0])?.datum_type == f32::datum_type() {
+            found.push((node.id, QuantizeU8 { scale: q.scale, zero_point: q.zero_point }));
+        }
+    }
+    for (id, op) in &found {
+        let node = model.node(*id);
+        let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs, op.clone())?;
+        patch.apply(model)?;
+    }
+    Ok(found.len())
+}
 
 /// Replaces every `DequantizeLinear (u8) → unary ops → QuantizeLinear (u8)` chain by a lookup
 /// table; returns how many.
@@ -125,7 +170,7 @@ fn table(model: &TypedModel, chain: &[usize]) -> TractResult<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn load(fuse: bool) -> (Arc<TypedRunnableModel>, usize) {
+    fn load(fuse: bool) -> (Arc<TypedRunnableModel>, Fused) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("models/fixtures/narrow/backbone.int8.onnx");
         let mut model = tract_onnx::onnx()
@@ -137,18 +182,21 @@ mod tests {
             .unwrap()
             .into_decluttered()
             .unwrap();
-        let fused = if fuse { quantized_unary_chains(&mut model).unwrap() } else { 0 };
+        let fused = all(&mut model, (!fuse).then_some("all")).unwrap();
         (model.into_optimized().unwrap().into_runnable().unwrap(), fused)
     }
 
-    /// Every ReLU between quantized convs becomes a table, and the output is bit-identical.
+    /// Every ReLU between quantized convs becomes a table, every other quantize our vectorised
+    /// one, and the output is bit-identical.
     #[test]
-    fn relu_chains_become_lookup_tables_with_identical_output() {
+    fn fused_graph_gives_identical_output() {
         let (plain, _) = load(false);
         let (fused, n) = load(true);
         // ResNet-50: the two inner ReLUs of each of the 16 bottleneck blocks. (The stem's ReLU
         // reaches its quantize through the max pool, which is not element-wise.)
-        assert_eq!(n, 32);
+        assert_eq!(n.tables, 32);
+        // The 16 residual outputs and the image's quantize.
+        assert_eq!(n.quantizers, 17);
         let image: Vec<f32> =
             (0..3 * 224 * 224).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
         let input = || tvec!(Tensor::from_shape(&[1, 3, 224, 224], &image).unwrap().into_tvalue());

@@ -251,14 +251,17 @@ impl Graph {
         }
         let optimise = |e: TractError| parse(format!("tract cannot analyse or optimise it: {e:#}"));
         let mut typed = model.into_typed().and_then(|m| m.into_decluttered()).map_err(optimise)?;
-        // SMPLCAST_NO_FUSE=1 skips our passes: the A/B switch of docs/performance.md.
-        let fused = if std::env::var_os("SMPLCAST_NO_FUSE").is_some() {
-            0
-        } else {
-            super::fuse::quantized_unary_chains(&mut typed).map_err(optimise)?
-        };
-        if fused > 0 {
-            tracing::debug!(graph = iface.graph, fused, "Quantized ReLU chains fused into tables.");
+        // SMPLCAST_NO_FUSE skips our passes, for the A/B figures of docs/performance.md: `tables`
+        // or `quantizers` skips one, any other value both.
+        let skip = std::env::var("SMPLCAST_NO_FUSE").ok();
+        let fused = super::fuse::all(&mut typed, skip.as_deref()).map_err(optimise)?;
+        if fused != super::fuse::Fused::default() {
+            tracing::debug!(
+                graph = iface.graph,
+                tables = fused.tables,
+                quantizers = fused.quantizers,
+                "Quantized chains fused into tables; quantizes vectorised."
+            );
         }
         let typed = typed.into_optimized().map_err(optimise)?;
 

@@ -19,6 +19,7 @@
 
 mod fuse;
 mod graph;
+mod quantize;
 
 use std::path::{Path, PathBuf};
 
