@@ -353,15 +353,9 @@ fn stage_names() -> [(&'static str, bool); 10] {
     names
 }
 
-/// This process's resident memory (`VmRSS`), in MiB.
+/// This process's resident memory, in MiB.
 fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    crate::memory::rss_bytes().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0))
 }
 
 /// A daemon run until `until` frames are inferred, with the subscriber watching; calls `tick`

