@@ -35,7 +35,8 @@ pub struct Args {
     /// Model directory; default as for `demo`.
     #[arg(long)]
     models: Option<PathBuf>,
-    /// Backbone precisions, comma-separated: f32, int8.
+    /// Precisions, comma-separated: f32, f16 (the f32 graphs in half precision: fast only on
+    /// ARMv8.2 cores; emulated, slowly, elsewhere), int8 (the int8 backbone).
     #[arg(long, value_delimiter = ',', default_value = "f32,int8")]
     precision: Vec<String>,
     /// Thread counts for the models' matrix products, comma-separated.
@@ -81,9 +82,14 @@ pub struct Args {
 pub fn main(args: Args) -> Result<()> {
     let models = args.models.unwrap_or_else(demo::default_models);
     if let Some(part) = args.only {
-        let int8 = args.precision.first().is_some_and(|p| p == "int8");
+        let precision = args.precision.first().map_or("f32", String::as_str);
+        ensure!(
+            PRECISIONS.contains(&precision),
+            "--precision {precision:?}: expected {PRECISIONS:?}"
+        );
+        let int8 = precision == "int8";
+        crate::model::set_half_floats(precision == "f16");
         crate::model::set_threads(args.threads.first().copied().unwrap_or(1))?;
-        let precision = if int8 { "int8" } else { "f32" };
         if args.profile {
             ensure!(part == Part::Backbone, "--profile: backbone only");
             let rows = backbone_profile(&models, int8, args.iterations)?;
@@ -225,6 +231,9 @@ impl Machine {
     }
 }
 
+/// What `--precision` takes: the f32 graphs, the same in half precision, the int8 backbone.
+const PRECISIONS: [&str; 3] = ["f32", "f16", "int8"];
+
 /// Runs every precision × thread count and returns the report.
 ///
 /// # Errors
@@ -235,9 +244,11 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
     let mut runs = Vec::new();
     for precision in &opts.precisions {
         ensure!(
-            precision == "f32" || precision == "int8",
-            "--precision {precision:?}: expected f32 or int8"
+            PRECISIONS.contains(&precision.as_str()),
+            "--precision {precision:?}: expected {PRECISIONS:?}"
         );
+        // f16: the f32 graphs loaded in half precision (process-wide, so set per run).
+        crate::model::set_half_floats(precision == "f16");
         for &threads in &opts.threads {
             eprintln!("bench: {precision}, {threads} thread(s): throughput …");
             let mut figure = throughput(opts, precision, threads, port)?;

@@ -94,6 +94,8 @@ impl Widths {
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     F32,
+    /// An f32 graph loaded in half precision ([`super::set_half_floats`]).
+    F16,
     Int8,
 }
 
@@ -101,14 +103,22 @@ impl fmt::Display for Precision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Precision::F32 => "f32",
+            Precision::F16 => "f16",
             Precision::Int8 => "int8",
         })
     }
 }
 
+thread_local! {
+    /// [`super::set_half_floats`].
+    pub(super) static HALF_FLOATS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// A loaded, optimised graph with a reusable execution state.
 pub(crate) struct Graph {
     pub precision: Precision,
+    /// Runs in f16: inputs are cast to it, outputs back to f32.
+    half: bool,
     graph: &'static str,
     /// Reused across calls so tract does not re-allocate its buffers every frame.
     state: TypedSimpleState,
@@ -263,6 +273,16 @@ impl Graph {
                 "Quantized chains fused into tables; quantizes vectorised."
             );
         }
+        let half = precision == Precision::F32 && HALF_FLOATS.get();
+        let precision = if half {
+            let to_f16 = tract_onnx::tract_core::transform::get_transform("f32_to_f16")
+                .map_err(optimise)?
+                .ok_or_else(|| parse("tract has no f32_to_f16 transform".into()))?;
+            to_f16.transform(&mut typed).map_err(optimise)?;
+            Precision::F16
+        } else {
+            precision
+        };
         let typed = typed.into_optimized().map_err(optimise)?;
 
         let mut found_out = Vec::new();
@@ -271,7 +291,8 @@ impl Graph {
             let fact = typed.output_fact(ix).map_err(|e| parse(format!("{e:#}")))?;
             let shape = fact.shape.as_concrete().map(<[usize]>::to_vec);
             found_out.push(format!("{} {:?} {:?}", port.name, shape, fact.datum_type));
-            ok &= fact.datum_type == f32::datum_type()
+            let float = if half { f16::datum_type() } else { f32::datum_type() };
+            ok &= fact.datum_type == float
                 && shape.is_some_and(|s| {
                     s.len() == port.dims.len()
                         && s.iter().zip(port.dims).all(|(n, d)| widths.unify(*d, batch, *n))
@@ -282,7 +303,7 @@ impl Graph {
         }
         let plan = typed.into_runnable().map_err(|e| parse(format!("{e:#}")))?;
         let state = plan.spawn().map_err(|e| parse(format!("{e:#}")))?;
-        Ok(Graph { precision, graph: iface.graph, state })
+        Ok(Graph { precision, half, graph: iface.graph, state })
     }
 
     /// Runs the graph on f32 inputs laid out as the interface says (row-major).
@@ -290,13 +311,9 @@ impl Graph {
     /// # Errors
     /// [`Error::Run`] if tract fails (an input of the wrong length included).
     pub fn run(&mut self, inputs: &[(&[usize], &[f32])]) -> Result<TVec<TValue>> {
-        let run_err = |e: anyhow::Error| Error::Run { graph: self.graph, reason: format!("{e:#}") };
-        let mut values = TVec::new();
-        for (shape, data) in inputs {
-            let t = Tensor::from_shape(shape, data).map_err(run_err)?;
-            values.push(t.into_tvalue());
-        }
-        self.state.run(values).map_err(run_err)
+        let values = self.values(inputs)?;
+        let out = self.state.run(values).map_err(|e| self.run_err(e))?;
+        self.to_f32(out)
     }
 
     /// Like [`Graph::run`], adding each node's time to `profile`, keyed by op kind.
@@ -305,13 +322,9 @@ impl Graph {
         inputs: &[(&[usize], &[f32])],
         profile: &mut OpProfile,
     ) -> Result<TVec<TValue>> {
-        let run_err = |e: anyhow::Error| Error::Run { graph: self.graph, reason: format!("{e:#}") };
-        let mut values = TVec::new();
-        for (shape, data) in inputs {
-            let t = Tensor::from_shape(shape, data).map_err(run_err)?;
-            values.push(t.into_tvalue());
-        }
-        self.state
+        let values = self.values(inputs)?;
+        let out = self
+            .state
             .run_plan_with_eval(values, |ctx, state, node, input| {
                 let t0 = std::time::Instant::now();
                 let out = tract_onnx::tract_core::plan::eval(ctx, state, node, input);
@@ -320,7 +333,38 @@ impl Graph {
                 entry.1 += 1;
                 out
             })
-            .map_err(run_err)
+            .map_err(|e| self.run_err(e))?;
+        self.to_f32(out)
+    }
+
+    fn run_err(&self, e: anyhow::Error) -> Error {
+        Error::Run { graph: self.graph, reason: format!("{e:#}") }
+    }
+
+    /// The inputs as tensors, in f16 for a half-precision graph.
+    fn values(&self, inputs: &[(&[usize], &[f32])]) -> Result<TVec<TValue>> {
+        let mut values = TVec::new();
+        for (shape, data) in inputs {
+            let mut t = Tensor::from_shape(shape, data).map_err(|e| self.run_err(e))?;
+            if self.half {
+                t = t.cast_to::<f16>().map_err(|e| self.run_err(e))?.into_owned();
+            }
+            values.push(t.into_tvalue());
+        }
+        Ok(values)
+    }
+
+    /// The outputs of a half-precision graph back in f32; others as they are.
+    fn to_f32(&self, out: TVec<TValue>) -> Result<TVec<TValue>> {
+        if !self.half {
+            return Ok(out);
+        }
+        out.into_iter()
+            .map(|v| {
+                let t = v.cast_to::<f32>().map_err(|e| self.run_err(e))?.into_owned();
+                Ok(t.into_tvalue())
+            })
+            .collect()
     }
 
     /// Name of the graph (backbone, temporal, ...), for errors and logs.

@@ -84,6 +84,15 @@ pub fn set_threads(threads: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Float graphs loaded after this call run in f16 (tract's `f32_to_f16` transform): the
+/// native half-precision kernels of ARMv8.2 cores (Pi 5, Orin), half the weight bytes. The
+/// graphs still take and give f32; int8 graphs keep their integer convs. For graphs loaded on
+/// the calling thread (so tests running side by side do not see it); for
+/// `smplcast bench --precision f16` (docs/performance.md).
+pub fn set_half_floats(half: bool) {
+    graph::HALF_FLOATS.set(half);
+}
+
 use Dim::{Batch as N, Fixed as F, Var as V};
 
 const BACKBONE: Interface = Interface {
