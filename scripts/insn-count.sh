@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # Instructions per run of each model part: a repeatable performance metric on a noisy machine.
 #
-#   scripts/insn-count.sh [x86|aarch64|ort-aarch64|all] [MODELS_DIR]
-#                                             (default: all, models/generated/full)
+#   scripts/insn-count.sh [x86|aarch64|all] [MODELS_DIR]   (default: all, models/generated/full)
 #
 # x86_64: valgrind --tool=callgrind on target/release/smplcast (valgrind emulates up to AVX2:
 #   tract picks its AVX2/FMA kernels there, not AVX-512).
 # aarch64: qemu-aarch64 (the dynamic qemu-user, which loads plugins) with the instruction
-#   counting plugin tests/insn/insn.c (from ../shared/recipes/arm-insn-count) on the aarch64
-#   release binary of cross/build-debian.sh (qemu 7.2 prints plugin output only with
-#   `-d plugin`), emulating a Cortex-A76 (Raspberry Pi 5: ARMv8.2
-#   with SDOT and fp16) and a Cortex-A72 (Pi 4: ARMv8.0, no SDOT).
-# ort-aarch64: onnxruntime's aarch64 wheel on the same backbone graphs and inputs
-#   (tests/insn/ort_loop.py), in a Debian 12 arm64 root (target/cross/ort-root: a copy of the
-#   .deb test's root, or debootstrap, plus python3, with the aarch64 wheels of onnxruntime and
-#   numpy unpacked in /opt/ort) under the same qemu and plugin. qemu-user shows the guest the
-#   host's /proc/cpuinfo, on which onnxruntime's cpuinfo library crashes; the root holds a
-#   /proc/cpuinfo of the emulated core, written before each core's runs, so onnxruntime
-#   detects it as on the board (qemu's -L looks there first).
+#   counting plugin tests/insn/insn.c (from ../shared/recipes/arm-insn-count; qemu 7.2 prints
+#   plugin output only with `-d plugin`), emulating a Cortex-A76 (Raspberry Pi 5: ARMv8.2 with
+#   SDOT and fp16) and a Cortex-A72 (Pi 4: ARMv8.0, no SDOT). Two runtimes on the same graphs
+#   and inputs:
+#   - tract: the aarch64 release binary of cross/build-debian.sh;
+#   - onnxruntime: its aarch64 wheel, in tests/insn/ort_loop.py (backbone only).
+#   Both run in a Debian 12 arm64 root (target/cross/insn-root: a copy of the .deb test's
+#   root, or debootstrap, plus python3, with the aarch64 wheels of onnxruntime and numpy
+#   unpacked in /opt/ort) through qemu's -L. qemu-user shows the guest the host's
+#   /proc/cpuinfo: tract then cannot tell the core (it picks kernels by "CPU part" and f16 by
+#   "Features"), and onnxruntime's cpuinfo library crashes. So the root holds a /proc/cpuinfo
+#   of the emulated core, written before each core's runs; -L looks there first, and both
+#   runtimes see the core as on the board.
+#   INSN_RUNTIMES="tract" (or "onnxruntime") narrows the runtimes.
 #
 # Per part: one run that loads the graph and runs it once (warm-up), one that runs it 1 + N
 # times; (second − first) ÷ N is the count per run, without loading. Prints one JSON line
@@ -27,9 +29,11 @@ cd "$(dirname "$0")/.."
 which=${1:-all}
 models=${2:-models/generated/full}
 N=${INSN_RUNS:-2}
-# INSN_PARTS / INSN_CPUS (space-separated) narrow a run, e.g. INSN_PARTS="backbone:f32".
+# INSN_PARTS / INSN_CPUS (space-separated) narrow a run, e.g. INSN_PARTS="backbone:f32";
+# without INSN_PARTS, aarch64 adds the f16 parts.
 read -r -a parts <<< "${INSN_PARTS:-backbone:f32 backbone:int8 project:f32 step:f32 head:f32}"
 read -r -a cpus <<< "${INSN_CPUS:-cortex-a76 cortex-a72}"
+read -r -a runtimes <<< "${INSN_RUNTIMES:-tract onnxruntime}"
 out=target/insn-count.json
 : > "$out"
 
@@ -55,6 +59,8 @@ measure() { # measure ARCH CPU RUNTIME PARSER COMMAND... (COMMAND: counter + pro
   [ "$runtime" = tract ] || read -r -a selected <<< "${INSN_ORT_PARTS:-backbone:f32 backbone:int8}"
   for p in "${selected[@]}"; do
     local part=${p%%:*} precision=${p##*:} one many
+    # No fp16 arithmetic on ARMv8.0: tract would emulate it.
+    [ "$precision" = f16 ] && [ "$cpu" = cortex-a72 ] && continue
     one=$("${runtime}_run" "$part" "$precision" 1 "$@" 2>&1 >/dev/null | $parser)
     many=$("${runtime}_run" "$part" "$precision" $((1 + N)) "$@" 2>&1 >/dev/null | $parser)
     local per=$(( (many - one) / N ))
@@ -66,7 +72,7 @@ measure() { # measure ARCH CPU RUNTIME PARSER COMMAND... (COMMAND: counter + pro
 }
 
 # A Debian 12 arm64 root with python3 and onnxruntime's + numpy's aarch64 wheels in /opt/ort.
-ort_root() {
+arm_root() {
   local root=$1 deb_root=target/cross/arm64-root
   if [ ! -x "$root/usr/bin/python3" ]; then
     [ -e /proc/sys/fs/binfmt_misc/register ] ||
@@ -129,18 +135,20 @@ fi
 if [ "$which" = aarch64 ] || [ "$which" = all ]; then
   bin=target/cross/aarch64-unknown-linux-gnu/release/smplcast
   [ -x "$bin" ] || cross/build-debian.sh aarch64
-  for cpu in "${cpus[@]}"; do
-    measure aarch64 "$cpu" tract plugin_total qemu-aarch64 -cpu "$cpu" -plugin "$plugin" -d plugin \
-      -L /usr/aarch64-linux-gnu "$bin"
-  done
-fi
-if [ "$which" = ort-aarch64 ] || [ "$which" = all ]; then
-  root=$PWD/target/cross/ort-root
-  ort_root "$root"
+  root=$PWD/target/cross/insn-root
+  arm_root "$root"
+  # f16 runs natively only on ARMv8.2 cores (valgrind would count tract's f16 emulation).
+  [ -n "${INSN_PARTS:-}" ] || parts+=(backbone:f16 project:f16 step:f16)
+  qemu=(qemu-aarch64 -plugin "$plugin" -d plugin -L "$root")
   for cpu in "${cpus[@]}"; do
     fake_cpuinfo "$root" "$cpu"
-    measure aarch64 "$cpu" onnxruntime plugin_total env PYTHONPATH=/opt/ort qemu-aarch64 -cpu "$cpu" \
-      -plugin "$plugin" -d plugin -L "$root" "$root/usr/bin/python3"
+    for runtime in "${runtimes[@]}"; do
+      case $runtime in
+        tract) measure aarch64 "$cpu" tract plugin_total "${qemu[@]}" -cpu "$cpu" "$bin" ;;
+        onnxruntime) measure aarch64 "$cpu" onnxruntime plugin_total \
+          env PYTHONPATH=/opt/ort "${qemu[@]}" -cpu "$cpu" "$root/usr/bin/python3" ;;
+      esac
+    done
   done
 fi
 echo "insn-count: wrote $out"
