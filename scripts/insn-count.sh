@@ -30,7 +30,7 @@ which=${1:-all}
 models=${2:-models/generated/full}
 N=${INSN_RUNS:-2}
 # INSN_PARTS / INSN_CPUS (space-separated) narrow a run, e.g. INSN_PARTS="backbone:f32";
-# without INSN_PARTS, aarch64 adds the f16 parts.
+# without INSN_PARTS, aarch64 adds the f16 parts. INSN_AARCH64_BIN: another aarch64 binary.
 read -r -a parts <<< "${INSN_PARTS:-backbone:f32 backbone:int8 project:f32 step:f32 head:f32}"
 read -r -a cpus <<< "${INSN_CPUS:-cortex-a76 cortex-a72}"
 read -r -a runtimes <<< "${INSN_RUNTIMES:-tract onnxruntime}"
@@ -133,7 +133,7 @@ if [ "$which" != x86 ]; then
   gcc -shared -fPIC -O2 -o "$plugin" tests/insn/insn.c
 fi
 if [ "$which" = aarch64 ] || [ "$which" = all ]; then
-  bin=target/cross/aarch64-unknown-linux-gnu/release/smplcast
+  bin=${INSN_AARCH64_BIN:-target/cross/aarch64-unknown-linux-gnu/release/smplcast}
   [ -x "$bin" ] || cross/build-debian.sh aarch64
   root=$PWD/target/cross/insn-root
   arm_root "$root"
