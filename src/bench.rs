@@ -247,7 +247,8 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             PRECISIONS.contains(&precision.as_str()),
             "--precision {precision:?}: expected {PRECISIONS:?}"
         );
-        // f16: the f32 graphs loaded in half precision (process-wide, so set per run).
+        // f16: the f32 graphs loaded in half precision. The setting is the loading thread's
+        // (daemon::start loads on this one), so it is set for every run.
         crate::model::set_half_floats(precision == "f16");
         for &threads in &opts.threads {
             eprintln!("bench: {precision}, {threads} thread(s): throughput …");

@@ -4,15 +4,8 @@
 
 mod common;
 
-use common::{model_dirs, Rng};
+use common::{model_dirs, rel_max_diff, Rng};
 use smplcast::model::{set_half_floats, Backbone, Precision, Streaming, IMAGE_SIZE, SEQ_LEN};
-
-/// max |a − b| ÷ max |a|.
-fn relative(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
-}
 
 #[test]
 fn half_precision_graphs_match_f32() {
@@ -38,7 +31,7 @@ fn half_precision_graphs_match_f32() {
 
     let f32_features = b32.run(&image).unwrap();
     let f16_features = b16.run(&image).unwrap();
-    let d = relative(&f32_features, &f16_features);
+    let d = rel_max_diff(&f32_features, &f16_features);
     eprintln!("backbone: max |f16 − f32| / max |f32| = {d:.2e}");
     assert!(d < 1e-2, "backbone: {d}");
     assert!(d > 0.0, "f16 and f32 features are identical: the f16 graph was not half precision");
@@ -59,7 +52,7 @@ fn half_precision_graphs_match_f32() {
     let flat = |o: &smplcast::model::HeadOutput| {
         o.pose6d.iter().chain(&o.shape).chain(&o.cam).copied().collect::<Vec<f32>>()
     };
-    let d = relative(&flat(&out32), &flat(&out16));
+    let d = rel_max_diff(&flat(&out32), &flat(&out16));
     eprintln!("head: max |f16 − f32| / max |f32| = {d:.2e}");
     assert!(d < 1e-2, "head: {d}");
 }

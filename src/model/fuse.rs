@@ -35,9 +35,10 @@ pub struct Fused {
 /// # Errors
 /// As the passes.
 pub fn all(model: &mut TypedModel, skip: Option<&str>) -> TractResult<Fused> {
-    let run = |pass: &str| skip.is_none_or(|s| s != pass && (s == "tables" || s == "quantizers"));
-    let tables = if run("tables") { quantized_unary_chains(model)? } else { 0 };
-    let quantizers = if run("quantizers") { vector_quantizers(model)? } else { 0 };
+    let skipped =
+        |pass: &str| skip.is_some_and(|s| s == pass || !["tables", "quantizers"].contains(&s));
+    let tables = if skipped("tables") { 0 } else { quantized_unary_chains(model)? };
+    let quantizers = if skipped("quantizers") { 0 } else { vector_quantizers(model)? };
     Ok(Fused { tables, quantizers })
 }
 
