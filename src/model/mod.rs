@@ -20,6 +20,7 @@
 mod fuse;
 mod graph;
 mod quantize;
+mod residual;
 
 use std::path::{Path, PathBuf};
 
