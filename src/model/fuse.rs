@@ -14,146 +14,32 @@
 //!
 //! [`vector_quantizers`]: the quantizes left after that (the residual stream's, after each
 //! block's `Add` and ReLU) become our [`QuantizeU8`], the same function as a vectorised loop.
-//!
-//! [`residual_blocks`]: each block's end, `Dequantize(conv) + skip → Max 0 → QuantizeU8`,
-//! becomes one [`ResidualU8`] that reads and writes each element once.
 
 use anyhow::{ensure, Context};
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
-use tract_onnx::tract_core::ops::math::{Add, Max};
 use tract_onnx::tract_core::ops::quant::{lookup_table, DequantizeLinearF32, QuantizeLinearU8};
 
 use super::quantize::QuantizeU8;
-use super::residual::{Dequantize, ResidualU8};
 
-/// What [`all`] did: lookup tables wired, quantizes replaced, residual block ends fused.
+/// What [`all`] did: lookup tables wired, quantizes replaced.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Fused {
     pub tables: usize,
     pub quantizers: usize,
-    pub residuals: usize,
 }
 
-/// The passes, by the names `skip` takes.
-pub const PASSES: [&str; 3] = ["tables", "quantizers", "residuals"];
-
-/// All passes, in order: tables first (they take the quantizes they can), then the quantizes
-/// (the residual pass takes those of the block ends). `skip`: a pass's name skips that pass,
-/// any other value all of them, `None` none.
+/// Both passes, in order (tables first: they take the quantizes they can). `skip`: `tables` or
+/// `quantizers` skips that pass, any other value both, `None` neither.
 ///
 /// # Errors
 /// As the passes.
 pub fn all(model: &mut TypedModel, skip: Option<&str>) -> TractResult<Fused> {
-    let skipped = |pass: &str| skip.is_some_and(|s| s == pass || !PASSES.contains(&s));
+    let skipped =
+        |pass: &str| skip.is_some_and(|s| s == pass || !["tables", "quantizers"].contains(&s));
     let tables = if skipped("tables") { 0 } else { quantized_unary_chains(model)? };
     let quantizers = if skipped("quantizers") { 0 } else { vector_quantizers(model)? };
-    let residuals = if skipped("residuals") { 0 } else { residual_blocks(model)? };
-    Ok(Fused { tables, quantizers, residuals })
-}
-
-/// Replaces every `Max(Add(Dequantize(u8), skip), 0)`, with the quantize that reads it, by
-/// one [`ResidualU8`]; returns how many. The skip is f32 or another dequantized u8.
-///
-/// # Errors
-/// A tract failure while patching.
-pub fn residual_blocks(model: &mut TypedModel) -> TractResult<usize> {
-    let mut count = 0;
-    // One at a time: each block's skip is the previous block's output, which the patch moves.
-    while let Some((block, op)) = find_residual(model)? {
-        let mut patch = TypedModelPatch::default();
-        let inputs = [patch.tap_model(model, block.a)?, patch.tap_model(model, block.skip)?];
-        let name = format!("{}.residual", model.node(block.max).name);
-        let outputs = patch.wire_node(name, op.clone(), &inputs)?;
-        if op.keep_f32 {
-            patch.shunt_outside(model, OutletId::new(block.max, 0), outputs[0])?;
-        }
-        if let Some(quantize) = block.quantize {
-            patch.shunt_outside(model, OutletId::new(quantize, 0), outputs[outputs.len() - 1])?;
-        }
-        patch.apply(model)?;
-        count += 1;
-    }
-    Ok(count)
-}
-
-/// A block end [`residual_blocks`] fuses: the u8 conv output, the skip, the `Max` node and the
-/// quantize reading it, if any.
-struct BlockEnd {
-    a: OutletId,
-    skip: OutletId,
-    max: usize,
-    quantize: Option<usize>,
-}
-
-fn find_residual(model: &TypedModel) -> TractResult<Option<(BlockEnd, ResidualU8)>> {
-    let outputs = model.output_outlets()?;
-    for max in model.nodes() {
-        if !is_bin_op::<Max>(max) || max.inputs.len() != 2 {
-            continue;
-        }
-        let Some(&sum) = max.inputs.iter().find(|i| is_bin_op::<Add>(model.node(i.node))) else {
-            continue;
-        };
-        let zero = max.inputs.iter().find(|i| **i != sum).map(|i| model.outlet_fact(*i));
-        let is_zero = zero
-            .transpose()?
-            .and_then(|f| f.konst.as_ref())
-            .is_some_and(|k| k.len() == 1 && k.cast_to_scalar::<f32>().is_ok_and(|v| v == 0.0));
-        let add = model.node(sum.node);
-        if !is_zero || add.outputs[0].successors.len() != 1 || add.inputs.len() != 2 {
-            continue;
-        }
-        let (p, q) = (add.inputs[0], add.inputs[1]);
-        let ((a, a_dq), skip, skip_dq) = match (dequantized(model, p)?, dequantized(model, q)?) {
-            (Some(a), Some((skip, dq))) => (a, skip, Some(dq)),
-            (Some(a), None) => (a, q, None),
-            (None, Some(a)) => (a, p, None),
-            (None, None) => continue,
-        };
-        let sum_fact = model.outlet_fact(sum)?;
-        if model.outlet_fact(a)?.shape != sum_fact.shape
-            || model.outlet_fact(skip)?.shape != sum_fact.shape
-        {
-            continue;
-        }
-        let readers = &max.outputs[0].successors;
-        let quantize = readers
-            .iter()
-            .map(|r| model.node(r.node))
-            .find_map(|n| n.op_as::<QuantizeU8>().map(|op| (n.id, op.clone())));
-        let keep_f32 = readers.len() > usize::from(quantize.is_some())
-            || outputs.contains(&OutletId::new(max.id, 0));
-        let op = ResidualU8 {
-            a: a_dq,
-            skip: skip_dq,
-            keep_f32,
-            quantize: quantize.as_ref().map(|(_, op)| op.clone()),
-        };
-        let block = BlockEnd { a, skip, max: max.id, quantize: quantize.map(|(id, _)| id) };
-        return Ok(Some((block, op)));
-    }
-    Ok(None)
-}
-
-fn is_bin_op<T: BinMiniOp>(node: &TypedNode) -> bool {
-    node.op_as::<TypedBinOp>().is_some_and(|op| op.0.is::<T>())
-}
-
-/// The u8 input and parameters of a u8 → f32 dequantize read only at `outlet`.
-fn dequantized(
-    model: &TypedModel,
-    outlet: OutletId,
-) -> TractResult<Option<(OutletId, Dequantize)>> {
-    let node = model.node(outlet.node);
-    let Some(op) = node.op_as::<DequantizeLinearF32>() else { return Ok(None) };
-    if model.outlet_fact(node.inputs[0])?.datum_type != u8::datum_type()
-        || node.outputs[0].successors.len() != 1
-    {
-        return Ok(None);
-    }
-    Ok(Some((node.inputs[0], Dequantize { scale: op.scale, zero_point: op.zero_point })))
+    Ok(Fused { tables, quantizers })
 }
 
 /// Replaces every f32 → u8 `QuantizeLinear` by [`QuantizeU8`]; returns how many.
@@ -310,11 +196,8 @@ mod tests {
         // ResNet-50: the two inner ReLUs of each of the 16 bottleneck blocks. (The stem's ReLU
         // reaches its quantize through the max pool, which is not element-wise.)
         assert_eq!(n.tables, 32);
-        // The outputs of 15 blocks (the 16th feeds the average pool), the max pool's and the
-        // image's.
+        // The 16 residual outputs and the image's quantize.
         assert_eq!(n.quantizers, 17);
-        // Every block's end, the last one without a quantize.
-        assert_eq!(n.residuals, 16);
         let image: Vec<f32> =
             (0..3 * 224 * 224).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
         let input = || tvec!(Tensor::from_shape(&[1, 3, 224, 224], &image).unwrap().into_tvalue());

@@ -261,8 +261,8 @@ impl Graph {
         }
         let optimise = |e: TractError| parse(format!("tract cannot analyse or optimise it: {e:#}"));
         let mut typed = model.into_typed().and_then(|m| m.into_decluttered()).map_err(optimise)?;
-        // SMPLCAST_NO_FUSE skips our passes, for the A/B figures of docs/performance.md: a pass's
-        // name (`tables`, `quantizers`, `residuals`) skips that one, any other value all.
+        // SMPLCAST_NO_FUSE skips our passes, for the A/B figures of docs/performance.md: `tables`
+        // or `quantizers` skips one, any other value both.
         let skip = std::env::var("SMPLCAST_NO_FUSE").ok();
         let fused = super::fuse::all(&mut typed, skip.as_deref()).map_err(optimise)?;
         if fused != super::fuse::Fused::default() {
@@ -270,8 +270,7 @@ impl Graph {
                 graph = iface.graph,
                 tables = fused.tables,
                 quantizers = fused.quantizers,
-                residuals = fused.residuals,
-                "Quantized chains fused into tables; quantizes vectorised; block ends fused."
+                "Quantized chains fused into tables; quantizes vectorised."
             );
         }
         let half = precision == Precision::F32 && HALF_FLOATS.get();

@@ -20,7 +20,6 @@
 mod fuse;
 mod graph;
 mod quantize;
-mod residual;
 
 use std::path::{Path, PathBuf};
 
