@@ -83,23 +83,57 @@ enum Command {
         #[arg(long, default_value = "+")]
         device: String,
         /// Exit after this many pose messages.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "replay")]
         count: Option<u64>,
+        /// Also write every message received, raw and timestamped, to this file (a CBOR
+        /// sequence, docs/WIRE.md "Recordings").
+        #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+        record: Option<PathBuf>,
+        /// Republish a recording to the broker instead of subscribing: the recorded topics,
+        /// QoS, retain flags and payloads, at the recorded pace.
+        #[arg(long, value_name = "FILE")]
+        replay: Option<PathBuf>,
+        /// With --replay: playback speed (2: twice as fast; 0: as fast as the broker takes
+        /// them).
+        #[arg(long, default_value_t = 1.0, requires = "replay")]
+        speed: f64,
     },
 }
 
 fn sub(settings: subscribe::Settings) -> Result<()> {
+    until_interrupted(|shutdown| subscribe::run(settings, std::io::stdout().lock(), shutdown))??;
+    Ok(())
+}
+
+fn replay(settings: &subscribe::Replay) -> Result<()> {
+    anyhow::ensure!(
+        settings.speed >= 0.0 && settings.speed.is_finite(),
+        "--speed {} is not a playback speed: give 1 for the recorded pace, 2 for twice as fast, \
+         0 for no pauses",
+        settings.speed
+    );
+    let done = until_interrupted(|shutdown| subscribe::replay(settings, shutdown))??;
+    eprintln!("Replayed {} messages from {}.", done.messages, settings.file.display());
+    if done.truncated {
+        eprintln!("The recording ends in an incomplete message (its recorder was cut off).");
+    }
+    Ok(())
+}
+
+/// Runs `task` on a current-thread runtime, its token cancelled by Ctrl-C.
+fn until_interrupted<F: std::future::Future>(
+    task: impl FnOnce(CancellationToken) -> F,
+) -> Result<F::Output> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(async {
+    Ok(rt.block_on(async {
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
         tokio::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;
             on_signal.cancel();
         });
-        subscribe::run(settings, std::io::stdout().lock(), shutdown).await
-    })?;
-    Ok(())
+        task(shutdown).await
+    }))
 }
 
 #[cfg(feature = "v4l2")]
@@ -155,8 +189,11 @@ fn run(command: Command) -> Result<()> {
         Command::Bench(args) => bench::main(args),
         Command::CheckModels { dir } => demo::check_models(&dir),
         Command::Devices => devices(),
-        Command::Sub { host, port, prefix, device, count } => {
-            sub(subscribe::Settings { host, port, prefix, device, count })
+        Command::Sub { host, port, replay: Some(file), speed, .. } => {
+            replay(&subscribe::Replay { host, port, file, speed })
+        }
+        Command::Sub { host, port, prefix, device, count, record, replay: None, .. } => {
+            sub(subscribe::Settings { host, port, prefix, device, count, record })
         }
     }
 }

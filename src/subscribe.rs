@@ -1,11 +1,14 @@
 //! `smplcast sub`: subscribes to the pose, status and stats topics and prints each message as one JSON
-//! line, for debugging a deployment from a terminal.
+//! line, for debugging a deployment from a terminal; with `--record FILE` it also writes every
+//! message, raw, to a recording that `--replay FILE` ([`replay`]) republishes.
 //!
 //! Pose payloads are decoded with [`crate::wire::decode`]; payloads that do not decode are
-//! printed as an `error` line, never dropped silently.
+//! printed as an `error` line, never dropped silently (and recorded as received).
 
-use std::io::Write;
-use std::time::Duration;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde::Serialize;
@@ -23,6 +26,8 @@ pub struct Settings {
     pub device: String,
     /// Stop after this many pose messages.
     pub count: Option<u64>,
+    /// Also write every message to this recording.
+    pub record: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -38,11 +43,50 @@ enum Line<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("MQTT broker {host}:{port} unreachable ({source}); is it running, and are --host and --port right?")]
-    Connection { host: String, port: u16, source: rumqttc::ConnectionError },
+    Connection { host: String, port: u16, source: Box<rumqttc::ConnectionError> },
     #[error("MQTT client request failed: {0}")]
     Client(#[from] rumqttc::ClientError),
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("recording {path}: {source}")]
+    Recording { path: PathBuf, source: wire::RecordingError },
+}
+
+/// A recording being written.
+struct Recorder {
+    path: PathBuf,
+    out: BufWriter<File>,
+    start: Instant,
+}
+
+impl Recorder {
+    fn create(path: &Path) -> Result<Self, Error> {
+        let failed = |source| Error::Recording { path: path.to_owned(), source };
+        let file = File::create(path).map_err(|e| failed(e.into()))?;
+        let mut out = BufWriter::new(file);
+        let started_unix_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let header = wire::Header { smplcast_recording: wire::RECORDING_VERSION, started_unix_ns };
+        wire::write_header(&mut out, &header).map_err(failed)?;
+        out.flush().map_err(|e| failed(e.into()))?;
+        Ok(Recorder { path: path.to_owned(), out, start: Instant::now() })
+    }
+
+    /// Appends and flushes one message, so a recorder cut off loses at most the message it was
+    /// writing.
+    fn write(&mut self, publish: &rumqttc::Publish) -> Result<(), Error> {
+        let message = wire::Recorded {
+            t_ns: u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            topic: publish.topic.clone(),
+            qos: publish.qos as u8,
+            retain: publish.retain,
+            payload: publish.payload.to_vec(),
+        };
+        let failed = |source| Error::Recording { path: self.path.clone(), source };
+        wire::write_message(&mut self.out, &message).map_err(failed)?;
+        self.out.flush().map_err(|e| failed(e.into()))
+    }
 }
 
 /// Prints messages to `out` until `shutdown`, or until `settings.count` poses were printed.
@@ -55,6 +99,7 @@ pub async fn run(
     mut out: impl Write,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    let mut recorder = settings.record.as_deref().map(Recorder::create).transpose()?;
     let id = format!("smplcast-sub-{}", std::process::id());
     let mut opts = MqttOptions::new(id, &settings.host, settings.port);
     opts.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(1 << 20, 1 << 20);
@@ -80,7 +125,7 @@ pub async fn run(
                 return Err(Error::Connection {
                     host: settings.host.clone(),
                     port: settings.port,
-                    source,
+                    source: Box::new(source),
                 })
             }
             Err(e) => {
@@ -89,6 +134,9 @@ pub async fn run(
                 continue;
             }
         };
+        if let Some(recorder) = recorder.as_mut() {
+            recorder.write(&publish)?;
+        }
         let topic = publish.topic.as_str();
         let line = if topic.ends_with("/status") {
             let status = std::str::from_utf8(&publish.payload).unwrap_or("<not UTF-8>");
@@ -116,4 +164,86 @@ pub async fn run(
     }
     let _ = client.try_disconnect();
     Ok(())
+}
+
+/// What to replay, and where.
+#[derive(Clone, Debug)]
+pub struct Replay {
+    pub host: String,
+    pub port: u16,
+    pub file: PathBuf,
+    /// Playback speed: 1 keeps the recorded timing, 2 plays twice as fast, 0 sends each
+    /// message as soon as the previous one is queued.
+    pub speed: f64,
+}
+
+/// What a replay did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Replayed {
+    pub messages: u64,
+    /// The recording ended in an incomplete message (its recorder was cut off).
+    pub truncated: bool,
+}
+
+/// Republishes a recording: each message on its recorded topic with its QoS and retain flag,
+/// its payload byte for byte, at its recorded time ÷ `speed` after the start.
+///
+/// # Errors
+/// [`Error::Recording`] for a file that cannot be read, is not a recording or is damaged
+/// (messages before the damage are published); [`Error::Connection`] when the broker cannot be
+/// reached.
+pub async fn replay(settings: &Replay, shutdown: CancellationToken) -> Result<Replayed, Error> {
+    let failed = |source| Error::Recording { path: settings.file.clone(), source };
+    let file = File::open(&settings.file).map_err(|e| failed(e.into()))?;
+    let mut reader = wire::Reader::new(file).map_err(failed)?;
+    let id = format!("smplcast-replay-{}", std::process::id());
+    let mut opts = MqttOptions::new(id, &settings.host, settings.port);
+    opts.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+            Ok(_) => {}
+            Err(source) => {
+                let (host, port) = (settings.host.clone(), settings.port);
+                return Err(Error::Connection { host, port, source: Box::new(source) });
+            }
+        }
+    }
+    // The event loop sends what `client` queues. After the disconnect it reads on until the
+    // broker closes the connection: closing it first, with an acknowledgement still unread,
+    // makes the kernel reset the connection, and the broker drops what it has not yet read.
+    let sender = tokio::spawn(async move {
+        let mut disconnecting = false;
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => disconnecting = true,
+                Ok(_) => {}
+                Err(_) if disconnecting => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "MQTT connection lost; reconnecting.");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    let start = tokio::time::Instant::now();
+    let mut messages = 0;
+    for message in reader.by_ref() {
+        let message = message.map_err(failed)?;
+        if settings.speed > 0.0 {
+            let at = Duration::from_nanos(message.t_ns).div_f64(settings.speed);
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep_until(start + at) => {}
+            }
+        }
+        let qos = rumqttc::qos(message.qos).unwrap_or(QoS::AtMostOnce);
+        client.publish(message.topic, qos, message.retain, message.payload).await?;
+        messages += 1;
+    }
+    client.disconnect().await?;
+    // A broker that never closes its side is given a few seconds.
+    let _ = tokio::time::timeout(Duration::from_secs(5), sender).await;
+    Ok(Replayed { messages, truncated: reader.truncated })
 }

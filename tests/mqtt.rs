@@ -268,3 +268,155 @@ fn demo_runs_on_its_embedded_broker() {
         .unwrap_or_else(|| panic!("no subscriber count in {live:?}"));
     assert!(got > 0 && live.ends_with(", 0 undecodable"), "{live}");
 }
+
+/// `smplcast sub --record` as a child process; its JSON lines through a channel.
+struct Recorder {
+    child: std::process::Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Recorder {
+    fn start(port: u16, device: &str, count: u64, file: &std::path::Path) -> Recorder {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+            .args(["sub", "--port", &port.to_string(), "--device", device])
+            .args(["--count", &count.to_string(), "--record"])
+            .arg(file)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(serde_json::from_str(&line).expect("sub prints JSON lines"));
+            }
+        });
+        Recorder { child, lines }
+    }
+
+    /// The retained status, which the broker sends as soon as the subscription is in place.
+    fn subscribed(&self, want: &str) {
+        let first = self.lines.recv_timeout(Duration::from_secs(15)).expect("retained status");
+        assert_eq!(first["status"].as_str(), Some(want), "{first}");
+    }
+
+    /// Waits for the recorder to exit after its `--count` poses (30 s at most).
+    fn finish(mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the recorder did not receive its poses in 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success());
+    }
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("smplcast-mqtt-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn read_recording(file: &std::path::Path) -> Vec<wire::Recorded> {
+    let reader = wire::Reader::new(std::fs::File::open(file).unwrap()).unwrap();
+    reader.map(Result::unwrap).collect()
+}
+
+/// Record → replay → record again: every payload comes back byte for byte, in order, on its
+/// topic.
+#[test]
+fn a_recording_replays_byte_identical_payloads() {
+    let (device, n) = ("rec", 20u64);
+    let dir = scratch("record");
+    let (first, second) = (dir.join("first.rec"), dir.join("second.rec"));
+    let broker = Broker::start();
+    let Publisher { rt, pose_tx, shutdown, task, .. } = Publisher::start(broker.port, device);
+    let recorder = Recorder::start(broker.port, device, n, &first);
+    rt.block_on(async {
+        let recorder = tokio::task::spawn_blocking(move || {
+            recorder.subscribed("online");
+            recorder
+        });
+        let recorder = recorder.await.unwrap();
+        for seq in 0..n {
+            pose_tx.send(publish::Outgoing::now(wire::encode(&message(seq)))).unwrap();
+            // Paced like a camera: a burst beyond the client's 16 requests is dropped.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::task::spawn_blocking(move || recorder.finish()).await.unwrap();
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+    });
+    let recorded = read_recording(&first);
+    let poses: Vec<&wire::Recorded> =
+        recorded.iter().filter(|m| m.topic.ends_with("/pose")).collect();
+    assert_eq!(poses.len() as u64, n);
+    for (seq, m) in poses.iter().enumerate() {
+        assert_eq!(m.payload, wire::encode(&message(seq as u64)), "pose {seq} recorded as sent");
+    }
+    assert!(recorded.windows(2).all(|w| w[0].t_ns <= w[1].t_ns));
+
+    // The publisher left `offline` retained: the second recorder's first message.
+    let again = Recorder::start(broker.port, device, n, &second);
+    again.subscribed("offline");
+    let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["sub", "--port", &broker.port.to_string(), "--speed", "0", "--replay"])
+        .arg(&first)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("Replayed {} messages", recorded.len())), "{stderr}");
+    again.finish();
+    let replayed = read_recording(&second);
+    // After the retained `offline`: what the first recording holds, in order.
+    let payloads = |ms: &[wire::Recorded]| -> Vec<(String, Vec<u8>)> {
+        ms.iter().map(|m| (m.topic.clone(), m.payload.clone())).collect()
+    };
+    assert_eq!(replayed[0].payload, b"offline");
+    assert_eq!(payloads(&replayed[1..]), payloads(&recorded));
+
+    // The third-party reader, written from docs/WIRE.md, reads the replayed recording.
+    let out = Command::new(root().join("models/.venv/bin/python"))
+        .arg(root().join("tests/subscriber/sub.py"))
+        .arg("--recording")
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), replayed.len());
+    let seqs: Vec<u64> = lines.iter().filter_map(|l| l["pose"]["seq"].as_u64()).collect();
+    assert_eq!(seqs, (0..n).collect::<Vec<u64>>());
+    assert_eq!(
+        (lines[0]["text"].as_str(), lines[0]["retain"].as_bool()),
+        (Some("offline"), Some(true))
+    );
+}
+
+/// A file that is not a recording is named, and nothing is published.
+#[test]
+fn replay_names_a_file_that_is_not_a_recording() {
+    let file = scratch("not-a-recording").join("pose.cbor");
+    std::fs::write(&file, wire::encode(&message(0))).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["sub", "--port", "1", "--replay"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("recording {}: not a smplcast recording", file.display())),
+        "{err}"
+    );
+}

@@ -3,9 +3,11 @@ no code with the daemon). Used by the subscriber tests; also a starting point fo
 
     import smplcast_sub
     msg = smplcast_sub.decode(payload)      # dict, as in docs/WIRE.md, with pose/shape as lists
+    header, messages = smplcast_sub.read_recording("session.rec")   # `smplcast sub --record`
 """
 from __future__ import annotations
 
+import io
 import struct
 
 import cbor2
@@ -60,3 +62,29 @@ def decode(payload: bytes) -> dict:
         for key, n in ARRAY_LEN.items():
             p[key] = f16_array(p[key], n)
     return msg
+
+
+RECORDING_VERSION = 1
+RECORDED = {"t_ns": int, "topic": str, "qos": int, "retain": bool, "payload": bytes}
+
+
+def read_recording(path) -> tuple[dict, list[dict]]:
+    """Reads a recording (docs/WIRE.md, "Recordings"): the header and every whole message, in
+    order. A last message cut short (the recorder was stopped mid-write) is left out."""
+    with open(path, "rb") as f:
+        data = f.read()
+    stream = io.BytesIO(data)
+    header = cbor2.load(stream)
+    if not isinstance(header, dict) or header.get("smplcast_recording") != RECORDING_VERSION:
+        raise DecodeError(f"{path}: not a version {RECORDING_VERSION} smplcast recording")
+    messages = []
+    while stream.tell() < len(data):
+        start = stream.tell()
+        try:
+            m = cbor2.load(stream)
+        except cbor2.CBORDecodeEOF:
+            stream.seek(start)
+            break
+        _check(m, RECORDED, f"recorded message {len(messages)}")
+        messages.append(m)
+    return header, messages

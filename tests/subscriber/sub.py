@@ -9,6 +9,9 @@ Subscribes to <prefix>/<device>/pose, /status and /stats and prints one JSON lin
 Exits half a second after the first "offline" status that follows an "online" (MQTT orders
 messages per topic only, so a pose published before "offline" may arrive just after it), or
 after --timeout seconds.
+
+With --recording FILE it subscribes to nothing: it prints each message of a `smplcast sub
+--record` file as {"topic", "t_ns", "retain", "pose" or "text"}.
 """
 from __future__ import annotations
 
@@ -27,11 +30,16 @@ import smplcast_sub  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--port", type=int)
     ap.add_argument("--prefix", default="smplcast")
-    ap.add_argument("--device", required=True)
+    ap.add_argument("--device")
     ap.add_argument("--timeout", type=float, default=30)
+    ap.add_argument("--recording", help="print a recording's messages instead of subscribing")
     args = ap.parse_args()
+    if args.recording:
+        return print_recording(args.recording)
+    if args.port is None or args.device is None:
+        ap.error("--port and --device are required to subscribe")
     base = f"{args.prefix}/{args.device}"
     state = {"online": False, "done": False}
 
@@ -72,6 +80,19 @@ def main() -> int:
     client.loop_stop()
     client.disconnect()
     return 0 if state["done"] else 1
+
+
+def print_recording(path) -> int:
+    """One JSON line per recorded message: topic, time, and the pose decoded, or the text."""
+    _, messages = smplcast_sub.read_recording(path)
+    for m in messages:
+        line = {"topic": m["topic"], "t_ns": m["t_ns"], "retain": m["retain"]}
+        if m["topic"].endswith("/pose"):
+            line["pose"] = smplcast_sub.decode(m["payload"])
+        else:
+            line["text"] = m["payload"].decode()
+        print(json.dumps(line))
+    return 0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ use half::f16;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_cbor::tags::Tagged;
 
+mod recording;
+pub use recording::{
+    write_header, write_message, Header, Reader, Recorded, RecordingError, RECORDING_VERSION,
+};
+
 /// Schema version written in every message (`v`). Bumped on any change of meaning; optional
 /// keys may be added within a version, and decoders ignore keys they do not know.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -203,7 +208,7 @@ mod f16_array {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn person(id: u32, k: f32) -> Person {
@@ -218,7 +223,7 @@ mod tests {
         }
     }
 
-    fn msg(people: usize) -> PoseMsg {
+    pub(super) fn msg(people: usize) -> PoseMsg {
         PoseMsg {
             v: SCHEMA_VERSION,
             dev: "cam-kitchen".into(),
