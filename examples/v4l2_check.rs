@@ -325,7 +325,13 @@ fn daemon_check() -> Result<String, String> {
         },
         people: smplcast::config::People::Region(None),
         crop_scale: 1.1,
-        model: ModelConfig { dir: models, int8: false, threads: 1, extra_delay: Duration::ZERO },
+        model: ModelConfig {
+            dir: models,
+            int8: false,
+            threads: 1,
+            extra_delay: Duration::ZERO,
+            smpl_file: None,
+        },
         mqtt: Some(MqttConfig {
             settings: publish::Settings {
                 host: "127.0.0.1".into(),

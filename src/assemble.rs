@@ -10,10 +10,12 @@
 //! without a model.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
 use crate::encode::{self, Crop};
+use crate::joints::Skeleton;
 use crate::model::{FrameCache, HeadOutput, SEQ_LEN};
 use crate::preprocess::BBox;
 use crate::source::CaptureTime;
@@ -72,6 +74,8 @@ pub struct Assembler {
     tracks: BTreeMap<u32, Track>,
     frames: VecDeque<Pending>,
     seq: u64,
+    /// Adds joints to each person when set.
+    skeleton: Option<Arc<Skeleton>>,
 }
 
 /// Runs the temporal head on one ready window.
@@ -89,7 +93,21 @@ impl<F: FnMut(&ReadyWindow) -> Result<HeadOutput>> Step for F {
 
 impl Assembler {
     pub fn new(device_id: String, model_id: String) -> Self {
-        Assembler { device_id, model_id, tracks: BTreeMap::new(), frames: VecDeque::new(), seq: 0 }
+        Assembler {
+            device_id,
+            model_id,
+            tracks: BTreeMap::new(),
+            frames: VecDeque::new(),
+            seq: 0,
+            skeleton: None,
+        }
+    }
+
+    /// Adds each person's posed joints, from this SMPL skeleton, to the messages.
+    #[must_use]
+    pub fn with_skeleton(mut self, skeleton: Option<Arc<Skeleton>>) -> Self {
+        self.skeleton = skeleton;
+        self
     }
 
     /// Takes one frame; returns the messages that are complete, in frame order.
@@ -178,8 +196,9 @@ impl Assembler {
             bail!("track {id}: frame {} is not waiting for results", ready.frame_id);
         };
         let out = step.step(ready)?;
-        let person =
-            encode::person(id, meta.score, meta.bbox.as_array(), meta.crop, pending.image, &out);
+        let skeleton = self.skeleton.as_deref();
+        let (bbox, image) = (meta.bbox.as_array(), pending.image);
+        let person = encode::person(id, meta.score, bbox, meta.crop, image, &out, skeleton);
         pending.people.push(person);
         pending.waiting = pending.waiting.saturating_sub(1);
         let lookahead = if ready.repeated { 0 } else { LOOKAHEAD as u8 };

@@ -322,6 +322,7 @@ fn config(
         int8: precision == "int8",
         threads,
         extra_delay: Duration::ZERO,
+        smpl_file: None,
     };
     demo::builtin("bench", source, model, people, Some(("127.0.0.1".into(), port)))
 }

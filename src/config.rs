@@ -136,6 +136,8 @@ pub struct RawModel {
     pub int8: bool,
     /// Threads for the models' matrix products; default 1 (the inference thread alone).
     pub threads: Option<usize>,
+    /// The user's SMPL model (.npz): adds 24 posed joints per person to the messages.
+    pub smpl_file: Option<PathBuf>,
     /// Test hook: sleep this long per frame in inference, to make the model slower than the
     /// source. 0 in production.
     pub extra_delay_ms: u64,
@@ -286,6 +288,8 @@ pub struct ModelConfig {
     /// Threads for the models' matrix products (1: the inference thread alone).
     pub threads: usize,
     pub extra_delay: Duration,
+    /// SMPL model file for joints; `None`: messages carry no joints.
+    pub smpl_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -555,6 +559,7 @@ impl Config {
             int8: raw.model.int8,
             threads,
             extra_delay: Duration::from_millis(delay),
+            smpl_file: raw.model.smpl_file.as_ref().map(|f| base.join(f)),
         };
 
         let m = &raw.mqtt;
@@ -643,7 +648,7 @@ impl Config {
             )
         });
         format!(
-            "device {} · source {:?} · person {} · model {}{} · mqtt {mqtt}",
+            "device {} · source {:?} · person {} · model {}{}{} · mqtt {mqtt}",
             self.device_id,
             self.source,
             match &self.people {
@@ -658,6 +663,10 @@ impl Config {
             },
             self.model.dir.display(),
             if self.model.int8 { " (int8)" } else { "" },
+            self.model
+                .smpl_file
+                .as_ref()
+                .map_or(String::new(), |f| format!(" · joints from {}", f.display())),
         )
     }
 }

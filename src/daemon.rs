@@ -37,6 +37,7 @@ use crate::config::{Config, People, SourceConfig};
 use crate::detect::blazepose::Detector;
 use crate::detect::track::{Settings as TrackerSettings, Tracked, Tracker};
 use crate::detect::Detection;
+use crate::joints::Skeleton;
 use crate::model::{Bundle, HeadOutput, Projector, Stepper};
 use crate::preprocess::{self, BBox};
 use crate::publish::{self, FailureKind};
@@ -77,6 +78,23 @@ pub struct Summary {
     pub messages_dropped: u64,
 }
 
+/// The SMPL skeleton for joints, when `model.smpl_file` names one; says once which it is.
+fn load_skeleton(file: Option<&Path>) -> Result<Option<Arc<Skeleton>>> {
+    let Some(file) = file else {
+        tracing::info!(
+            "No SMPL model file ([model] smpl_file): messages carry θ, β and cameras, no joints."
+        );
+        return Ok(None);
+    };
+    let skeleton = Skeleton::load(file).with_context(|| {
+        "[model] smpl_file: give the SMPL model .npz (e.g. SMPL_NEUTRAL.npz of the smplx \
+         package), or remove the key to publish without joints"
+            .to_string()
+    })?;
+    tracing::info!(file = %file.display(), "SMPL model loaded: messages carry 24 posed joints.");
+    Ok(Some(Arc::new(skeleton)))
+}
+
 /// Loads the models, opens the source, connects to the broker and starts the pipeline.
 ///
 /// # Errors
@@ -93,6 +111,7 @@ pub fn start(config: &Config) -> Result<Running> {
     if !bundle.trained {
         tracing::warn!(dir = %dir.display(), "Model weights are random (untrained): poses are meaningless.");
     }
+    let skeleton = load_skeleton(config.model.smpl_file.as_deref())?;
     tracing::info!(
         dir = %dir.display(),
         backbone = %bundle.backbone.precision(),
@@ -161,7 +180,8 @@ pub fn start(config: &Config) -> Result<Running> {
         crop_scale: config.crop_scale,
         extra_delay: config.model.extra_delay,
     };
-    let post = Post { stepper, assembler: Assembler::new(config.device_id.clone(), model_id) };
+    let assembler = Assembler::new(config.device_id.clone(), model_id).with_skeleton(skeleton);
+    let post = Post { stepper, assembler };
     let stages = vec![
         spawn_stage("capture", &shutdown, {
             let (counters, shutdown) = (counters.clone(), shutdown.clone());

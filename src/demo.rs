@@ -41,6 +41,8 @@ pub struct DemoOptions {
     pub device: String,
     /// Source frame rate; 0: as fast as the model goes (nothing dropped).
     pub fps: f64,
+    /// The user's SMPL model file: adds joints to the messages.
+    pub smpl_file: Option<PathBuf>,
 }
 
 pub fn parse_broker(s: &str) -> Result<(String, u16), String> {
@@ -62,6 +64,7 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
         int8: opts.int8,
         threads: 1,
         extra_delay: Duration::ZERO,
+        smpl_file: opts.smpl_file.clone(),
     };
     builtin(&opts.device, source, model, crate::config::People::Region(None), broker)
 }

@@ -1,6 +1,8 @@
-//! From the temporal head's output to a wire [`Person`]: 6D pose → axis-angle θ, and the crop
-//! camera re-expressed for the whole image. Pure; runs on the thread that steps the windows.
+//! From the temporal head's output to a wire [`Person`]: 6D pose → axis-angle θ, the crop
+//! camera re-expressed for the whole image, and the posed joints when an SMPL model file was
+//! given. Pure; runs on the thread that steps the windows.
 
+use crate::joints::Skeleton;
 use crate::model::HeadOutput;
 use crate::smpl::{self, CropCam};
 use crate::wire::Person;
@@ -14,7 +16,8 @@ pub struct Crop {
 }
 
 /// One person's wire record. `bbox` is the tracker's box [left, top, width, height] in pixels;
-/// `img` the image size [width, height].
+/// `img` the image size [width, height]. The joints come from the full-precision θ and β,
+/// before they are rounded for the wire.
 pub fn person(
     id: u32,
     score: f32,
@@ -22,9 +25,15 @@ pub fn person(
     crop: Crop,
     img: [u32; 2],
     out: &HeadOutput,
+    skeleton: Option<&Skeleton>,
 ) -> Person {
     let cam = CropCam { s: out.cam[0], tx: out.cam[1], ty: out.cam[2] };
     let o = smpl::crop_cam_to_orig(cam, crop.cx, crop.cy, crop.side, img[0] as f32, img[1] as f32);
+    let pose = smpl::pose6d_to_axis_angle(&out.pose6d);
+    let joints = skeleton.map(|s| {
+        let joints = s.joints(&pose, &out.shape);
+        std::array::from_fn(|k| joints[k / 3][k % 3])
+    });
     Person {
         id,
         // Whole pixels, clamped to what u16 holds (images up to 65535 px wide).
@@ -32,8 +41,9 @@ pub fn person(
         score,
         cam: out.cam,
         cam_img: [o.sx, o.sy, o.tx, o.ty],
-        pose: smpl::pose6d_to_axis_angle(&out.pose6d),
+        pose,
         shape: out.shape,
+        joints,
     }
 }
 
@@ -50,8 +60,9 @@ mod tests {
         }
         let out = HeadOutput { pose6d, shape: [0.5; 10], cam: [0.9, 0.1, -0.2] };
         let crop = Crop { cx: 320.0, cy: 240.0, side: 240.0 };
-        let p = person(3, 0.75, [200.4, 120.6, 240.0, 239.5], crop, [640, 480], &out);
+        let p = person(3, 0.75, [200.4, 120.6, 240.0, 239.5], crop, [640, 480], &out, None);
         assert_eq!(p.pose, [0.0; 72]);
+        assert_eq!(p.joints, None);
         assert_eq!(p.bbox, [200, 121, 240, 240]);
         assert_eq!((p.id, p.score, p.cam, p.shape), (3, 0.75, out.cam, out.shape));
         // A centred crop keeps the translation; scales shrink by side / image size.

@@ -51,6 +51,8 @@ pub mod detect;
 #[cfg(feature = "runtime")]
 pub mod encode;
 #[cfg(feature = "runtime")]
+pub mod joints;
+#[cfg(feature = "runtime")]
 pub mod memory;
 #[cfg(feature = "runtime")]
 pub mod model;

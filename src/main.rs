@@ -57,6 +57,10 @@ enum Command {
         /// Source frame rate (0: as fast as the model goes, nothing dropped).
         #[arg(long, default_value_t = 0.0)]
         fps: f64,
+        /// Your SMPL model file (.npz, e.g. SMPL_NEUTRAL.npz of the smplx package): adds 24
+        /// posed 3D joints per person to the messages.
+        #[arg(long, value_name = "FILE")]
+        smpl_file: Option<PathBuf>,
     },
     /// Measures the pipeline: per-stage times, throughput on 1..N threads, f32 and int8,
     /// latency capture → subscriber, RSS and bytes per person-frame (docs/performance.md).
@@ -180,10 +184,10 @@ fn run(command: Command) -> Result<()> {
             println!("{}: OK\n{}", file.display(), config.summary());
             Ok(())
         }
-        Command::Demo { models, int8, frames, mqtt, no_mqtt, device, fps } => {
+        Command::Demo { models, int8, frames, mqtt, no_mqtt, device, fps, smpl_file } => {
             let dir = models.unwrap_or_else(demo::default_models);
             let context = format!("demo on {}", dir.display());
-            demo::run(DemoOptions { dir, int8, frames, mqtt, no_mqtt, device, fps })
+            demo::run(DemoOptions { dir, int8, frames, mqtt, no_mqtt, device, fps, smpl_file })
                 .context(context)
         }
         Command::Bench(args) => bench::main(args),

@@ -53,6 +53,7 @@ fn message(seq: u64) -> PoseMsg {
             cam_img: [0.17, 0.23, -0.4, 0.1],
             pose: std::array::from_fn(|j| ((j as u64 + seq) as f32 * 0.1).sin()),
             shape: std::array::from_fn(|j| j as f32 * 0.1 - 0.5),
+            joints: None,
         }],
     }
 }
@@ -417,6 +418,78 @@ fn replay_names_a_file_that_is_not_a_recording() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&format!("recording {}: not a smplcast recording", file.display())),
+        "{err}"
+    );
+}
+
+/// With an SMPL model file the demo adds 24 posed joints per person, which the third-party
+/// subscriber decodes; they are the forward kinematics of the published θ and β (to binary16
+/// precision). The synthetic model file comes from models/gen_joints_vectors.py.
+#[test]
+fn demo_with_an_smpl_file_publishes_joints() {
+    let (device, frames) = ("joints", 12u64);
+    let dir = scratch("joints");
+    let out = Command::new(root().join("models/.venv/bin/python"))
+        .arg(root().join("models/gen_joints_vectors.py"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let smpl_file = dir.join("smpl_synthetic.npz");
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, device, 60);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["demo", "--models"])
+        .arg(root().join("models/fixtures/narrow"))
+        .args(["--frames", &frames.to_string(), "--device", device, "--smpl-file"])
+        .arg(&smpl_file)
+        .args(["--mqtt", &format!("127.0.0.1:{}", broker.port)])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("SMPL model loaded"), "{stderr}");
+    let mut lines = sub.until(Duration::from_secs(20), |v| is_status(v, "offline"));
+    lines.extend(sub.rest(Duration::from_secs(5)));
+    let skeleton = smplcast::joints::Skeleton::load(&smpl_file).unwrap();
+    let poses: Vec<&Value> = lines.iter().filter_map(|v| v.get("pose")).collect();
+    assert_eq!(poses.len() as u64, frames);
+    let floats = |v: &Value| -> Vec<f32> {
+        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    };
+    for p in poses {
+        let person = &p["people"][0];
+        let joints = floats(&person["joints"]);
+        assert_eq!(joints.len(), 72);
+        let pose: [f32; 72] = floats(&person["pose"]).try_into().unwrap();
+        let shape: [f32; 10] = floats(&person["shape"]).try_into().unwrap();
+        let want = skeleton.joints(&pose, &shape);
+        for (k, (got, want)) in joints.iter().zip(want.as_flattened()).enumerate() {
+            // θ and β were rounded to binary16 after the joints were computed: a few mm.
+            assert!(
+                (got - want).abs() < 0.02,
+                "joint {} axis {}: {got} against {want}",
+                k / 3,
+                k % 3
+            );
+        }
+    }
+}
+
+/// Without an SMPL model file the messages carry no joints, and start-up says so.
+#[test]
+fn a_missing_smpl_file_is_named_at_start_up() {
+    let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["demo", "--no-mqtt", "--frames", "1", "--models"])
+        .arg(root().join("models/fixtures/narrow"))
+        .args(["--smpl-file", "/nowhere/SMPL_NEUTRAL.npz"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[model] smpl_file") && err.contains("/nowhere/SMPL_NEUTRAL.npz"),
         "{err}"
     );
 }

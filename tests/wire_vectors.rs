@@ -28,6 +28,7 @@ fn person(id: u32, seed: f32) -> Person {
             }
         }),
         shape: std::array::from_fn(|j| (j as f32 - 4.0) * 0.37 - seed),
+        joints: None,
     }
 }
 
@@ -54,7 +55,12 @@ fn vectors() -> Vec<(&'static str, PoseMsg)> {
         people: vec![person(3, 1.0), person(70_000, 2.0)],
         ..base.clone()
     };
-    vec![("v1-empty", base), ("v1-one-person", one), ("v1-two-people", two)]
+    // Joints (optional, added within v1): metres, a body about the origin.
+    let mut with_joints = person(5, 0.5);
+    with_joints.joints =
+        Some(std::array::from_fn(|k| ((k as f32 * 1.37).sin() * 0.8) - 0.1 * (k % 3) as f32));
+    let joints = PoseMsg { seq: 2, frame: 9, people: vec![with_joints], ..base.clone() };
+    vec![("v1-empty", base), ("v1-one-person", one), ("v1-two-people", two), ("v1-joints", joints)]
 }
 
 /// The message a subscriber decodes: encoding rounds to binary16.

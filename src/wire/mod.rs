@@ -30,6 +30,8 @@ pub const TAG_F16_LE: u64 = 84;
 pub const POSE_LEN: usize = 72;
 /// SMPL shape coefficients.
 pub const SHAPE_LEN: usize = 10;
+/// Posed SMPL joints × [x, y, z] (the optional `joints`).
+pub const JOINTS_LEN: usize = 72;
 
 /// Errors of decoding a pose message.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +106,10 @@ pub struct Person {
     /// SMPL shape β. Typed array, tag 84.
     #[serde(with = "f16_array")]
     pub shape: [f32; SHAPE_LEN],
+    /// The 24 posed SMPL joints, [x, y, z] each in metres in the body's frame; only when the
+    /// daemon has an SMPL model file (`model.smpl_file`). Typed array, tag 84.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "f16_array_opt")]
+    pub joints: Option<[f32; JOINTS_LEN]>,
 }
 
 /// Encodes a message. Deterministic: the same message gives the same bytes.
@@ -158,6 +164,28 @@ fn f16_scalars<S: Serializer, const N: usize>(
         v.map(|x| f64::from(round_f16(x))).serialize(s)
     } else {
         v.map(round_f16).serialize(s)
+    }
+}
+
+/// `Option<[f32; N]>` as [`f16_array`], for optional keys.
+mod f16_array_opt {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(transparent)]
+    struct Halves<const N: usize>(#[serde(with = "f16_array")] [f32; N]);
+
+    pub fn serialize<S: Serializer, const N: usize>(
+        v: &Option<[f32; N]>,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        v.map(Halves).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> std::result::Result<Option<[f32; N]>, D::Error> {
+        Ok(Option::<Halves<N>>::deserialize(d)?.map(|h| h.0))
     }
 }
 
@@ -220,6 +248,7 @@ pub(super) mod tests {
             cam_img: [0.256, 0.341, -0.3, 0.18],
             pose: std::array::from_fn(|j| ((j as f32 * 0.37 + k).sin()) * 3.0),
             shape: std::array::from_fn(|j| (j as f32 - 4.5) * 0.4 + k),
+            joints: None,
         }
     }
 
@@ -254,6 +283,21 @@ pub(super) mod tests {
         assert_eq!(encode(&back), encode(&m), "decoded values re-encode identically");
     }
 
+    /// Joints are optional: absent, the key is not written and decodes as `None`; present,
+    /// they round-trip as binary16.
+    #[test]
+    fn joints_are_optional_and_binary16() {
+        let mut m = msg(1);
+        let without = encode(&m);
+        assert!(!without.windows(6).any(|w| w == b"joints"));
+        assert_eq!(decode(&without).unwrap().people[0].joints, None);
+        let joints: [f32; JOINTS_LEN] = std::array::from_fn(|j| (j as f32 * 0.37).cos() * 0.9);
+        m.people[0].joints = Some(joints);
+        let back = decode(&encode(&m)).unwrap().people[0].joints.unwrap();
+        assert_eq!(back, joints.map(round_f16));
+        assert!(back.iter().zip(joints).all(|(b, j)| (b - j).abs() <= 0.9 * 2f32.powi(-11)));
+    }
+
     #[test]
     fn a_person_costs_at_most_256_bytes() {
         let (one, three) = (encode(&msg(1)).len(), encode(&msg(3)).len());
@@ -268,11 +312,15 @@ pub(super) mod tests {
             cam_img: [0.3; 4],
             pose: [0.3; POSE_LEN],
             shape: [0.3; SHAPE_LEN],
+            joints: None,
         };
         let mut m = msg(0);
         let empty = encode(&m).len();
-        m.people.push(worst);
+        m.people.push(worst.clone());
         assert!(encode(&m).len() - empty <= 256, "worst case {}", encode(&m).len() - empty);
+        // Joints add at most 155 bytes: key, tag, length and 72 halves.
+        m.people[0].joints = Some([0.3; JOINTS_LEN]);
+        assert!(encode(&m).len() - empty <= 256 + 155, "with joints {}", encode(&m).len() - empty);
         assert!(encode(&msg(0)).len() < 160, "header {} bytes", encode(&msg(0)).len());
     }
 

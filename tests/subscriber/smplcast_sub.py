@@ -19,6 +19,7 @@ HEADER = {"v": int, "dev": str, "seq": int, "frame": int, "utc_us": int, "mono_n
 PERSON = {"id": int, "box": list, "score": float, "cam": list, "cam_img": list,
           "pose": cbor2.CBORTag, "shape": cbor2.CBORTag}
 ARRAY_LEN = {"pose": 72, "shape": 10}
+OPTIONAL_ARRAY_LEN = {"joints": 72}  # 24 posed joints × [x, y, z], metres
 FLOATS_LEN = {"cam": 3, "cam_img": 4}
 
 
@@ -61,6 +62,9 @@ def decode(payload: bytes) -> dict:
                 raise DecodeError(f"person {i}: {key!r} must be {n} floats")
         for key, n in ARRAY_LEN.items():
             p[key] = f16_array(p[key], n)
+        for key, n in OPTIONAL_ARRAY_LEN.items():
+            if key in p:
+                p[key] = f16_array(p[key], n)
     return msg
 
 

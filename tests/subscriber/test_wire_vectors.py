@@ -34,6 +34,8 @@ def test_vector_is_plain_cbor_with_typed_arrays(path):
     for p in raw["people"]:
         assert p["pose"].tag == 84 and len(p["pose"].value) == 144
         assert p["shape"].tag == 84 and len(p["shape"].value) == 20
+        if "joints" in p:
+            assert p["joints"].tag == 84 and len(p["joints"].value) == 144
 
 
 def _one() -> dict:
