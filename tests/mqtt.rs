@@ -142,18 +142,7 @@ fn smplcast_sub_prints_decoded_messages() {
     let device = "cli-sub";
     let broker = Broker::start();
     let Publisher { rt, pose_tx, shutdown, task, .. } = Publisher::start(broker.port, device);
-    let mut cli = Command::new(env!("CARGO_BIN_EXE_smplcast"))
-        .args(["sub", "--port", &broker.port.to_string(), "--device", device, "--count", "5"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = cli.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel::<Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(serde_json::from_str(&line).expect("sub prints JSON lines"));
-        }
-    });
+    let CliSub { child: mut cli, lines } = CliSub::start(broker.port, device, &["--count", "5"]);
     rt.block_on(async {
         // The retained `online` arrives first: from then on the CLI is subscribed.
         let first = tokio::task::spawn_blocking(move || {
@@ -196,11 +185,13 @@ fn smplcast_sub_names_an_unreachable_broker() {
     assert!(err.contains(&format!("MQTT broker 127.0.0.1:{port}")), "{err}");
 }
 
-/// End to end: `smplcast demo` (synthetic source → model → window → SMPL → CBOR → publisher)
-/// → mosquitto → the Python subscriber, which decodes from the spec alone.
-#[test]
-fn demo_streams_every_frame_to_a_third_party_subscriber() {
-    let (device, frames) = ("e2e", 40u64);
+/// `smplcast demo` on the narrow model with `extra` flags, publishing to mosquitto; what the
+/// Python subscriber printed until the demo's `offline`.
+fn demo_to_subscriber(
+    device: &str,
+    frames: u64,
+    extra: &[&str],
+) -> (std::process::Output, Vec<Value>) {
     let broker = Broker::start();
     let sub = Subscriber::start(broker.port, device, 60);
     sub.until(Duration::from_secs(15), |v| v["ready"] == true);
@@ -209,11 +200,24 @@ fn demo_streams_every_frame_to_a_third_party_subscriber() {
         .arg(root().join("models/fixtures/narrow"))
         .args(["--frames", &frames.to_string(), "--device", device])
         .args(["--mqtt", &format!("127.0.0.1:{}", broker.port)])
+        .args(extra)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        return (out, Vec::new());
+    }
     let mut lines = sub.until(Duration::from_secs(20), |v| is_status(v, "offline"));
     lines.extend(sub.rest(Duration::from_secs(5)));
+    (out, lines)
+}
+
+/// End to end: `smplcast demo` (synthetic source → model → window → SMPL → CBOR → publisher)
+/// → mosquitto → the Python subscriber, which decodes from the spec alone.
+#[test]
+fn demo_streams_every_frame_to_a_third_party_subscriber() {
+    let (device, frames) = ("e2e", 40u64);
+    let (out, lines) = demo_to_subscriber(device, frames, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let poses: Vec<&Value> = lines.iter().filter_map(|v| v.get("pose")).collect();
     assert_eq!(poses.len() as u64, frames, "QoS 0 on loopback with a 64-deep queue loses nothing");
@@ -270,18 +274,17 @@ fn demo_runs_on_its_embedded_broker() {
     assert!(got > 0 && live.ends_with(", 0 undecodable"), "{live}");
 }
 
-/// `smplcast sub --record` as a child process; its JSON lines through a channel.
-struct Recorder {
+/// `smplcast sub` as a child process; its JSON lines through a channel.
+struct CliSub {
     child: std::process::Child,
     lines: mpsc::Receiver<Value>,
 }
 
-impl Recorder {
-    fn start(port: u16, device: &str, count: u64, file: &std::path::Path) -> Recorder {
+impl CliSub {
+    fn start(port: u16, device: &str, args: &[&str]) -> CliSub {
         let mut child = Command::new(env!("CARGO_BIN_EXE_smplcast"))
             .args(["sub", "--port", &port.to_string(), "--device", device])
-            .args(["--count", &count.to_string(), "--record"])
-            .arg(file)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -292,7 +295,13 @@ impl Recorder {
                 let _ = tx.send(serde_json::from_str(&line).expect("sub prints JSON lines"));
             }
         });
-        Recorder { child, lines }
+        CliSub { child, lines }
+    }
+
+    /// A recorder: `--count COUNT --record FILE`.
+    fn record(port: u16, device: &str, count: u64, file: &std::path::Path) -> CliSub {
+        let (count, file) = (count.to_string(), file.to_str().unwrap().to_string());
+        CliSub::start(port, device, &["--count", &count, "--record", &file])
     }
 
     /// The retained status, which the broker sends as soon as the subscription is in place.
@@ -338,7 +347,7 @@ fn a_recording_replays_byte_identical_payloads() {
     let (first, second) = (dir.join("first.rec"), dir.join("second.rec"));
     let broker = Broker::start();
     let Publisher { rt, pose_tx, shutdown, task, .. } = Publisher::start(broker.port, device);
-    let recorder = Recorder::start(broker.port, device, n, &first);
+    let recorder = CliSub::record(broker.port, device, n, &first);
     rt.block_on(async {
         let recorder = tokio::task::spawn_blocking(move || {
             recorder.subscribed("online");
@@ -364,7 +373,7 @@ fn a_recording_replays_byte_identical_payloads() {
     assert!(recorded.windows(2).all(|w| w[0].t_ns <= w[1].t_ns));
 
     // The publisher left `offline` retained: the second recorder's first message.
-    let again = Recorder::start(broker.port, device, n, &second);
+    let again = CliSub::record(broker.port, device, n, &second);
     again.subscribed("offline");
     let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
         .args(["sub", "--port", &broker.port.to_string(), "--speed", "0", "--replay"])
@@ -436,22 +445,11 @@ fn demo_with_an_smpl_file_publishes_joints() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let smpl_file = dir.join("smpl_synthetic.npz");
-    let broker = Broker::start();
-    let sub = Subscriber::start(broker.port, device, 60);
-    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
-    let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
-        .args(["demo", "--models"])
-        .arg(root().join("models/fixtures/narrow"))
-        .args(["--frames", &frames.to_string(), "--device", device, "--smpl-file"])
-        .arg(&smpl_file)
-        .args(["--mqtt", &format!("127.0.0.1:{}", broker.port)])
-        .output()
-        .unwrap();
+    let (out, lines) =
+        demo_to_subscriber(device, frames, &["--smpl-file", smpl_file.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("SMPL model loaded"), "{stderr}");
-    let mut lines = sub.until(Duration::from_secs(20), |v| is_status(v, "offline"));
-    lines.extend(sub.rest(Duration::from_secs(5)));
     let skeleton = smplcast::joints::Skeleton::load(&smpl_file).unwrap();
     let poses: Vec<&Value> = lines.iter().filter_map(|v| v.get("pose")).collect();
     assert_eq!(poses.len() as u64, frames);
