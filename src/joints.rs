@@ -14,8 +14,9 @@
 //! joints = translation of each G_k                      metres, SMPL body frame
 //! ```
 //!
-//! Computed in f64: 24 Rodrigues rotations and 3 × 3 products per person. The joints are in the model's frame with the
-//! root's rotation applied and no translation: the pelvis is at J_0(β), whatever the camera.
+//! Computed in f64: 24 Rodrigues rotations and 3 × 3 products per person. The joints are in
+//! the model's frame with the root's rotation applied and no translation: the pelvis is at
+//! J_0(β), whatever the camera.
 
 use std::path::{Path, PathBuf};
 
