@@ -24,7 +24,7 @@ use ndarray::{Array2, Array3, ArrayD};
 use ndarray_npy::{NpzReader, ReadableElement};
 
 /// SMPL joints.
-pub const JOINTS: usize = 24;
+pub const JOINTS: usize = crate::smpl::NUM_JOINTS;
 /// Shape coefficients used (β on the wire).
 pub const BETAS: usize = 10;
 
@@ -187,22 +187,9 @@ fn parents(tree: &Array2<f64>) -> Result<[Option<usize>; JOINTS], String> {
     Ok(parents)
 }
 
-/// Axis-angle → rotation matrix (Rodrigues), exact at and near zero.
+/// Axis-angle → rotation matrix: the one [`crate::smpl`] decodes θ with.
 fn rodrigues(r: [f64; 3]) -> [[f64; 3]; 3] {
-    let angle = (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt();
-    // sin(a)/a and (1 − cos a)/a², by their series below 1e-4 (error < 1e-17).
-    let (a, b) = if angle < 1e-4 {
-        let a2 = angle * angle;
-        (1.0 - a2 / 6.0, 0.5 - a2 / 24.0)
-    } else {
-        (angle.sin() / angle, (1.0 - angle.cos()) / (angle * angle))
-    };
-    let [x, y, z] = r;
-    [
-        [1.0 - b * (y * y + z * z), b * x * y - a * z, b * x * z + a * y],
-        [b * x * y + a * z, 1.0 - b * (x * x + z * z), b * y * z - a * x],
-        [b * x * z - a * y, b * y * z + a * x, 1.0 - b * (x * x + y * y)],
-    ]
+    crate::smpl::axis_angle_to_rotmat_f64(&r)
 }
 
 fn mat_mul(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
