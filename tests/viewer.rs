@@ -27,14 +27,15 @@ impl Drop for Killed {
     }
 }
 
-/// The demo with its viewer; returns it and the viewer's URL once printed.
-fn demo() -> (Killed, String) {
+/// The demo with its viewer and `extra` flags; returns it and the viewer's URL once printed.
+fn demo(name: &str, extra: &[&str]) -> (Killed, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_smplcast"))
         .args(["demo", "--frames", "0", "--fps", "10", "--view", "127.0.0.1:0", "--models"])
         .arg(root().join("models/fixtures/narrow"))
+        .args(extra)
         .env("RUST_LOG", "info,rumqttd=debug")
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(artifacts().join("viewer-demo.log")).unwrap())
+        .stderr(std::fs::File::create(artifacts().join(format!("viewer-demo-{name}.log"))).unwrap())
         .spawn()
         .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -149,15 +150,16 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-#[test]
-fn the_viewer_connects_receives_and_draws_a_skeleton() {
-    let (_demo, url) = demo();
-    let profile = std::env::temp_dir().join(format!("smplcast-chromium-{}", std::process::id()));
+/// The page in headless Chromium on the demo with `extra` flags: its state once it has decoded
+/// at least 10 messages, and the session to take a screenshot with.
+fn page(name: &str, extra: &[&str]) -> (Value, DevTools, Killed, Killed) {
+    let (demo, url) = demo(name, extra);
+    let profile =
+        std::env::temp_dir().join(format!("smplcast-chromium-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&profile);
-    let (_browser, ws) = chromium(&url, &profile);
+    let (browser, ws) = chromium(&url, &profile);
     let (socket, _) = tungstenite::connect(ws.as_str()).unwrap();
     let mut devtools = DevTools { socket, next: 0 };
-
     let deadline = Instant::now() + Duration::from_secs(60);
     let state = loop {
         let state = devtools.state();
@@ -170,9 +172,15 @@ fn the_viewer_connects_receives_and_draws_a_skeleton() {
     assert_eq!(state["undecodable"], 0, "{state}");
     assert_eq!(state["people"], 1, "{state}");
     assert_eq!(state["drawnBones"], 23, "{state}");
+    assert!(state["rate"].as_f64().unwrap() > 1.0, "{state}");
+    (state, devtools, demo, browser)
+}
+
+#[test]
+fn the_viewer_connects_receives_and_draws_a_skeleton() {
+    let (state, mut devtools, _demo, _browser) = page("theta", &[]);
     // The demo has no SMPL file: the skeleton is the approximate one, and says so.
     assert_eq!(state["exact"], false, "{state}");
-    assert!(state["rate"].as_f64().unwrap() > 1.0, "{state}");
 
     let shot = devtools.call("Page.captureScreenshot", json!({ "format": "png" }));
     let png =
@@ -202,5 +210,20 @@ fn the_viewer_connects_receives_and_draws_a_skeleton() {
         skeleton > 100,
         "{skeleton} skeleton pixels in the screenshot (target/test-artifacts/viewer.png)"
     );
-    let _ = std::fs::remove_dir_all(&profile);
+}
+
+/// With an SMPL model file (a synthetic one, models/gen_joints_vectors.py) the page draws the
+/// joints the messages carry, not the approximate skeleton.
+#[test]
+fn with_joints_in_the_messages_the_viewer_draws_them() {
+    let dir = std::env::temp_dir().join(format!("smplcast-viewer-smpl-{}", std::process::id()));
+    let out = Command::new(root().join("models/.venv/bin/python"))
+        .arg(root().join("models/gen_joints_vectors.py"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let smpl = dir.join("smpl_synthetic.npz");
+    let (state, ..) = page("joints", &["--smpl-file", smpl.to_str().unwrap()]);
+    assert_eq!(state["exact"], true, "{state}");
 }
