@@ -309,7 +309,7 @@ fn daemon_check() -> Result<String, String> {
     if !models.join("backbone.onnx").is_file() {
         return Err("no models in /extra/narrow (VIVID_EXTRA=models/fixtures/narrow)".into());
     }
-    let port = broker::start().map_err(|e| e.to_string())?;
+    let port = broker::start().map_err(|e| e.to_string())?.mqtt;
     let inbox: Inbox = Arc::default();
     subscribe(port, inbox.clone())?;
     let config = Config {

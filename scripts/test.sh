@@ -22,8 +22,9 @@ install_packages() {
   # libclang-dev: the v4l crate's bindings (feature v4l2). qemu + busybox + cpio + kmod +
   # file: the V4L2 test in a qemu guest with the vivid driver (tests/vivid/).
   # systemd: systemd-analyze for the unit checks. openssl: the test CA (tests/tls/).
+  # chromium: the viewer's browser test (tests/viewer.rs).
   local want=(python3 python3-venv python3-pip ca-certificates mosquitto libclang-dev
-              qemu-system-x86 busybox-static cpio kmod file systemd openssl)
+              qemu-system-x86 busybox-static cpio kmod file systemd openssl chromium)
   local missing=()
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -240,7 +240,7 @@ const PRECISIONS: [&str; 3] = ["f32", "f16", "int8"];
 /// A model or source that does not load, the embedded broker, or a run that stalls.
 pub fn run(opts: &BenchOptions) -> Result<Report> {
     ensure!(opts.frames >= 10, "--frames must be at least 10");
-    let port = crate::broker::start().context("starting the embedded MQTT broker")?;
+    let port = crate::broker::start().context("starting the embedded MQTT broker")?.mqtt;
     let mut runs = Vec::new();
     for precision in &opts.precisions {
         ensure!(

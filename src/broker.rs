@@ -1,5 +1,6 @@
 //! The embedded MQTT broker of `smplcast demo`: rumqttd on a loopback port, on its own thread,
-//! so the demo runs on a machine with nothing else installed.
+//! so the demo runs on a machine with nothing else installed. It also listens for MQTT over
+//! WebSocket on a second port, for the viewer (`smplcast demo --view`).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -18,19 +19,31 @@ pub enum Error {
     Thread(std::io::Error),
 }
 
-/// Starts rumqttd (MQTT 3.1.1) on 127.0.0.1 at a free port and returns the port once it
-/// accepts connections. The broker thread lives until the process exits.
+/// The embedded broker's loopback ports.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    /// MQTT 3.1.1 over TCP.
+    pub mqtt: u16,
+    /// MQTT 3.1.1 over WebSocket (`ws://127.0.0.1:PORT`).
+    pub ws: u16,
+}
+
+/// Starts rumqttd (MQTT 3.1.1) on 127.0.0.1 at two free ports, TCP and WebSocket, and returns
+/// them once it accepts connections. The broker thread lives until the process exits.
 ///
 /// # Errors
 /// See [`Error`].
-pub fn start() -> Result<u16, Error> {
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map_err(Error::Port)?
-        .port();
+pub fn start() -> Result<Ports, Error> {
+    let free = || {
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map_err(Error::Port)
+            .map(|a| a.port())
+    };
+    let (port, ws_port) = (free()?, free()?);
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let server = ServerSettings {
-        name: "v4-loopback".into(),
+    let server = |name: &str, listen| ServerSettings {
+        name: name.into(),
         listen,
         tls: None,
         next_connection_delay_ms: 1,
@@ -43,6 +56,7 @@ pub fn start() -> Result<u16, Error> {
             dynamic_filters: true,
         },
     };
+    let ws_listen = SocketAddr::from((Ipv4Addr::LOCALHOST, ws_port));
     let config = Config {
         id: 0,
         router: RouterConfig {
@@ -52,7 +66,8 @@ pub fn start() -> Result<u16, Error> {
             max_segment_count: 4,
             ..RouterConfig::default()
         },
-        v4: Some(HashMap::from([("1".to_string(), server)])),
+        v4: Some(HashMap::from([("1".to_string(), server("v4-loopback", listen))])),
+        ws: Some(HashMap::from([("1".to_string(), server("ws-loopback", ws_listen))])),
         ..Config::default()
     };
     std::thread::Builder::new()
@@ -64,11 +79,12 @@ pub fn start() -> Result<u16, Error> {
         })
         .map_err(Error::Thread)?;
     let deadline = Instant::now() + Duration::from_secs(5);
+    // Both listeners start together; probing the WebSocket one would log a failed handshake.
     while TcpStream::connect(listen).is_err() {
         if Instant::now() > deadline {
             return Err(Error::NotListening(port));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(port)
+    Ok(Ports { mqtt: port, ws: ws_port })
 }

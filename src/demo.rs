@@ -43,6 +43,8 @@ pub struct DemoOptions {
     pub fps: f64,
     /// The user's SMPL model file: adds joints to the messages.
     pub smpl_file: Option<PathBuf>,
+    /// Serve the live viewer here (with the embedded broker).
+    pub view: Option<std::net::SocketAddr>,
 }
 
 pub fn parse_broker(s: &str) -> Result<(String, u16), String> {
@@ -190,12 +192,30 @@ pub(crate) fn spawn_watch(
 }
 
 pub fn run(opts: DemoOptions) -> Result<()> {
+    anyhow::ensure!(
+        opts.view.is_none() || (opts.mqtt.is_none() && !opts.no_mqtt),
+        "--view serves the viewer for the embedded broker; with your own broker, run \
+         `smplcast view --ws ws://BROKER:PORT` beside the demo (docs/VIEWER.md)"
+    );
+    let mut viewer = None;
     let broker = match (&opts.mqtt, opts.no_mqtt) {
         (_, true) => None,
         (Some(external), false) => Some(external.clone()),
         (None, false) => {
-            let port = broker::start()?;
+            let ports = broker::start()?;
+            let port = ports.mqtt;
             println!("embedded MQTT broker on 127.0.0.1:{port} (`smplcast sub --port {port}`)");
+            if let Some(listen) = opts.view {
+                let settings = crate::view::Settings {
+                    listen,
+                    ws: format!("ws://127.0.0.1:{}", ports.ws),
+                    prefix: "smplcast".into(),
+                    device: opts.device.clone(),
+                };
+                let server = crate::view::serve(&settings)?;
+                println!("viewer on {} (MQTT over WebSocket: {})", server.url(), settings.ws);
+                viewer = Some(server);
+            }
             Some(("127.0.0.1".to_string(), port))
         }
     };
@@ -279,6 +299,7 @@ pub fn run(opts: DemoOptions) -> Result<()> {
             summary.messages_out
         );
     }
+    drop(viewer);
     Ok(())
 }
 

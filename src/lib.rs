@@ -76,5 +76,7 @@ pub mod subscribe;
 #[cfg(feature = "runtime")]
 pub mod tls;
 #[cfg(feature = "runtime")]
+pub mod view;
+#[cfg(feature = "runtime")]
 pub mod window;
 pub mod wire;

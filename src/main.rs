@@ -61,6 +61,26 @@ enum Command {
         /// posed 3D joints per person to the messages.
         #[arg(long, value_name = "FILE")]
         smpl_file: Option<PathBuf>,
+        /// Also serve the live viewer (docs/VIEWER.md) at this address, for the embedded
+        /// broker: open http://127.0.0.1:8090/ in a browser.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8090")]
+        view: Option<std::net::SocketAddr>,
+    },
+    /// Serves the live viewer: a web page that subscribes to a broker over MQTT-over-WebSocket
+    /// and draws each tracked person's skeleton in 3D (docs/VIEWER.md).
+    View {
+        /// The broker's MQTT-over-WebSocket URL, as the browser reaches it.
+        #[arg(long, default_value = "ws://127.0.0.1:9001")]
+        ws: String,
+        /// Address to serve the page on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+        /// Topic prefix.
+        #[arg(long, default_value = "smplcast")]
+        prefix: String,
+        /// Device id, or `+` for all devices.
+        #[arg(long, default_value = "+")]
+        device: String,
     },
     /// Measures the pipeline: per-stage times, throughput on 1..N threads, f32 and int8,
     /// latency capture → subscriber, RSS and bytes per person-frame (docs/performance.md).
@@ -106,6 +126,13 @@ enum Command {
 
 fn sub(settings: subscribe::Settings) -> Result<()> {
     until_interrupted(|shutdown| subscribe::run(settings, std::io::stdout().lock(), shutdown))??;
+    Ok(())
+}
+
+fn view(settings: &smplcast::view::Settings) -> Result<()> {
+    let server = smplcast::view::serve(settings)?;
+    println!("viewer on {} (broker: {}); Ctrl-C stops", server.url(), settings.ws);
+    until_interrupted(|shutdown| async move { shutdown.cancelled().await })?;
     Ok(())
 }
 
@@ -184,11 +211,24 @@ fn run(command: Command) -> Result<()> {
             println!("{}: OK\n{}", file.display(), config.summary());
             Ok(())
         }
-        Command::Demo { models, int8, frames, mqtt, no_mqtt, device, fps, smpl_file } => {
+        Command::View { ws, listen, prefix, device } => {
+            view(&smplcast::view::Settings { listen, ws, prefix, device })
+        }
+        Command::Demo { models, int8, frames, mqtt, no_mqtt, device, fps, smpl_file, view } => {
             let dir = models.unwrap_or_else(demo::default_models);
             let context = format!("demo on {}", dir.display());
-            demo::run(DemoOptions { dir, int8, frames, mqtt, no_mqtt, device, fps, smpl_file })
-                .context(context)
+            demo::run(DemoOptions {
+                dir,
+                int8,
+                frames,
+                mqtt,
+                no_mqtt,
+                device,
+                fps,
+                smpl_file,
+                view,
+            })
+            .context(context)
         }
         Command::Bench(args) => bench::main(args),
         Command::CheckModels { dir } => demo::check_models(&dir),
