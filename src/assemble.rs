@@ -235,7 +235,15 @@ mod tests {
     use super::*;
 
     fn cache(v: f32) -> FrameCache {
-        FrameCache { x: vec![v], theta: vec![], phi: vec![], gm: vec![], fx: vec![], fm: vec![] }
+        FrameCache {
+            x: vec![v],
+            theta: vec![],
+            phi: vec![],
+            fx: vec![],
+            fm: vec![],
+            rx: vec![],
+            rm: vec![],
+        }
     }
 
     fn person(id: u32, frame: u64) -> PersonIn {

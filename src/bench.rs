@@ -70,7 +70,7 @@ pub struct Args {
     /// Runs of `--only`'s part (0: load it only).
     #[arg(long, default_value_t = 10)]
     iterations: u64,
-    /// With `--only backbone`: time per tract op kind instead.
+    /// With `--only`: the time per tract op kind instead, after one unprofiled run.
     #[arg(long, requires = "only")]
     profile: bool,
 }
@@ -90,20 +90,14 @@ pub fn main(args: Args) -> Result<()> {
         let int8 = precision == "int8";
         crate::model::set_half_floats(precision == "f16");
         crate::model::set_threads(args.threads.first().copied().unwrap_or(1))?;
+        let runs = part_loop(&models, part, int8, args.iterations, args.profile)?;
         if args.profile {
-            ensure!(part == Part::Backbone, "--profile: backbone only");
-            let rows = backbone_profile(&models, int8, args.iterations)?;
-            let total: f64 = rows.iter().map(|r| r.2).sum();
-            println!("{:<28} {:>6} {:>10} {:>7}", "op", "nodes", "ms/run", "share");
-            for (op, nodes, ms) in rows {
-                println!("{op:<28} {nodes:>6} {ms:>10.3} {:>6.1}%", 100.0 * ms / total);
-            }
-            println!("{:<28} {:>6} {total:>10.3}", "total", "");
+            print!("{}", render_profile(&runs.ops, args.iterations.max(1)));
         } else {
-            let ms = part_loop(&models, part, int8, args.iterations)?;
-            let shown: Vec<String> = ms.iter().map(|m| format!("{m:.2}")).collect();
+            let shown: Vec<String> = runs.ms.iter().map(|m| format!("{m:.2}")).collect();
             println!("{part:?} ({precision}): ms per run [{}]", shown.join(", "));
         }
+        println!("RSS after the runs: {:.1} MB", runs.rss_mb);
         return Ok(());
     }
     let opts = BenchOptions {
@@ -707,8 +701,19 @@ pub enum Part {
     Head,
 }
 
-/// Loads `part` from `dir` and runs it `iterations` times; returns milliseconds per run.
-/// Inputs are fixed pseudo-random values, the same on every machine.
+/// What [`part_loop`] measured.
+pub struct PartRuns {
+    /// Milliseconds of each run.
+    pub ms: Vec<f64>,
+    /// The op profile of the runs (empty unless asked for).
+    pub ops: crate::model::OpProfile,
+    /// This process's RSS after the runs, with the part still loaded, in MB.
+    pub rss_mb: f64,
+}
+
+/// Loads `part` from `dir` and runs it `iterations` times, timing each run. Inputs are fixed
+/// pseudo-random values, the same on every machine. With `profile`, one more run goes first,
+/// and the op profile of the timed runs is recorded.
 ///
 /// # Errors
 /// A graph that does not load or run.
@@ -717,7 +722,8 @@ pub fn part_loop(
     part: Part,
     int8: bool,
     iterations: u64,
-) -> Result<Vec<f64>> {
+    profile: bool,
+) -> Result<PartRuns> {
     use crate::model::{Backbone, Streaming, TemporalHead, IMAGE_SIZE, SEQ_LEN};
     let mut seed = 0x2545_f491_u32;
     let mut noise = |n: usize| -> Vec<f32> {
@@ -730,14 +736,22 @@ pub fn part_loop(
             })
             .collect()
     };
-    let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<Vec<f64>> {
-        (0..iterations)
+    let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<PartRuns> {
+        // As the daemon does after loading, so that the loop's RSS is the part's steady one.
+        crate::memory::release_freed();
+        if profile {
+            f()?;
+            crate::model::profile_ops(true);
+        }
+        let ms = (0..iterations)
             .map(|_| {
                 let t0 = Instant::now();
                 f()?;
                 Ok(t0.elapsed().as_secs_f64() * 1e3)
             })
-            .collect()
+            .collect::<Result<_>>();
+        let ops = crate::model::profile_ops(false);
+        Ok(PartRuns { ms: ms?, ops, rss_mb: rss_mb() })
     };
     let streaming =
         || Streaming::load(&dir.join("temporal_frame.onnx"), &dir.join("temporal_step.onnx"), 1);
@@ -770,32 +784,20 @@ pub fn part_loop(
     }
 }
 
-/// The backbone's time per tract op kind over `iterations` runs (after one untimed run):
-/// (op, nodes per run, ms per run), slowest first.
-///
-/// # Errors
-/// A graph that does not load or run.
-pub fn backbone_profile(
-    dir: &std::path::Path,
-    int8: bool,
-    iterations: u64,
-) -> Result<Vec<(String, u64, f64)>> {
-    use crate::model::{Backbone, OpProfile, IMAGE_SIZE};
-    let file = if int8 { "backbone.int8.onnx" } else { "backbone.onnx" };
-    let mut backbone = Backbone::load(&dir.join(file), 1)?;
-    let image: Vec<f32> = (0..3 * IMAGE_SIZE * IMAGE_SIZE)
-        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-        .collect();
-    backbone.run(&image)?;
-    let mut profile = OpProfile::new();
-    for _ in 0..iterations.max(1) {
-        backbone.run_profiled(&image, &mut profile)?;
-    }
-    let n = iterations.max(1);
-    let mut rows: Vec<(String, u64, f64)> = profile
-        .into_iter()
-        .map(|(op, (took, nodes))| (op, nodes / n, took.as_secs_f64() * 1e3 / n as f64))
+/// An op profile over `runs` runs as a table, slowest op kind first: nodes and milliseconds
+/// per run, share of the total.
+fn render_profile(ops: &crate::model::OpProfile, runs: u64) -> String {
+    let mut rows: Vec<(&str, u64, f64)> = ops
+        .iter()
+        .map(|(op, (took, nodes))| {
+            (op.as_str(), nodes / runs, took.as_secs_f64() * 1e3 / runs as f64)
+        })
         .collect();
     rows.sort_by(|a, b| b.2.total_cmp(&a.2));
-    Ok(rows)
+    let total: f64 = rows.iter().map(|r| r.2).sum();
+    let mut out = format!("{:<28} {:>6} {:>10} {:>7}\n", "op", "nodes", "ms/run", "share");
+    for (op, nodes, ms) in rows {
+        out += &format!("{op:<28} {nodes:>6} {ms:>10.3} {:>6.1}%\n", 100.0 * ms / total);
+    }
+    out + &format!("{:<28} {:>6} {total:>10.3}\n", "total", "")
 }

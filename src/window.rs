@@ -116,7 +116,15 @@ mod tests {
     use super::*;
 
     fn cache(v: f32) -> FrameCache {
-        FrameCache { x: vec![v], theta: vec![], phi: vec![], gm: vec![], fx: vec![], fm: vec![] }
+        FrameCache {
+            x: vec![v],
+            theta: vec![],
+            phi: vec![],
+            fx: vec![],
+            fm: vec![],
+            rx: vec![],
+            rm: vec![],
+        }
     }
 
     fn ids(w: &ReadyWindow) -> Vec<f32> {

@@ -114,10 +114,36 @@ fn bench_reports_every_stage_for_each_precision_and_thread_count() {
 fn bench_only_runs_one_part_in_a_loop() {
     for part in ["backbone", "project", "step", "head"] {
         let text = bench(&["--only", part, "--iterations", "3"]);
-        let runs = text.split('[').nth(1).unwrap().trim_end().trim_end_matches(']');
+        let first = text.lines().next().unwrap();
+        let runs = first.split('[').nth(1).unwrap().trim_end_matches(']');
         let ms: Vec<f64> = runs.split(", ").map(|v| v.parse().unwrap()).collect();
         assert_eq!(ms.len(), 3, "{text}");
         assert!(ms.iter().all(|&m| m > 0.0), "{text}");
+        let rss = text.lines().nth(1).unwrap();
+        let mb: f64 = rss
+            .strip_prefix("RSS after the runs: ")
+            .unwrap()
+            .trim_end_matches(" MB")
+            .parse()
+            .unwrap();
+        assert!(mb > 1.0, "{text}");
+    }
+}
+
+/// `--profile` gives each part's time per tract op kind: the rows add up to the total, and
+/// the matrix products are there.
+#[test]
+fn bench_only_profiles_each_part_by_op() {
+    for part in ["backbone", "project", "step", "head"] {
+        let text = bench(&["--only", part, "--iterations", "2", "--profile"]);
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(rows[0], ["op", "nodes", "ms/run", "share"], "{text}");
+        let total_row = rows.iter().find(|r| r[0] == "total").expect(&text);
+        let total: f64 = total_row[1].parse().unwrap();
+        let ops: Vec<&Vec<&str>> = rows[1..].iter().take_while(|r| r[0] != "total").collect();
+        let sum: f64 = ops.iter().map(|r| r[2].parse::<f64>().unwrap()).sum();
+        assert!(total > 0.0 && (sum - total).abs() <= 1e-3 * ops.len() as f64, "{text}");
+        assert!(ops.iter().any(|r| r[0].contains("MatMul") || r[0].contains("Conv")), "{text}");
     }
 }
 

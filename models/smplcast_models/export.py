@@ -5,10 +5,10 @@ Graphs written to a model directory (names and tensor layouts are the contract w
 
   backbone.onnx        image    [N, 3, 224, 224] f32 RGB, ImageNet mean/std -> feature [N, C]
   temporal.onnx        features [N, 16, C]                  -> pose6d [N, 144], shape [N, 10], cam [N, 3]
-  temporal_frame.onnx  feature  [N, C]                      -> theta [N, I], phi [N, I], gm [N, C],
-                                                               fx [N, H], fm [N, H]
-  temporal_step.onnx   x [N,16,C], theta [N,16,I], phi [N,16,I], gm [N,16,C], fx [N,16,H],
-                       fm [N,16,H]                          -> pose6d, shape, cam (as temporal.onnx)
+  temporal_frame.onnx  feature  [N, C]                      -> theta [N, I], phi [N, I], fx [N, H],
+                                                               fm [N, H], rx [N, 157], rm [N, 157]
+  temporal_step.onnx   x [N,16,C], theta [N,16,I], phi [N,16,I], fx [N,16,H], fm [N,16,H],
+                       rx [N,16,157], rm [N,16,157]         -> pose6d, shape, cam (as temporal.onnx)
   *.int8.onnx          the same graphs quantised (Conv, MatMul and Relu; u8 activations, s8
                        per-tensor weights)
   model.json           widths, provenance, and which files are untrained

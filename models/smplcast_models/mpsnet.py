@@ -23,7 +23,7 @@ Differences from the official code, all intended:
 
 Besides the full-window head (`TemporalHead`) this module defines its streaming form, which gives
 the same outputs from per-frame caches (see `TemporalFrame` and `TemporalStep`):
-  frame graph  : one new frame's feature -> its projections (theta, phi, gm, fx, fm)
+  frame graph  : one new frame's feature -> its projections (theta, phi, fx, fm, rx, rm)
   step graph   : the window's cached projections -> pose6d, shape, cam for the centre frame
 """
 from __future__ import annotations
@@ -232,23 +232,31 @@ class Regressor(nn.Module):
         self.register_buffer("init_shape", torch.zeros(1, 10))
         self.register_buffer("init_cam", torch.zeros(1, 3))
 
-    def iterate(self, fc1_feat: torch.Tensor, n_iter: int = 3):
-        """Runs the iterations given fc1's contribution of the feature, `fc1_feat` [N, hidden].
+    @torch.no_grad()
+    def affine(self, n_iter: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R [157, feat], r0 [157]) in float64 with `forward(x)` = R·x + r0, split as
+        (pose6d 144, shape 10, cam 3).
 
-        fc1(cat[x, pose, shape, cam]) = W_x x + W_p [pose, shape, cam] + b; the first term is
-        the same in every iteration, so it is computed once by the caller."""
-        n = fc1_feat.shape[0]
-        w_rest = self.fc1.weight[:, -(NPOSE + 13):]
-        pose = self.init_pose.expand(n, -1)
-        shape = self.init_shape.expand(n, -1)
-        cam = self.init_cam.expand(n, -1)
+        SPIN's regressor has no activation: fc1, dropout (the identity at inference), fc2,
+        dropout, then the three output layers. One iteration maps the state s = [pose, shape,
+        cam] and the feature x to s' = A s + B x + c, with W_d the output layers' rows stacked,
+        A = I + W_d W_2 W_1s, B = W_d W_2 W_1x, c = W_d (W_2 b_1 + b_2) + b_d. From the mean
+        s_0, n iterations give s_n = A^n s_0 + (I + A + ... + A^(n-1)) (B x + c)."""
+        f64 = torch.float64
+        w1 = self.fc1.weight.to(f64)
+        feat = w1.shape[1] - (NPOSE + 13)
+        w_dec = torch.cat([self.decpose.weight, self.decshape.weight, self.deccam.weight]).to(f64)
+        b_dec = torch.cat([self.decpose.bias, self.decshape.bias, self.deccam.bias]).to(f64)
+        wd2 = w_dec @ self.fc2.weight.to(f64)
+        a = torch.eye(NPOSE + 13, dtype=f64) + wd2 @ w1[:, feat:]
+        b = wd2 @ w1[:, :feat]
+        c = wd2 @ self.fc1.bias.to(f64) + w_dec @ self.fc2.bias.to(f64) + b_dec
+        power, powers = torch.eye(NPOSE + 13, dtype=f64), torch.zeros(NPOSE + 13, NPOSE + 13, dtype=f64)
         for _ in range(n_iter):
-            xc = fc1_feat + torch.matmul(torch.cat([pose, shape, cam], 1), w_rest.t()) + self.fc1.bias
-            xc = linear(xc, self.fc2)
-            pose = linear(xc, self.decpose) + pose
-            shape = linear(xc, self.decshape) + shape
-            cam = linear(xc, self.deccam) + cam
-        return pose, shape, cam
+            powers += power
+            power = a @ power
+        s0 = torch.cat([self.init_pose, self.init_shape, self.init_cam], 1)[0].to(f64)
+        return powers @ b, power @ s0 + powers @ c
 
     def forward(self, x: torch.Tensor, n_iter: int = 3):
         """[N, feat] -> pose6d [N, 144], shape [N, 10], cam [N, 3] (the official computation)."""
@@ -281,62 +289,76 @@ class TemporalHead(nn.Module):
 
 # --------------------------------------------------------------------------------------------
 # Streaming form of TemporalHead. Every linear map is applied to each frame once, when it
-# arrives; a step then needs only T×T-sized work plus the regressor.
+# arrives; a step then needs only T×T-sized work and HAFI's small attention layers.
 #
-# For frame j with backbone feature x_j (all matrices from TemporalEncoder):
-#   theta_j = Wθ x_j, phi_j = Wφ x_j              (for the attention logits θ_i·φ_j)
-#   gm_j    = Wmask (Wg x_j)                      (MoCA's mask is Σ_j Y_ij gm_j, by linearity)
-#   fx_j    = Wfc x_j, fm_j = Wfc gm_j            (HAFI's fc of MoCA output i is
-#                                                  fx_i + Σ_j Y_ij fm_j + b_fc)
-# HAFI's second level takes fc of score-weighted sums; scores sum to one, so that fc is the same
-# weighted sum of the rows' fc outputs. Only MoCA rows 4..12 are ever read, so only those rows of
-# Y are formed.
+# Everything after MoCA's attention weights Y and HAFI's scores is linear, so it folds into
+# per-frame maps (all products formed in float64 at export, then stored as float32):
+#   MoCA output row i      out_i = x_i + Σ_j Y_ij Wm Wg x_j        (Wm = conv_mask, Wg = conv_g)
+#   HAFI's fc of it        f_i  = fx_i + Σ_j Y_ij fm_j + b_fc,      fx_j = Wfc x_j, fm_j = Wfc Wm Wg x_j
+#   HAFI's feature         feat = Σ_i w_i out_i, w_i = (score of row i in its group) × (score of
+#                                 the group): both levels weight sums whose scores sum to one,
+#                                 so their fc is the same weighted sum of the rows' f
+#   the regressor          s    = R feat + r0                       (Regressor.affine)
+#                               = Σ_i w_i rx_i + Σ_j (Σ_i w_i Y_ij) rm_j + r0,
+#                                 rx_j = R x_j, rm_j = R Wm Wg x_j
+# so a frame is cached as x (for MoCA's similarity map), theta, phi (its attention logits),
+# fx, fm and rx, rm; MoCA's 9 × C output, the feature and the regressor's 1024-wide layers are
+# never formed. Only MoCA rows 4..12 are read by HAFI, so only those rows of Y are.
 
-FRAME_OUTPUTS = ("theta", "phi", "gm", "fx", "fm")
+FRAME_OUTPUTS = ("theta", "phi", "fx", "fm", "rx", "rm")
+assert BEF + CUR + AFT == tuple(range(HAFI_FIRST, HAFI_FIRST + HAFI_ROWS)), "HAFI reads rows 4..12"
 
 
 class TemporalFrame(nn.Module):
-    """One frame's feature [N, C] -> theta [N, I], phi [N, I], gm [N, C], fx [N, H], fm [N, H]."""
+    """One frame's feature [N, C] -> theta [N, I], phi [N, I], fx [N, H], fm [N, H],
+    rx [N, 157], rm [N, 157]."""
 
     def __init__(self, head: TemporalHead):
         super().__init__()
-        self.enc = head.nonlocalblock
+        e, f64 = head.nonlocalblock, torch.float64
+        mask_g = e.conv_mask.weight[:, :, 0].to(f64) @ e.conv_g.weight[:, :, 0].to(f64)  # C × C
+        r, _ = head.regressor.affine()
+        wfc = e.attention.fc.weight.to(f64)
+        maps = {
+            "theta": e.conv_theta.weight[:, :, 0].to(f64),
+            "phi": e.conv_phi.weight[:, :, 0].to(f64),
+            "fx": wfc,
+            "fm": wfc @ mask_g,
+            "rx": r,
+            "rm": r @ mask_g,
+        }
+        assert tuple(maps) == FRAME_OUTPUTS
+        for name, w in maps.items():  # stored transposed: x @ w
+            self.register_buffer(f"w_{name}", w.t().contiguous().float())
 
     def forward(self, x: torch.Tensor):
-        e = self.enc
-        gm = proj(proj(x, e.conv_g), e.conv_mask)
-        wfc = e.attention.fc.weight.t()
-        return (proj(x, e.conv_theta), proj(x, e.conv_phi), gm,
-                torch.matmul(x, wfc), torch.matmul(gm, wfc))
+        return tuple(torch.matmul(x, getattr(self, f"w_{name}")) for name in FRAME_OUTPUTS)
 
 
 class TemporalStep(nn.Module):
-    """Cached projections of a 16-frame window (each [N, 16, ·], plus the features x) ->
+    """Cached frame outputs of a 16-frame window (each [N, 16, ·], plus the features x) ->
     pose6d [N, 144], shape [N, 10], cam [N, 3]; equals TemporalHead on the same window."""
 
     def __init__(self, head: TemporalHead):
         super().__init__()
         self.enc = head.nonlocalblock
-        self.regressor = head.regressor
+        _, r0 = head.regressor.affine()
+        self.register_buffer("r0", r0.float())
 
-    def forward(self, x, theta, phi, gm, fx, fm):
+    def forward(self, x, theta, phi, fx, fm, rx, rm):
         e = self.enc
-        rows = slice(HAFI_FIRST, HAFI_FIRST + HAFI_ROWS)
-        xr = x[:, rows]
-        y = e.mix(torch.matmul(xr, x.transpose(1, 2)), torch.matmul(theta[:, rows], phi.transpose(1, 2)))
-        out = xr + torch.matmul(y, gm)  # MoCA output, frames 4..12: [N, 9, C]
-        f = fx[:, rows] + torch.matmul(y, fm) + e.attention.fc.bias  # fc of it: [N, 9, H]
         att = e.attention
-        ys, fs = [], []
-        for group in (BEF, CUR, AFT):
-            k = [j - HAFI_FIRST for j in group]
-            s = att.scores_from_fc(f[:, k])[:, :, None]
-            ys.append(torch.sum(out[:, k] * s, dim=1))
-            fs.append(torch.sum(f[:, k] * s, dim=1))
-        s = att.scores_from_fc(torch.stack(fs, dim=1))[:, :, None]
-        feat = torch.sum(torch.stack(ys, dim=1) * s, dim=1)
-        fc1_feat = torch.matmul(feat, self.regressor.fc1.weight[:, : feat.shape[1]].t())
-        return self.regressor.iterate(fc1_feat)
+        n = x.shape[0]
+        rows = slice(HAFI_FIRST, HAFI_FIRST + HAFI_ROWS)
+        y = e.mix(torch.matmul(x[:, rows], x.transpose(1, 2)),
+                  torch.matmul(theta[:, rows], phi.transpose(1, 2)))  # [N, 9, 16]
+        f = fx[:, rows] + torch.matmul(y, fm) + att.fc.bias  # HAFI's fc of MoCA rows 4..12
+        f3 = f.reshape(n, 3, 3, -1)  # the groups BEF, CUR, AFT
+        s = att.scores_from_fc(f3.reshape(3 * n, 3, -1)).reshape(n, 3, 3)
+        s2 = att.scores_from_fc(torch.sum(f3 * s[..., None], dim=2))  # [N, 3]
+        w = (s * s2[..., None]).reshape(n, 1, HAFI_ROWS)
+        state = torch.matmul(w, rx[:, rows]) + torch.matmul(torch.matmul(w, y), rm)  # [N, 1, 157]
+        return torch.split(state[:, 0] + self.r0, (NPOSE, 10, 3), dim=1)
 
 
 # --------------------------------------------------------------------------------------------

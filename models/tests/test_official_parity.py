@@ -106,10 +106,24 @@ def test_regressor_matches_official_spin_loop(kind, full_model, official_encoder
     w = windows(kind, full_real_windows)
     feat = torch.cat([official_encoder(w[i:i + 1])[0] for i in range(w.shape[0])])
     ref = official_regressor(reg, feat)
-    fc1_feat = torch.matmul(feat, reg.fc1.weight[:, :FEAT].t())
-    for got in (reg(feat), reg.iterate(fc1_feat)):  # TemporalHead's form and TemporalStep's
-        for name, r, g in zip(("pose6d", "shape", "cam"), ref, got):
-            assert rel_diff(r, g) <= TOL, name
+    for name, r, g in zip(("pose6d", "shape", "cam"), ref, reg(feat)):  # TemporalHead's form
+        assert rel_diff(r, g) <= TOL, name
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("kind", ("small", "real"))
+def test_regressor_is_one_affine_map(kind, full_model, official_encoder, full_real_windows):
+    """The streaming form's regressor (`Regressor.affine`, folded into the frame graph) is the
+    official three-iteration loop: in float64 to rounding, in float32 within TOL."""
+    reg = full_model[1].regressor
+    w = windows(kind, full_real_windows)
+    feat = torch.cat([official_encoder(w[i:i + 1])[0] for i in range(w.shape[0])])
+    r, r0 = reg.affine()
+    for x, m, m0, tol in ((feat.double(), r, r0, TOL64), (feat, r.float(), r0.float(), TOL)):
+        ref = official_regressor(copy.deepcopy(reg).to(x.dtype), x)
+        got = torch.split(x @ m.t() + m0, (144, 10, 3), dim=1)
+        for name, a, b in zip(("pose6d", "shape", "cam"), ref, got):
+            assert rel_diff(a, b) <= tol, f"{name} {x.dtype}: {rel_diff(a, b):.1e}"
 
 
 @torch.no_grad()

@@ -112,6 +112,9 @@ impl fmt::Display for Precision {
 thread_local! {
     /// [`super::set_half_floats`].
     pub(super) static HALF_FLOATS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// [`super::profile_ops`]: the time per op kind of the graphs run on this thread, when on.
+    pub(super) static PROFILE: std::cell::RefCell<Option<OpProfile>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// A loaded, optimised graph with a reusable execution state.
@@ -306,35 +309,27 @@ impl Graph {
         Ok(Graph { precision, half, graph: iface.graph, state })
     }
 
-    /// Runs the graph on f32 inputs laid out as the interface says (row-major).
+    /// Runs the graph on f32 inputs laid out as the interface says (row-major). While
+    /// [`super::profile_ops`] is on for this thread, each node's time is added to its profile.
     ///
     /// # Errors
     /// [`Error::Run`] if tract fails (an input of the wrong length included).
     pub fn run(&mut self, inputs: &[(&[usize], &[f32])]) -> Result<TVec<TValue>> {
         let values = self.values(inputs)?;
-        let out = self.state.run(values).map_err(|e| self.run_err(e))?;
-        self.to_f32(out)
-    }
-
-    /// Like [`Graph::run`], adding each node's time to `profile`, keyed by op kind.
-    pub fn run_profiled(
-        &mut self,
-        inputs: &[(&[usize], &[f32])],
-        profile: &mut OpProfile,
-    ) -> Result<TVec<TValue>> {
-        let values = self.values(inputs)?;
-        let out = self
-            .state
-            .run_plan_with_eval(values, |ctx, state, node, input| {
-                let t0 = std::time::Instant::now();
-                let out = tract_onnx::tract_core::plan::eval(ctx, state, node, input);
-                let entry = profile.entry(node.op().name().to_string()).or_default();
-                entry.0 += t0.elapsed();
-                entry.1 += 1;
-                out
-            })
-            .map_err(|e| self.run_err(e))?;
-        self.to_f32(out)
+        let Some(mut profile) = PROFILE.take() else {
+            let out = self.state.run(values).map_err(|e| self.run_err(e))?;
+            return self.to_f32(out);
+        };
+        let out = self.state.run_plan_with_eval(values, |ctx, state, node, input| {
+            let t0 = std::time::Instant::now();
+            let out = tract_onnx::tract_core::plan::eval(ctx, state, node, input);
+            let entry = profile.entry(node.op().name().to_string()).or_default();
+            entry.0 += t0.elapsed();
+            entry.1 += 1;
+            out
+        });
+        PROFILE.set(Some(profile));
+        self.to_f32(out.map_err(|e| self.run_err(e))?)
     }
 
     fn run_err(&self, e: anyhow::Error) -> Error {

@@ -12,10 +12,11 @@
 //! |---|---|---|
 //! | `backbone.onnx` | `image` [N, 3, 224, 224] f32 RGB, ImageNet mean/std | `feature` [N, C] |
 //! | `temporal.onnx` | `features` [N, 16, C] | `pose6d` [N, 144], `shape` [N, 10], `cam` [N, 3] |
-//! | `temporal_frame.onnx` | `feature` [N, C] | `theta`, `phi` [N, I], `gm` [N, C], `fx`, `fm` [N, H] |
-//! | `temporal_step.onnx` | `x`, `theta`, `phi`, `gm`, `fx`, `fm` over 16 frames | as `temporal.onnx` |
+//! | `temporal_frame.onnx` | `feature` [N, C] | `theta`, `phi` [N, I], `fx`, `fm` [N, H], `rx`, `rm` [N, 157] |
+//! | `temporal_step.onnx` | `x`, `theta`, `phi`, `fx`, `fm`, `rx`, `rm` over 16 frames | as `temporal.onnx` |
 //!
-//! C is 2048 for the published model, I = C / 2, H = 256 (a narrow test variant divides all by 8).
+//! C is 2048 for the published model, I = C / 2, H = 256 (a narrow test variant divides all by 8);
+//! 157 is the regressor's state (pose6d, shape, cam).
 
 mod fuse;
 mod graph;
@@ -38,6 +39,8 @@ pub const POSE6D_LEN: usize = 144;
 pub const SHAPE_LEN: usize = 10;
 /// Weak-perspective crop camera (s, tx, ty).
 pub const CAM_LEN: usize = 3;
+/// The SPIN regressor's state: pose6d, shape and cam, in that order.
+pub const STATE_LEN: usize = POSE6D_LEN + SHAPE_LEN + CAM_LEN;
 
 /// Errors of loading and running the model graphs.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,13 @@ pub fn set_half_floats(half: bool) {
     graph::HALF_FLOATS.set(half);
 }
 
+/// Turns the per-op profile of this thread's graph runs on (an empty one) or off, returning
+/// what was recorded since it was turned on: time per tract op kind and how many nodes ran,
+/// for `smplcast bench --only PART --profile`. Runs are slower while it is on.
+pub fn profile_ops(on: bool) -> OpProfile {
+    graph::PROFILE.replace(on.then(OpProfile::new)).unwrap_or_default()
+}
+
 use Dim::{Batch as N, Fixed as F, Var as V};
 
 const BACKBONE: Interface = Interface {
@@ -130,9 +140,10 @@ const FRAME: Interface = Interface {
     outputs: &[
         Port { name: "theta", dims: &[N, V('I')] },
         Port { name: "phi", dims: &[N, V('I')] },
-        Port { name: "gm", dims: &[N, V('C')] },
         Port { name: "fx", dims: &[N, V('H')] },
         Port { name: "fm", dims: &[N, V('H')] },
+        Port { name: "rx", dims: &[N, F(STATE_LEN)] },
+        Port { name: "rm", dims: &[N, F(STATE_LEN)] },
     ],
 };
 const STEP: Interface = Interface {
@@ -141,9 +152,10 @@ const STEP: Interface = Interface {
         Port { name: "x", dims: &[N, F(SEQ_LEN), V('C')] },
         Port { name: "theta", dims: &[N, F(SEQ_LEN), V('I')] },
         Port { name: "phi", dims: &[N, F(SEQ_LEN), V('I')] },
-        Port { name: "gm", dims: &[N, F(SEQ_LEN), V('C')] },
         Port { name: "fx", dims: &[N, F(SEQ_LEN), V('H')] },
         Port { name: "fm", dims: &[N, F(SEQ_LEN), V('H')] },
+        Port { name: "rx", dims: &[N, F(SEQ_LEN), F(STATE_LEN)] },
+        Port { name: "rm", dims: &[N, F(SEQ_LEN), F(STATE_LEN)] },
     ],
     outputs: HEAD_OUTPUTS,
 };
@@ -226,17 +238,6 @@ impl Backbone {
         let outs = self.graph.run(&[(&shape, images)])?;
         Ok(f32_slice(self.graph.name(), &outs[0])?.to_vec())
     }
-
-    /// Like [`Backbone::run`], adding each tract op's time to `profile` (by op kind).
-    ///
-    /// # Errors
-    /// As [`Backbone::run`].
-    pub fn run_profiled(&mut self, images: &[f32], profile: &mut OpProfile) -> Result<Vec<f32>> {
-        let shape = [self.batch, 3, IMAGE_SIZE, IMAGE_SIZE];
-        check_len(self.graph.name(), "image", images.len(), shape.iter().product())?;
-        let outs = self.graph.run_profiled(&[(&shape, images)], profile)?;
-        Ok(f32_slice(self.graph.name(), &outs[0])?.to_vec())
-    }
 }
 
 /// The person detector graph: raw candidates, decoded by `detect::blazepose`.
@@ -316,12 +317,14 @@ pub struct FrameCache {
     pub theta: Vec<f32>,
     /// MoCA φ projection, I.
     pub phi: Vec<f32>,
-    /// MoCA mask contribution `Wmask·Wg·x`, C.
-    pub gm: Vec<f32>,
     /// HAFI fc of the feature (no bias), H.
     pub fx: Vec<f32>,
-    /// HAFI fc of `gm` (no bias), H.
+    /// HAFI fc of the frame's MoCA mask contribution `Wmask·Wg·x` (no bias), H.
     pub fm: Vec<f32>,
+    /// The regressor (folded into one affine map `R`) of the feature, `R·x`, 157.
+    pub rx: Vec<f32>,
+    /// The regressor of the mask contribution, `R·Wmask·Wg·x`, 157.
+    pub rm: Vec<f32>,
 }
 
 /// Sizes of the temporal head: feature C, MoCA projection I, HAFI hidden H.
@@ -352,8 +355,8 @@ pub struct Stepper {
     graph: Graph,
     batch: usize,
     dims: TemporalDims,
-    /// Step inputs assembled from the caches, reused between calls: x, θ, φ, gm, fx, fm.
-    scratch: [Vec<f32>; 6],
+    /// Step inputs assembled from the caches, reused between calls: x, θ, φ, fx, fm, rx, rm.
+    scratch: [Vec<f32>; 7],
 }
 
 impl Streaming {
@@ -431,9 +434,10 @@ impl Projector {
                     x: features[b * feat..(b + 1) * feat].to_vec(),
                     theta: row(slices[0]),
                     phi: row(slices[1]),
-                    gm: row(slices[2]),
-                    fx: row(slices[3]),
-                    fm: row(slices[4]),
+                    fx: row(slices[2]),
+                    fm: row(slices[3]),
+                    rx: row(slices[4]),
+                    rm: row(slices[5]),
                 }
             })
             .collect())
@@ -449,14 +453,22 @@ impl Stepper {
         let name = self.graph.name();
         check_len(name, "windows", windows.len(), self.batch)?;
         let TemporalDims { feat, inter, hidden } = self.dims;
-        let widths = [feat, inter, inter, feat, hidden, hidden];
+        let widths = [feat, inter, inter, hidden, hidden, STATE_LEN, STATE_LEN];
         for (k, buf) in self.scratch.iter_mut().enumerate() {
             buf.clear();
             buf.reserve(self.batch * SEQ_LEN * widths[k]);
         }
         for window in windows {
             for frame in window {
-                let parts = [&frame.x, &frame.theta, &frame.phi, &frame.gm, &frame.fx, &frame.fm];
+                let parts = [
+                    &frame.x,
+                    &frame.theta,
+                    &frame.phi,
+                    &frame.fx,
+                    &frame.fm,
+                    &frame.rx,
+                    &frame.rm,
+                ];
                 for (k, part) in parts.iter().enumerate() {
                     check_len(name, "cached frame", part.len(), widths[k])?;
                     self.scratch[k].extend_from_slice(part);
