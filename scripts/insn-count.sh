@@ -28,7 +28,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
 models=${2:-models/generated/full}
-N=${INSN_RUNS:-2}
+# Runs per count: INSN_RUNS, or by part. Loading varies by up to ~1 M instructions from run to
+# run, so a small part needs many runs for that to vanish in (many − one) ÷ N: three identical
+# counts of the per-frame projection gave 2.76–3.44 M with N = 4, and 2.85–2.89 M with N = 50.
+runs_for() { # runs_for PART
+  if [ -n "${INSN_RUNS:-}" ]; then echo "$INSN_RUNS"; return; fi
+  case $1 in backbone) echo 2 ;; head) echo 4 ;; *) echo 30 ;; esac
+}
 # INSN_PARTS / INSN_CPUS (space-separated) narrow a run, e.g. INSN_PARTS="backbone:f32";
 # without INSN_PARTS, aarch64 adds the f16 parts. INSN_AARCH64_BIN: another aarch64 binary.
 read -r -a parts <<< "${INSN_PARTS:-backbone:f32 backbone:int8 project:f32 step:f32 head:f32}"
@@ -58,7 +64,8 @@ measure() { # measure ARCH CPU RUNTIME PARSER COMMAND... (COMMAND: counter + pro
   local selected=("${parts[@]}")
   [ "$runtime" = tract ] || read -r -a selected <<< "${INSN_ORT_PARTS:-backbone:f32 backbone:int8}"
   for p in "${selected[@]}"; do
-    local part=${p%%:*} precision=${p##*:} one many
+    local part=${p%%:*} precision=${p##*:} one many N
+    N=$(runs_for "$part")
     # No fp16 arithmetic on ARMv8.0: tract would emulate it.
     [ "$precision" = f16 ] && [ "$cpu" = cortex-a72 ] && continue
     one=$("${runtime}_run" "$part" "$precision" 1 "$@" 2>&1 >/dev/null | $parser)
