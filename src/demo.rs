@@ -204,7 +204,7 @@ pub fn run(opts: DemoOptions) -> Result<()> {
         (None, false) => {
             let ports = broker::start()?;
             let port = ports.mqtt;
-            println!("embedded MQTT broker on 127.0.0.1:{port} (`smplcast sub --port {port}`)");
+            crate::say!("embedded MQTT broker on 127.0.0.1:{port} (`smplcast sub --port {port}`)");
             if let Some(listen) = opts.view {
                 let settings = crate::view::Settings {
                     listen,
@@ -213,7 +213,7 @@ pub fn run(opts: DemoOptions) -> Result<()> {
                     device: opts.device.clone(),
                 };
                 let server = crate::view::serve(&settings)?;
-                println!("viewer on {} (MQTT over WebSocket: {})", server.url(), settings.ws);
+                crate::say!("viewer on {} (MQTT over WebSocket: {})", server.url(), settings.ws);
                 viewer = Some(server);
             }
             Some(("127.0.0.1".to_string(), port))
@@ -239,7 +239,7 @@ pub fn run(opts: DemoOptions) -> Result<()> {
     let publishing = watcher.is_some();
     let line = |reporter: &mut crate::stats::Reporter| {
         let r = reporter.report();
-        println!(
+        crate::say!(
             "{:6.1} s  frames in {:5} ({:4.1}/s, {} dropped)  results {:5} ({:4.1}/s)  \
              inference {:6.1} ms  {}",
             r.uptime_s,
@@ -250,7 +250,7 @@ pub fn run(opts: DemoOptions) -> Result<()> {
             r.fps_out,
             r.inference_ms,
             subscriber_summary(publishing, &received),
-        );
+        )
     };
     // One line per second until the daemon stops (source ended, or Ctrl-C).
     let mut next = Instant::now() + Duration::from_secs(1);
@@ -258,7 +258,10 @@ pub fn run(opts: DemoOptions) -> Result<()> {
         std::thread::Builder::new().name("demo-wait".into()).spawn(move || running.wait())?;
     while !waiter.is_finished() {
         if Instant::now() >= next {
-            line(&mut reporter);
+            if !line(&mut reporter) && !stopping.is_cancelled() {
+                tracing::info!("stdout was closed: stopping, as on Ctrl-C.");
+                stopping.cancel();
+            }
             next += Duration::from_secs(1);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -276,8 +279,8 @@ pub fn run(opts: DemoOptions) -> Result<()> {
     if let Some(w) = watcher {
         let _ = w.join();
     }
-    line(&mut reporter);
-    println!(
+    let _ = line(&mut reporter);
+    crate::say!(
         "{} frames in, {} dropped, {} results out{}",
         summary.frames_in,
         summary.frames_dropped,
@@ -330,7 +333,7 @@ fn subscriber_summary(publishing: bool, received: &Received) -> String {
 
 pub fn check_models(dir: &Path) -> Result<()> {
     let bundle = Bundle::load(dir, false).with_context(|| format!("{}", dir.display()))?;
-    println!(
+    crate::say!(
         "{}: backbone {} ({}-d features), model id {}{}",
         dir.display(),
         bundle.backbone.precision(),
@@ -339,8 +342,8 @@ pub fn check_models(dir: &Path) -> Result<()> {
         if bundle.trained { "" } else { " (untrained)" }
     );
     if let Ok(b) = crate::model::Backbone::load(&dir.join("backbone.int8.onnx"), 1) {
-        println!("{}: backbone.int8.onnx {}", dir.display(), b.precision());
+        crate::say!("{}: backbone.int8.onnx {}", dir.display(), b.precision());
     }
-    println!("{}: streaming temporal head {:?}", dir.display(), bundle.streaming.dims());
+    crate::say!("{}: streaming temporal head {:?}", dir.display(), bundle.streaming.dims());
     Ok(())
 }

@@ -43,6 +43,8 @@ pub mod broker;
 #[cfg(feature = "runtime")]
 pub mod config;
 #[cfg(feature = "runtime")]
+pub mod console;
+#[cfg(feature = "runtime")]
 pub mod daemon;
 #[cfg(feature = "runtime")]
 pub mod demo;

@@ -131,7 +131,7 @@ fn sub(settings: subscribe::Settings) -> Result<()> {
 
 fn view(settings: &smplcast::view::Settings) -> Result<()> {
     let server = smplcast::view::serve(settings)?;
-    println!("viewer on {} (broker: {}); Ctrl-C stops", server.url(), settings.ws);
+    smplcast::say!("viewer on {} (broker: {}); Ctrl-C stops", server.url(), settings.ws);
     until_interrupted(|shutdown| async move { shutdown.cancelled().await })?;
     Ok(())
 }
@@ -208,7 +208,7 @@ fn run(command: Command) -> Result<()> {
         }
         Command::CheckConfig { file } => {
             let config = daemon::check_config(&file)?;
-            println!("{}: OK\n{}", file.display(), config.summary());
+            smplcast::say!("{}: OK\n{}", file.display(), config.summary());
             Ok(())
         }
         Command::View { ws, listen, prefix, device } => {

@@ -89,7 +89,8 @@ impl Recorder {
     }
 }
 
-/// Prints messages to `out` until `shutdown`, or until `settings.count` poses were printed.
+/// Prints messages to `out` until `shutdown`, until `settings.count` poses were printed, or until
+/// the reader of `out` goes (a broken pipe).
 ///
 /// # Errors
 /// [`Error::Connection`] when the broker cannot be reached at all (the first connection
@@ -155,9 +156,15 @@ pub async fn run(
                 Err(e) => Line::Error { topic, error: e.to_string() },
             }
         };
-        serde_json::to_writer(&mut out, &line).map_err(std::io::Error::from)?;
-        out.write_all(b"\n")?;
-        out.flush()?;
+        let written = serde_json::to_writer(&mut out, &line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush());
+        match written {
+            // Whoever read the lines has gone (`smplcast sub | head`): done, as on Ctrl-C.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+            written => written?,
+        }
         if settings.count.is_some_and(|n| poses >= n) {
             break;
         }

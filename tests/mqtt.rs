@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::mqtt::{assert_retained_offline, is_status, root, Broker, Subscriber};
 
@@ -272,6 +272,74 @@ fn demo_runs_on_its_embedded_broker() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no subscriber count in {live:?}"));
     assert!(got > 0 && live.ends_with(", 0 undecodable"), "{live}");
+}
+
+/// The exit status of `child`, which must exit within 30 s.
+fn exit_within_30_s(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(Instant::now() < deadline, "still running 30 s after its stdout closed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `smplcast demo | head -2`: when the reader of its stdout goes, the demo stops as on Ctrl-C
+/// and exits 0, instead of panicking in its next status line.
+#[test]
+fn demo_stops_cleanly_when_its_stdout_is_closed() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["demo", "--models"])
+        .arg(root().join("models/fixtures/narrow"))
+        .args(["--frames", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("embedded MQTT broker"), "{first}");
+    let status = lines.next().unwrap().unwrap();
+    assert!(status.contains("frames in"), "{status}");
+    drop(lines);
+    let exit = exit_within_30_s(&mut child);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(exit.success(), "{exit}: {stderr}");
+    assert!(!stderr.contains("panicked") && stderr.contains("stdout was closed"), "{stderr}");
+}
+
+/// `smplcast sub | head -1` ends with exit status 0 once its reader has gone.
+#[test]
+fn sub_ends_cleanly_when_its_stdout_is_closed() {
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["demo", "--models"])
+        .arg(root().join("models/fixtures/narrow"))
+        .args(["--frames", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut demo_lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let first = demo_lines.next().unwrap().unwrap();
+    let port = first.split("127.0.0.1:").nth(1).and_then(|s| s.split(' ').next()).unwrap();
+    let mut sub = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["sub", "--port", port, "--device", "demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(sub.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with('{'));
+    drop(lines);
+    let exit = exit_within_30_s(&mut sub);
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut sub.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(exit.success(), "{exit}: {stderr}");
 }
 
 /// `smplcast sub` as a child process; its JSON lines through a channel.
