@@ -328,6 +328,7 @@ fn daemon_check() -> Result<String, String> {
         model: ModelConfig {
             dir: models,
             int8: false,
+            half_floats: false,
             threads: 1,
             extra_delay: Duration::ZERO,
             smpl_file: None,

@@ -241,9 +241,6 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             PRECISIONS.contains(&precision.as_str()),
             "--precision {precision:?}: expected {PRECISIONS:?}"
         );
-        // f16: the f32 graphs loaded in half precision. The setting is the loading thread's
-        // (daemon::start loads on this one), so it is set for every run.
-        crate::model::set_half_floats(precision == "f16");
         for &threads in &opts.threads {
             eprintln!("bench: {precision}, {threads} thread(s): throughput …");
             let mut figure = throughput(opts, precision, threads, port)?;
@@ -314,6 +311,8 @@ fn config(
     let model = ModelConfig {
         dir: opts.models.clone(),
         int8: precision == "int8",
+        // f16: the f32 graphs loaded in half precision ([model] half_floats).
+        half_floats: precision == "f16",
         threads,
         extra_delay: Duration::ZERO,
         smpl_file: None,

@@ -134,6 +134,9 @@ pub struct RawModel {
     pub dir: Option<PathBuf>,
     /// Use backbone.int8.onnx.
     pub int8: bool,
+    /// Run the float graphs in f16: native on ARMv8.2 cores (Pi 5, Jetson Orin), emulated and
+    /// slow elsewhere.
+    pub half_floats: bool,
     /// Threads for the models' matrix products; default 1 (the inference thread alone).
     pub threads: Option<usize>,
     /// The user's SMPL model (.npz): adds 24 posed joints per person to the messages.
@@ -285,6 +288,8 @@ pub enum SourceConfig {
 pub struct ModelConfig {
     pub dir: PathBuf,
     pub int8: bool,
+    /// The float graphs in f16 (tract's `f32_to_f16`); the int8 backbone keeps its integer convs.
+    pub half_floats: bool,
     /// Threads for the models' matrix products (1: the inference thread alone).
     pub threads: usize,
     pub extra_delay: Duration,
@@ -557,6 +562,7 @@ impl Config {
         let model = ModelConfig {
             dir,
             int8: raw.model.int8,
+            half_floats: raw.model.half_floats,
             threads,
             extra_delay: Duration::from_millis(delay),
             smpl_file: raw.model.smpl_file.as_ref().map(|f| base.join(f)),
@@ -662,7 +668,12 @@ impl Config {
                 ),
             },
             self.model.dir.display(),
-            if self.model.int8 { " (int8)" } else { "" },
+            match (self.model.int8, self.model.half_floats) {
+                (false, false) => "",
+                (true, false) => " (int8)",
+                (false, true) => " (f16)",
+                (true, true) => " (int8 backbone, f16 head)",
+            },
             self.model
                 .smpl_file
                 .as_ref()

@@ -105,9 +105,17 @@ fn load_skeleton(file: Option<&Path>) -> Result<Option<Arc<Skeleton>>> {
 pub fn start(config: &Config) -> Result<Running> {
     tracing::info!(config = %config.summary(), "Starting.");
     let dir = &config.model.dir;
-    let bundle = Bundle::load(dir, config.model.int8).with_context(|| {
-        format!("loading the models of [model] dir = {:?}", dir.display().to_string())
-    })?;
+    let half = config.model.half_floats;
+    if half && !crate::model::native_half_floats() {
+        tracing::warn!(
+            "[model] half_floats: this CPU has no native f16 arithmetic, so tract emulates it, \
+             several times slower than f32. It pays on ARMv8.2 cores (Pi 5, Jetson Orin) only."
+        );
+    }
+    let bundle = crate::model::with_half_floats(half, || Bundle::load(dir, config.model.int8))
+        .with_context(|| {
+            format!("loading the models of [model] dir = {:?}", dir.display().to_string())
+        })?;
     if !bundle.trained {
         tracing::warn!(dir = %dir.display(), "Model weights are random (untrained): poses are meaningless.");
     }
@@ -115,6 +123,7 @@ pub fn start(config: &Config) -> Result<Running> {
     tracing::info!(
         dir = %dir.display(),
         backbone = %bundle.backbone.precision(),
+        head = %bundle.streaming.precision(),
         feature = bundle.backbone.feature_len(),
         model_id = %bundle.model_id,
         "Models loaded."
@@ -876,7 +885,10 @@ async fn on_signal(shutdown: CancellationToken) {
 /// The config's problems, or the models'.
 pub fn check_config(file: &Path) -> Result<Config> {
     let config = Config::load(file)?;
-    Bundle::load(&config.model.dir, config.model.int8).with_context(|| {
+    crate::model::with_half_floats(config.model.half_floats, || {
+        Bundle::load(&config.model.dir, config.model.int8)
+    })
+    .with_context(|| {
         format!("{}: [model] dir = {:?}", file.display(), config.model.dir.display().to_string())
     })?;
     Ok(config)

@@ -64,6 +64,7 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
     let model = ModelConfig {
         dir: opts.dir.clone(),
         int8: opts.int8,
+        half_floats: false,
         threads: 1,
         extra_delay: Duration::ZERO,
         smpl_file: opts.smpl_file.clone(),

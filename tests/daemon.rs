@@ -203,6 +203,29 @@ fn synthetic_stream_reaches_a_third_party_subscriber_and_sigterm_says_offline() 
     assert_eq!((statuses.first(), statuses.last()), (Some(&"online"), Some(&"offline")));
 }
 
+/// `[model] half_floats` with the int8 backbone: the temporal head loads in f16 and the poses
+/// still reach the subscriber, decodable; where f16 is emulated the start-up says so.
+#[test]
+fn half_floats_run_the_head_in_f16() {
+    let device = "daemon-f16";
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, device, 60);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    let source = "kind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 40";
+    let model = "int8 = true\nhalf_floats = true";
+    let mut daemon = Daemon::start(device, &config(device, broker.port, source, model, 0.0));
+    let lines = sub.until(Duration::from_secs(60), |v| v["pose"]["seq"].as_u64() == Some(20));
+    daemon.signal(Signal::TERM);
+    let (status, stderr) = daemon.wait(Duration::from_secs(15));
+    assert!(status.success(), "exit {status}:\n{stderr}");
+    assert!(stderr.contains("backbone=int8 head=f16"), "{stderr}");
+    let emulated = stderr.contains("no native f16 arithmetic");
+    assert_eq!(emulated, !smplcast::model::native_half_floats(), "{stderr}");
+    let got = poses(&lines);
+    assert_eq!(seqs(&got), (0..=20).collect::<Vec<_>>());
+    check_against_rust(&got);
+}
+
 #[test]
 fn killed_daemon_goes_offline_by_its_last_will() {
     let device = "daemon-killed";

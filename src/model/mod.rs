@@ -96,6 +96,24 @@ pub fn set_half_floats(half: bool) {
     graph::HALF_FLOATS.set(half);
 }
 
+/// Runs `load` with [`set_half_floats`]`(half)` on this thread, and restores the setting after:
+/// the graphs `load` loads run in f16 when `half`.
+pub fn with_half_floats<T>(half: bool, load: impl FnOnce() -> T) -> T {
+    let before = graph::HALF_FLOATS.replace(half);
+    let out = load();
+    graph::HALF_FLOATS.set(before);
+    out
+}
+
+/// Whether this CPU does f16 arithmetic natively (aarch64 `fp16`, ARMv8.2: Pi 5, Jetson Orin).
+/// Elsewhere tract emulates it, several times slower than f32.
+pub fn native_half_floats() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    return std::arch::is_aarch64_feature_detected!("fp16");
+    #[cfg(not(target_arch = "aarch64"))]
+    return false;
+}
+
 /// Turns the per-op profile of this thread's graph runs on (an empty one) or off, returning
 /// what was recorded since it was turned on: time per tract op kind and how many nodes ran,
 /// for `smplcast bench --only PART --profile`. Runs are slower while it is on.
