@@ -235,15 +235,7 @@ mod tests {
     use super::*;
 
     fn cache(v: f32) -> FrameCache {
-        FrameCache {
-            x: vec![v],
-            theta: vec![],
-            phi: vec![],
-            fx: vec![],
-            fm: vec![],
-            rx: vec![],
-            rm: vec![],
-        }
+        FrameCache { x: vec![v], ..FrameCache::default() }
     }
 
     fn person(id: u32, frame: u64) -> PersonIn {

@@ -327,7 +327,7 @@ impl TemporalHead {
 
 /// One frame's cached inputs to the streaming step: its feature and the temporal head's
 /// per-frame linear maps of it (see models/smplcast_models/mpsnet.py, `TemporalFrame`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct FrameCache {
     /// Backbone feature, C.
     pub x: Vec<f32>,
