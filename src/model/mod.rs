@@ -52,7 +52,11 @@ pub enum Error {
          by `models/run convert.py` (see README, \"Models\")"
     )]
     Parse { path: PathBuf, graph: &'static str, reason: String },
-    #[error("model file {path}: wrong {graph} graph: expected {expected}; the file has {found}")]
+    #[error(
+        "model file {path}: wrong {graph} graph: expected {expected}; the file has {found}. \
+         Convert the model again with `models/run convert.py` (graphs from an older smplcast \
+         differ; README, \"Models\")"
+    )]
     Interface { path: PathBuf, graph: &'static str, expected: String, found: String },
     #[error("{graph} inference failed: {reason}")]
     Run { graph: &'static str, reason: String },
