@@ -274,6 +274,18 @@ fn demo_runs_on_its_embedded_broker() {
     assert!(got > 0 && live.ends_with(", 0 undecodable"), "{live}");
 }
 
+/// `smplcast demo` on the narrow models until stopped, its stdout piped.
+fn endless_demo(stderr: Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["demo", "--models"])
+        .arg(root().join("models/fixtures/narrow"))
+        .args(["--frames", "0"])
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 /// The exit status of `child`, which must exit within 30 s.
 fn exit_within_30_s(child: &mut std::process::Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -290,14 +302,7 @@ fn exit_within_30_s(child: &mut std::process::Child) -> std::process::ExitStatus
 /// and exits 0, instead of panicking in its next status line.
 #[test]
 fn demo_stops_cleanly_when_its_stdout_is_closed() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smplcast"))
-        .args(["demo", "--models"])
-        .arg(root().join("models/fixtures/narrow"))
-        .args(["--frames", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = endless_demo(Stdio::piped());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.starts_with("embedded MQTT broker"), "{first}");
@@ -314,14 +319,7 @@ fn demo_stops_cleanly_when_its_stdout_is_closed() {
 /// `smplcast sub | head -1` ends with exit status 0 once its reader has gone.
 #[test]
 fn sub_ends_cleanly_when_its_stdout_is_closed() {
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_smplcast"))
-        .args(["demo", "--models"])
-        .arg(root().join("models/fixtures/narrow"))
-        .args(["--frames", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut demo = endless_demo(Stdio::null());
     let mut demo_lines = BufReader::new(demo.stdout.take().unwrap()).lines();
     let first = demo_lines.next().unwrap().unwrap();
     let port = first.split("127.0.0.1:").nth(1).and_then(|s| s.split(' ').next()).unwrap();
@@ -506,13 +504,7 @@ fn replay_names_a_file_that_is_not_a_recording() {
 fn demo_with_an_smpl_file_publishes_joints() {
     let (device, frames) = ("joints", 12u64);
     let dir = scratch("joints");
-    let out = Command::new(root().join("models/.venv/bin/python"))
-        .arg(root().join("models/gen_joints_vectors.py"))
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let smpl_file = dir.join("smpl_synthetic.npz");
+    let smpl_file = common::synthetic_smpl_file(&dir);
     let (out, lines) =
         demo_to_subscriber(device, frames, &["--smpl-file", smpl_file.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);

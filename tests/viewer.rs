@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use base64::Engine;
 use serde_json::{json, Value};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::mqtt::root;
 
 /// Kills a child process when dropped.
 struct Killed(Child);
@@ -217,13 +217,7 @@ fn the_viewer_connects_receives_and_draws_a_skeleton() {
 #[test]
 fn with_joints_in_the_messages_the_viewer_draws_them() {
     let dir = std::env::temp_dir().join(format!("smplcast-viewer-smpl-{}", std::process::id()));
-    let out = Command::new(root().join("models/.venv/bin/python"))
-        .arg(root().join("models/gen_joints_vectors.py"))
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let smpl = dir.join("smpl_synthetic.npz");
+    let smpl = common::synthetic_smpl_file(&dir);
     let (state, ..) = page("joints", &["--smpl-file", smpl.to_str().unwrap()]);
     assert_eq!(state["exact"], true, "{state}");
 }
