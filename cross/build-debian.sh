@@ -75,6 +75,8 @@ setup() {
     "$TOOLS/venv/bin/pip" install -q --no-cache-dir "ziglang==$ZIGLANG" "cargo-zigbuild==$CARGO_ZIGBUILD"
   fi
   # Debian's cargo and rustc (rustup's rustc cannot read Debian's std sources' build).
+  # zig and cargo-zigbuild keep their caches under target/ too, not in ~/.cache.
+  export XDG_CACHE_HOME=$TOOLS/cache ZIG_GLOBAL_CACHE_DIR=$TOOLS/cache/zig
   export PATH=$TOOLS/venv/bin:/usr/bin:$PATH CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc \
          RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
 }

@@ -54,5 +54,9 @@ else
   echo "deny: advisory database: snapshot $(tr '\n' ' ' < tests/deny/advisory-db.snapshot)" \
     "($URL not reachable)"
 fi
+# cargo deny reads the metadata of every package in Cargo.lock, the Windows-only ones too,
+# which a Linux build never downloads: fetch them first, with the network allowed (the check
+# itself then runs offline against the database chosen above).
+cargo fetch --locked --quiet
 target/tools/bin/cargo-deny --log-level warn --locked --offline check \
   advisories licenses bans sources

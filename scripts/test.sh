@@ -9,6 +9,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# Freshness: every crate the suite builds, and the cargo tools it installs (cargo-deny,
+# cargo-deb), come through a cargo home under target/ that this script owns, never the
+# machine's ~/.cargo registry. On a clean clone (CI) it starts empty, so a crate that no step
+# fetches fails the run here rather than on a user's fresh machine. The toolchain itself
+# (rustup's, in ~/.rustup) is kept. pip runs with --no-cache-dir (models/run,
+# cross/build-debian.sh); zig's cache lives in target/cross/tools.
+export CARGO_HOME="${SMPLCAST_CARGO_HOME:-$PWD/target/cargo-home}"
+mkdir -p "$CARGO_HOME"
+
 declare -a timings=()
 step() { # step NAME COMMAND...: runs a part and records its time
   local name="$1" t0=$SECONDS; shift
@@ -29,9 +38,14 @@ install_packages() {
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
-  if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+  # The package lists are refreshed on every run, even when nothing is missing: later steps
+  # download packages by name (the vivid kernel, debootstrap's mirror) and stale lists would
+  # point at versions the mirror no longer has.
+  if command -v apt-get >/dev/null; then
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    if [ ${#missing[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
   fi
   command -v cargo >/dev/null || {
     echo "cargo not found: install Rust ≥ 1.91 with rustup (https://rustup.rs)" >&2; exit 1; }
@@ -102,11 +116,25 @@ arm_packages() {
 
 disk_report() { # what the suite keeps on disk (CI has failed on a full disk before)
   df -h . | tail -1 | awk '{print "free on " $6 ": " $4 " of " $2}'
-  du -sh target models/.venv "$HOME/.cargo/registry" 2>/dev/null || true
+  du -sh target models/.venv "$CARGO_HOME/registry" 2>/dev/null || true
 }
 
+crate_count() { find "$CARGO_HOME/registry/cache" -name '*.crate' 2>/dev/null | wc -l; }
+
+cargo_fetch() {
+  # Every package in Cargo.lock, for every platform (cargo deny reads the metadata of the
+  # Windows-only ones too), with the network allowed; later steps build with --locked.
+  cargo fetch --locked
+  # Proof that the fetch is complete: cargo's full metadata resolves offline from it alone.
+  cargo metadata --locked --offline --format-version 1 >/dev/null
+  echo "cargo home $CARGO_HOME: $(crate_count) crates, $crates_before of them there before this run"
+}
+
+crates_before=$(crate_count)
+echo "cargo home: $CARGO_HOME ($crates_before crates present before this run; 0 on a clean clone)"
 disk_report
 step "install Debian packages and Rust components" install_packages
+step "cargo fetch (all platforms) into target/cargo-home" cargo_fetch
 step "Python venv + models/ tests (pytest)" python_tests
 step "full-size random models (convert.py)" full_models
 step "cargo build (release, all targets)" cargo build --release --all-targets --features v4l2 --locked
