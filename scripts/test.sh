@@ -119,7 +119,7 @@ disk_report() { # what the suite keeps on disk (CI has failed on a full disk bef
   du -sh target models/.venv "$CARGO_HOME/registry" 2>/dev/null || true
 }
 
-crate_count() { find "$CARGO_HOME/registry/cache" -name '*.crate' 2>/dev/null | wc -l; }
+crate_count() { { find "$CARGO_HOME/registry/cache" -name '*.crate' 2>/dev/null || true; } | wc -l; }
 
 cargo_fetch() {
   # Every package in Cargo.lock, for every platform (cargo deny reads the metadata of the
