@@ -27,6 +27,8 @@ pub struct PersonIn {
     pub id: u32,
     pub bbox: BBox,
     pub score: f32,
+    /// The tracker's prediction, not a detection ([`crate::detect::track::Tracked`]).
+    pub predicted: bool,
     pub crop: Crop,
     pub cache: FrameCache,
 }
@@ -45,8 +47,7 @@ pub struct FrameIn {
 /// What a person's result needs besides the head output.
 #[derive(Clone, Copy)]
 struct PersonMeta {
-    bbox: BBox,
-    score: f32,
+    seen: encode::Seen,
     crop: Crop,
 }
 
@@ -131,7 +132,9 @@ impl Assembler {
                 .tracks
                 .entry(p.id)
                 .or_insert_with(|| Track { window: TrackWindow::new(), meta: VecDeque::new() });
-            let meta = PersonMeta { bbox: p.bbox, score: p.score, crop: p.crop };
+            let seen =
+                encode::Seen { bbox: p.bbox.as_array(), score: p.score, predicted: p.predicted };
+            let meta = PersonMeta { seen, crop: p.crop };
             track.meta.push_back((frame.frame_id, meta));
             if track.meta.len() > SEQ_LEN + 1 {
                 track.meta.pop_front();
@@ -197,8 +200,7 @@ impl Assembler {
         };
         let out = step.step(ready)?;
         let skeleton = self.skeleton.as_deref();
-        let (bbox, image) = (meta.bbox.as_array(), pending.image);
-        let person = encode::person(id, meta.score, bbox, meta.crop, image, &out, skeleton);
+        let person = encode::person(id, meta.seen, meta.crop, pending.image, &out, skeleton);
         pending.people.push(person);
         pending.waiting = pending.waiting.saturating_sub(1);
         let lookahead = if ready.repeated { 0 } else { LOOKAHEAD as u8 };
@@ -243,6 +245,7 @@ mod tests {
             id,
             bbox: BBox { left: 10.0 * id as f32, top: 0.0, width: 50.0, height: 100.0 },
             score: 0.9,
+            predicted: false,
             crop: Crop { cx: 35.0, cy: 50.0, side: 110.0 },
             cache: cache(frame as f32 * 1000.0 + id as f32),
         }

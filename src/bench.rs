@@ -51,7 +51,9 @@ pub struct Args {
     /// A directory of images (looped) instead of the synthetic 640×480 pattern.
     #[arg(long)]
     source: Option<PathBuf>,
-    /// Find people with this detector (pose_detection.onnx) instead of the whole frame.
+    /// Find people with this detector (models/nanodet/nanodet.onnx, or BlazePose's
+    /// pose_detection.onnx) instead of the whole frame; with `--only detector`, the detector
+    /// to run (default models/nanodet/nanodet.onnx).
     #[arg(long)]
     detector: Option<PathBuf>,
     /// Skip the paced latency runs.
@@ -90,7 +92,9 @@ pub fn main(args: Args) -> Result<()> {
         let int8 = precision == "int8";
         crate::model::set_half_floats(precision == "f16");
         crate::model::set_threads(args.threads.first().copied().unwrap_or(1))?;
-        let runs = part_loop(&models, part, int8, args.iterations, args.profile)?;
+        let detector = args.detector.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DETECTOR));
+        let dir = if part == Part::Detector { detector.as_path() } else { models.as_path() };
+        let runs = part_loop(dir, part, int8, args.iterations, args.profile)?;
         if args.profile {
             print!("{}", render_profile(&runs.ops, args.iterations.max(1)));
         } else {
@@ -310,7 +314,9 @@ fn config(
         Some(d) => People::Detected {
             detector: d.clone(),
             every: 1,
+            detection: crate::detect::nanodet::Settings::default(),
             tracker: crate::detect::track::Settings::default(),
+            cut_threshold: 0.1,
         },
     };
     let model = ModelConfig {
@@ -730,7 +736,14 @@ pub enum Part {
     Step,
     /// The full-window temporal head (`temporal.onnx`), for comparison with project + step.
     Head,
+    /// The person detector (`--detector`, default models/nanodet/nanodet.onnx) on a 640 × 480
+    /// frame at its default input size: sampling, graph and decoding (f32 whatever
+    /// `--precision`: the detector is a float graph).
+    Detector,
 }
+
+/// The detector `bench --only detector` runs by default.
+pub const DEFAULT_DETECTOR: &str = "models/nanodet/nanodet.onnx";
 
 /// What [`part_loop`] measured.
 pub struct PartRuns {
@@ -742,7 +755,7 @@ pub struct PartRuns {
     pub rss_mb: f64,
 }
 
-/// Loads `part` from `dir` and runs it `iterations` times, timing each run. Inputs are fixed
+/// Loads `part` from `dir` (the detector's file for [`Part::Detector`]) and runs it `iterations` times, timing each run. Inputs are fixed
 /// pseudo-random values, the same on every machine. With `profile`, one more run goes first,
 /// and the op profile of the timed runs is recorded.
 ///
@@ -811,6 +824,12 @@ pub fn part_loop(
             let mut head = TemporalHead::load(&dir.join("temporal.onnx"), 1)?;
             let window = noise(SEQ_LEN * head.feature_len());
             time(&mut || head.run(&window).map(drop).map_err(Into::into))
+        }
+        Part::Detector => {
+            let mut d = crate::detect::PersonDetector::load(dir, Default::default())?;
+            let pixels = noise(640 * 480 * 3).iter().map(|v| ((v + 1.0) * 127.5) as u8).collect();
+            let image = crate::pixels::Image::rgb24(640, 480, pixels);
+            time(&mut || d.detect(&image).map(drop).map_err(Into::into))
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::detect::nanodet::Settings as DetectorSettings;
 use crate::detect::track::{Keep, Settings as TrackerSettings};
 use crate::preprocess::BBox;
 use crate::publish::{self, QoS};
@@ -94,9 +95,16 @@ pub struct RawPerson {
     pub bbox: Option<[f32; 4]>,
     /// Crop side = longer box side × scale (1.1 in the official demo).
     pub scale: f32,
-    /// Person detector ONNX (models/detector/pose_detection.onnx): find and track people
-    /// instead of using `box` or the whole frame.
+    /// Person detector ONNX (models/nanodet/nanodet.onnx, or BlazePose's
+    /// models/detector/pose_detection.onnx): find and track people instead of using `box` or
+    /// the whole frame.
     pub detector: Option<PathBuf>,
+    /// The longer sides of NanoDet's inputs, pixels (multiples of 32): it runs at each.
+    pub detector_sizes: Vec<usize>,
+    /// Least NanoDet score of a detected person.
+    pub min_score: f32,
+    /// A frame this different from the last is a hard cut: every track ends (0: off).
+    pub cut_threshold: f32,
     /// Run the detector every this many frames; the tracker predicts in between.
     pub detect_every: u32,
     /// Most people reported per frame, and whom to keep beyond that.
@@ -113,10 +121,14 @@ pub struct RawPerson {
 impl Default for RawPerson {
     fn default() -> Self {
         let t = TrackerSettings::default();
+        let d = DetectorSettings::default();
         RawPerson {
             bbox: None,
             scale: 1.1,
             detector: None,
+            detector_sizes: d.sizes.clone(),
+            min_score: d.min_score,
+            cut_threshold: 0.1,
             detect_every: 1,
             max_people: t.max_people,
             keep: t.keep,
@@ -255,7 +267,14 @@ pub enum People {
     /// One person (track 0) in a fixed box, or (`None`) the whole frame.
     Region(Option<BBox>),
     /// The person detector and the tracker.
-    Detected { detector: PathBuf, every: u32, tracker: TrackerSettings },
+    Detected {
+        detector: PathBuf,
+        every: u32,
+        detection: DetectorSettings,
+        tracker: TrackerSettings,
+        /// Scene-cut threshold ([`crate::detect::cut`]); 0: off.
+        cut_threshold: f32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -470,10 +489,31 @@ impl Config {
                 if !detector.is_file() {
                     c.problem(format!(
                         "person.detector = {:?}: no such file; expected the detector ONNX \
-                         (models/detector/pose_detection.onnx)",
+                         (models/nanodet/nanodet.onnx)",
                         detector.display().to_string()
                     ));
                 }
+                c.check(
+                    "person.detector_sizes",
+                    &p.detector_sizes,
+                    (1..=4).contains(&p.detector_sizes.len())
+                        && p.detector_sizes
+                            .iter()
+                            .all(|s| (64..=2048).contains(s) && s.is_multiple_of(32)),
+                    "1 to 4 sizes, each 64 to 2048 pixels and a multiple of 32",
+                );
+                c.check(
+                    "person.min_score",
+                    &p.min_score,
+                    (0.01..=0.99).contains(&p.min_score),
+                    "0.01 to 0.99",
+                );
+                c.check(
+                    "person.cut_threshold",
+                    &p.cut_threshold,
+                    (0.0..=1.0).contains(&p.cut_threshold),
+                    "0 (off) to 1",
+                );
                 c.check(
                     "person.detect_every",
                     &p.detect_every,
@@ -511,7 +551,18 @@ impl Config {
                     max_people: p.max_people,
                     keep: p.keep,
                 };
-                People::Detected { detector, every: p.detect_every, tracker }
+                let detection = DetectorSettings {
+                    sizes: p.detector_sizes.clone(),
+                    min_score: p.min_score,
+                    ..DetectorSettings::default()
+                };
+                People::Detected {
+                    detector,
+                    every: p.detect_every,
+                    detection,
+                    tracker,
+                    cut_threshold: p.cut_threshold,
+                }
             }
         };
         if let Some(b) = p.bbox {
@@ -660,9 +711,11 @@ impl Config {
             match &self.people {
                 People::Region(None) => "whole frame".into(),
                 People::Region(Some(b)) => format!("box {:?}", b.as_array()),
-                People::Detected { detector, every, tracker } => format!(
-                    "detector {} every {every} frame(s), up to {} ({:?})",
+                People::Detected { detector, every, detection, tracker, .. } => format!(
+                    "detector {} ({:?} px, score ≥ {}) every {every} frame(s), up to {} ({:?})",
                     detector.display(),
+                    detection.sizes,
+                    detection.min_score,
                     tracker.max_people,
                     tracker.keep
                 ),

@@ -34,9 +34,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::assemble::{Assembler, FrameIn, PersonIn};
 use crate::config::{Config, People, SourceConfig};
-use crate::detect::blazepose::Detector;
-use crate::detect::track::{Settings as TrackerSettings, Tracked, Tracker};
-use crate::detect::Detection;
+use crate::detect::cut::CutDetector;
+use crate::detect::track::{Tracked, Tracker};
+use crate::detect::PersonDetector;
 use crate::joints::Skeleton;
 use crate::model::{Bundle, HeadOutput, Projector, Stepper};
 use crate::preprocess::{self, BBox};
@@ -553,9 +553,9 @@ enum Finder {
     Region(Option<BBox>),
     /// The detector every `every` frames, the tracker always.
     Detected {
-        detector: Box<Detector>,
+        detector: PersonDetector,
         tracker: Tracker,
-        settings: TrackerSettings,
+        cuts: CutDetector,
         every: u32,
         frames: u64,
     },
@@ -565,18 +565,23 @@ impl Finder {
     fn new(people: &People) -> Result<Self> {
         Ok(match people {
             People::Region(b) => Finder::Region(*b),
-            People::Detected { detector, every, tracker } => {
-                let d = Detector::load(detector).with_context(|| {
+            People::Detected { detector, every, detection, tracker, cut_threshold } => {
+                let d = PersonDetector::load(detector, detection.clone()).with_context(|| {
                     format!(
                         "loading the person detector [person] detector = {:?}",
                         detector.display().to_string()
                     )
                 })?;
-                tracing::info!(detector = %detector.display(), every, "Person detector loaded.");
+                tracing::info!(
+                    detector = %detector.display(),
+                    kind = d.kind(),
+                    every,
+                    "Person detector loaded."
+                );
                 Finder::Detected {
-                    detector: Box::new(d),
+                    detector: d,
                     tracker: Tracker::new(*tracker),
-                    settings: *tracker,
+                    cuts: CutDetector::new(*cut_threshold),
                     every: *every,
                     frames: 0,
                 }
@@ -595,32 +600,38 @@ impl Finder {
             Finder::Region(b) => {
                 let t0 = Instant::now();
                 let bbox = b.unwrap_or_else(|| BBox::full(image.width, image.height));
-                let people = vec![Tracked { id: 0, bbox, score: 1.0 }];
+                let people = vec![Tracked { id: 0, bbox, score: 1.0, predicted: false }];
                 counters.stages.track.add(t0.elapsed());
                 Ok((people, Vec::new()))
             }
-            Finder::Detected { detector, tracker, every, frames, .. } => {
+            Finder::Detected { detector, tracker, cuts, every, frames } => {
+                // A hard cut ends every track (their windows flush) and runs the detector.
+                let mut ended = Vec::new();
+                if counters.stages.track.time(|| cuts.is_cut(image)) {
+                    Counters::add(&counters.scene_cuts, 1);
+                    ended = tracker.reset();
+                    *frames = 0;
+                }
                 let run = *frames % u64::from(*every) == 0;
                 *frames += 1;
                 let update = if run {
-                    let found = counters.stages.detect.time(|| detector.detect(image))?;
-                    let boxes: Vec<Detection> = found
-                        .iter()
-                        .filter_map(|d| d.body_box(image.width, image.height))
-                        .collect();
+                    let boxes = counters.stages.detect.time(|| detector.detect(image))?;
                     counters.stages.track.time(|| tracker.update(&boxes, size))
                 } else {
                     counters.stages.track.time(|| tracker.predict(size))
                 };
-                Ok((update.people, update.ended))
+                ended.extend(update.ended);
+                Ok((update.people, ended))
             }
         }
     }
 
-    /// A source gap: every track ends (post flushes all windows on the gap marker).
+    /// A source gap: every track ends (post flushes all windows on the gap marker); ids are
+    /// not reused.
     fn reset(&mut self) {
-        if let Finder::Detected { tracker, settings, frames, .. } = self {
-            *tracker = Tracker::new(*settings);
+        if let Finder::Detected { tracker, cuts, frames, .. } = self {
+            tracker.reset();
+            cuts.reset();
             *frames = 0;
         }
     }
@@ -722,7 +733,14 @@ impl Infer {
             stages.preprocess.time(|| preprocess::crop_to_tensor(frame, crop, tensor));
             let feature = stages.backbone.time(|| self.backbone.run(tensor))?;
             let cache = stages.project.time(|| self.projector.project(&feature))?.swap_remove(0);
-            people.push(PersonIn { id: t.id, bbox: t.bbox, score: t.score, crop, cache });
+            people.push(PersonIn {
+                id: t.id,
+                bbox: t.bbox,
+                score: t.score,
+                predicted: t.predicted,
+                crop,
+                cache,
+            });
         }
         Ok((people, ended))
     }

@@ -15,13 +15,22 @@ pub struct Crop {
     pub side: f32,
 }
 
-/// One person's wire record. `bbox` is the tracker's box [left, top, width, height] in pixels;
-/// `img` the image size [width, height]. The joints come from the full-precision θ and β,
-/// before they are rounded for the wire.
+/// What the tracker says of a person in one frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Seen {
+    /// The tracker's box [left, top, width, height] in pixels, inside the image.
+    pub bbox: [f32; 4],
+    /// Detection score (the last one while coasting).
+    pub score: f32,
+    /// Coasting: the box is the tracker's prediction.
+    pub predicted: bool,
+}
+
+/// One person's wire record; `img` is the image size [width, height]. The joints come from the
+/// full-precision θ and β, before they are rounded for the wire.
 pub fn person(
     id: u32,
-    score: f32,
-    bbox: [f32; 4],
+    seen: Seen,
     crop: Crop,
     img: [u32; 2],
     out: &HeadOutput,
@@ -37,13 +46,14 @@ pub fn person(
     Person {
         id,
         // Whole pixels, clamped to what u16 holds (images up to 65535 px wide).
-        bbox: bbox.map(|v| v.round().clamp(0.0, f32::from(u16::MAX)) as u16),
-        score,
+        bbox: seen.bbox.map(|v| v.round().clamp(0.0, f32::from(u16::MAX)) as u16),
+        score: seen.score,
         cam: out.cam,
         cam_img: [o.sx, o.sy, o.tx, o.ty],
         pose,
         shape: out.shape,
         joints,
+        predicted: seen.predicted,
     }
 }
 
@@ -60,7 +70,8 @@ mod tests {
         }
         let out = HeadOutput { pose6d, shape: [0.5; 10], cam: [0.9, 0.1, -0.2] };
         let crop = Crop { cx: 320.0, cy: 240.0, side: 240.0 };
-        let p = person(3, 0.75, [200.4, 120.6, 240.0, 239.5], crop, [640, 480], &out, None);
+        let seen = Seen { bbox: [200.4, 120.6, 240.0, 239.5], score: 0.75, predicted: false };
+        let p = person(3, seen, crop, [640, 480], &out, None);
         assert_eq!(p.pose, [0.0; 72]);
         assert_eq!(p.joints, None);
         assert_eq!(p.bbox, [200, 121, 240, 240]);

@@ -333,12 +333,32 @@ pub fn crop_normalised(
     std: [f32; 3],
     out: &mut Vec<f32>,
 ) {
-    out.clear();
-    out.resize(3 * size * size, 0.0);
     let step = side / size as f32;
+    let grid =
+        Grid { origin: [cx - side / 2.0, cy - side / 2.0], step: [step; 2], size: [size, size] };
+    sample_grid(image, grid, mean, std, out);
+}
+
+/// A rectangle of output pixels laid over an image: output pixel (i, j) covers the image from
+/// `origin + (i · step[0], j · step[1])` to one step further (image pixels).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Grid {
+    pub origin: [f32; 2],
+    pub step: [f32; 2],
+    /// Output width and height.
+    pub size: [usize; 2],
+}
+
+/// Samples `grid` of `image` into `out`: [3, height, width] f32, planar RGB,
+/// `(v / 255 − mean) / std` per channel. Bilinear, pixel centres aligned; outside the image is
+/// black.
+pub fn sample_grid(image: &Image, grid: Grid, mean: [f32; 3], std: [f32; 3], out: &mut Vec<f32>) {
+    let [w, h] = grid.size;
+    out.clear();
+    out.resize(3 * w * h, 0.0);
     let plan = Plan {
-        xs: taps(cx - side / 2.0, step, size, image.width as usize),
-        ys: taps(cy - side / 2.0, step, size, image.height as usize),
+        xs: taps(grid.origin[0], grid.step[0], w, image.width as usize),
+        ys: taps(grid.origin[1], grid.step[1], h, image.height as usize),
         scale: std.map(|s| 1.0 / (255.0 * s)),
         offset: [0, 1, 2].map(|c| -mean[c] / std[c]),
     };

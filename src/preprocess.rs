@@ -34,6 +34,20 @@ impl BBox {
         BBox { left: x0, top: y0, width: x1 - x0, height: y1 - y0 }
     }
 
+    /// This box clipped to a `width` × `height` image by moving the sides that stick out (never
+    /// shifting the box); `None` when less than a pixel of it is left in either direction, or
+    /// a side is not finite.
+    pub fn clip(&self, width: u32, height: u32) -> Option<BBox> {
+        let [x0, y0] = [self.left, self.top];
+        let [x1, y1] = [self.left + self.width, self.top + self.height];
+        if ![x0, y0, x1, y1].iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        let (x0, x1) = (x0.max(0.0), x1.min(width as f32));
+        let (y0, y1) = (y0.max(0.0), y1.min(height as f32));
+        (x1 - x0 >= 1.0 && y1 - y0 >= 1.0).then(|| BBox::from_corners([x0, y0, x1, y1]))
+    }
+
     /// Intersection over union with `other` (0 when either is empty).
     pub fn iou(&self, other: &BBox) -> f32 {
         let x0 = self.left.max(other.left);

@@ -22,6 +22,8 @@ pub struct Counters {
     pub frames_bad: AtomicU64,
     /// Times the source lost its input (camera unplugged, stalled).
     pub source_losses: AtomicU64,
+    /// Hard cuts (scene changes) seen by the person finder: every track ended there.
+    pub scene_cuts: AtomicU64,
     /// Frames through preprocessing, the backbone and the per-frame projection.
     pub frames_inferred: AtomicU64,
     /// Frames whose inference failed (tract error): skipped, logged.
@@ -134,6 +136,8 @@ pub struct Report {
     pub frames_bad: u64,
     /// Times the source lost its input (a camera unplugged or stalled) since start.
     pub source_losses: u64,
+    /// Hard cuts (scene changes) since start: every track ended there.
+    pub scene_cuts: u64,
     pub messages_out: u64,
     /// Pose messages dropped before the broker (queue full: broker slow or down; or stale).
     pub messages_dropped: u64,
@@ -226,6 +230,7 @@ impl Reporter {
             frames_dropped,
             frames_bad: get(&c.frames_bad) + get(&c.frames_failed),
             source_losses: get(&c.source_losses),
+            scene_cuts: get(&c.scene_cuts),
             messages_out: totals[1],
             messages_dropped: pose_drops + get(&self.mqtt.publish_dropped) + get(&self.mqtt.stale),
             messages_stale: get(&self.mqtt.stale),

@@ -280,3 +280,69 @@ fn fuzz_detector_postprocessing_and_tracker() {
         tracker.predict([width, height]);
     });
 }
+
+/// NanoDet's outputs from fuzz bytes (image size, then records of cell, score and 4
+/// distances in otherwise empty outputs), and raw boxes straight into the tracker (any size,
+/// sign or NaN, any score): over six frames of updates, predictions and a reset, every
+/// reported box is finite and inside the image.
+#[test]
+fn fuzz_nanodet_postprocessing_and_tracker() {
+    use smplcast::detect::nanodet;
+    let settings = nanodet::Settings::default();
+    let mut corpus = Vec::new();
+    for seed in 0..8u64 {
+        let mut rng = Rng(seed * 104_729 + 3);
+        let mut input = vec![0x00, 0x05, 0xd0, 0x02]; // 1280 × 720
+        for _ in 0..1 + rng.below(6) {
+            input.extend_from_slice(&(rng.below(4000) as u16).to_le_bytes());
+            input.extend_from_slice(&(0.5 + rng.below(50) as f32 / 100.0).to_le_bytes());
+            for _ in 0..4 {
+                input.extend_from_slice(&(rng.below(100) as f32 / 10.0).to_le_bytes());
+            }
+        }
+        corpus.push(input);
+    }
+    fuzz("nanodet", corpus, |bytes| {
+        if bytes.len() < 4 {
+            return;
+        }
+        let width = u32::from(u16::from_le_bytes([bytes[0], bytes[1]]));
+        let height = u32::from(u16::from_le_bytes([bytes[2], bytes[3]]));
+        let input = nanodet::input_size(width, height, settings.sizes[0]);
+        let cells: usize = nanodet::STRIDES.iter().map(|s| (input[0] / s) * (input[1] / s)).sum();
+        let mut scores = vec![0.0f32; cells];
+        let mut dists = vec![0.0f32; 4 * cells];
+        let mut raw = Vec::new();
+        for rec in bytes[4..].chunks_exact(2 + 5 * 4) {
+            let c = usize::from(u16::from_le_bytes([rec[0], rec[1]])) % cells.max(1);
+            let f = |i: usize| f32::from_le_bytes(rec[2 + 4 * i..6 + 4 * i].try_into().unwrap());
+            scores[c] = f(0);
+            for k in 0..4 {
+                dists[4 * c + k] = f(1 + k);
+            }
+            let bbox =
+                smplcast::preprocess::BBox { left: f(1), top: f(2), width: f(3), height: f(4) };
+            raw.push(Detection { bbox, score: f(0) });
+        }
+        let found = nanodet::postprocess(&scores, &dists, input, [width, height], &settings);
+        let mut tracker = Tracker::new(Settings::default());
+        for frame in 0..6 {
+            let up = match frame {
+                2 => tracker.predict([width, height]),
+                4 => {
+                    tracker.reset();
+                    tracker.update(&raw, [width, height])
+                }
+                f if f % 2 == 0 => tracker.update(&found, [width, height]),
+                _ => tracker.update(&raw, [width, height]),
+            };
+            for p in up.people {
+                let b = p.bbox;
+                assert!([b.left, b.top, b.width, b.height].iter().all(|v| v.is_finite()), "{p:?}");
+                assert!(b.left >= 0.0 && b.top >= 0.0, "{p:?}");
+                assert!(b.left + b.width <= width as f32 + 1e-3, "{p:?}");
+                assert!(b.top + b.height <= height as f32 + 1e-3, "{p:?}");
+            }
+        }
+    });
+}

@@ -54,6 +54,7 @@ fn message(seq: u64) -> PoseMsg {
             pose: std::array::from_fn(|j| ((j as u64 + seq) as f32 * 0.1).sin()),
             shape: std::array::from_fn(|j| j as f32 * 0.1 - 0.5),
             joints: None,
+            predicted: false,
         }],
     }
 }

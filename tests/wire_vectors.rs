@@ -29,6 +29,7 @@ fn person(id: u32, seed: f32) -> Person {
         }),
         shape: std::array::from_fn(|j| (j as f32 - 4.0) * 0.37 - seed),
         joints: None,
+        predicted: false,
     }
 }
 
@@ -60,7 +61,18 @@ fn vectors() -> Vec<(&'static str, PoseMsg)> {
     with_joints.joints =
         Some(std::array::from_fn(|k| ((k as f32 * 1.37).sin() * 0.8) - 0.1 * (k % 3) as f32));
     let joints = PoseMsg { seq: 2, frame: 9, people: vec![with_joints], ..base.clone() };
-    vec![("v1-empty", base), ("v1-one-person", one), ("v1-two-people", two), ("v1-joints", joints)]
+    // A person the detector missed this frame (optional key, added within v1), beside one it
+    // saw.
+    let coasting = Person { predicted: true, ..person(8, 1.5) };
+    let predicted =
+        PoseMsg { seq: 3, frame: 10, people: vec![person(7, 0.25), coasting], ..base.clone() };
+    vec![
+        ("v1-empty", base),
+        ("v1-one-person", one),
+        ("v1-two-people", two),
+        ("v1-joints", joints),
+        ("v1-predicted", predicted),
+    ]
 }
 
 /// The message a subscriber decodes: encoding rounds to binary16.

@@ -208,6 +208,12 @@ impl Detector {
         })
     }
 
+    /// Whether `path` declares the BlazePose detector's input (`input_1`, 4-d); the file is
+    /// read, not prepared.
+    pub fn declared_by(path: &Path) -> bool {
+        DetectorGraph::declared_by(path)
+    }
+
     /// People in `image`, best first.
     ///
     /// # Errors

@@ -6,9 +6,22 @@
 //! after `min_hits` consecutive hits; a track unmatched for more than `max_age` frames ends.
 //! Pure; runs on the inference thread.
 //!
-//! Between detector runs ([`Tracker::predict`]) confirmed tracks coast on their prediction.
+//! A confirmed track the detector did not see this frame (a missed detection, or a frame between
+//! detector runs, [`Tracker::predict`]) coasts on its prediction and is still reported, marked
+//! `predicted`, until it ends: the person's temporal window stays continuous. Reported boxes
+//! are clipped to the image by moving the sides that stick out, never by shifting the box; a
+//! track whose box has left the image is not reported.
 //! When more than `max_people` confirmed tracks are visible, [`Keep`] chooses whom to report;
 //! the others keep being tracked (their ids stay stable) but are not reported that frame.
+//!
+//! Ids are unique for the tracker's lifetime: [`Tracker::reset`] (a source gap, a scene cut)
+//! ends every track but never reuses an id.
+//!
+//! Short tracks: a new track is reported once `min_hits` consecutive detector runs have
+//! matched it (3 by default: 0.3 s at 10 fps). The official MPS-Net demo, which runs offline
+//! on whole videos, drops tracks shorter than 25 frames after the fact; live, a track's length
+//! is not known in advance, so the daemon delays a newcomer by `min_hits` runs instead of
+//! 25 frames (2.5 s at 10 fps), which would hide everyone who passes through quickly.
 //!
 //! Port notes: the filter's matrices and noise settings follow SORT's `KalmanBoxTracker`
 //! (GPL-3.0 reference implementation, read for the numbers, not copied).
@@ -68,6 +81,9 @@ pub struct Tracked {
     pub bbox: BBox,
     /// The matched detection's score; while coasting, the last one.
     pub score: f32,
+    /// Coasting: not detected this frame (missed, or the detector did not run); the box is
+    /// the prediction.
+    pub predicted: bool,
 }
 
 /// One frame's outcome.
@@ -188,8 +204,18 @@ impl Tracker {
         Tracker { settings, tracks: Vec::new(), next_id: 0 }
     }
 
-    /// Advances one frame with this frame's detections.
+    /// Advances one frame with this frame's detections. Degenerate ones (a box that is not
+    /// finite or less than a pixel wide or tall, a score that is not a number) are ignored.
     pub fn update(&mut self, detections: &[Detection], image: [u32; 2]) -> Update {
+        let usable = |d: &&Detection| {
+            let b = d.bbox;
+            [b.left, b.top, b.width, b.height].iter().all(|v| v.is_finite())
+                && b.width >= 1.0
+                && b.height >= 1.0
+                && !d.score.is_nan()
+        };
+        let detections: Vec<Detection> = detections.iter().filter(usable).copied().collect();
+        let detections = detections.as_slice();
         for t in &mut self.tracks {
             t.predict();
         }
@@ -216,7 +242,7 @@ impl Tracker {
                 t.confirmed = true;
             }
         }
-        self.finish(image, |t| t.since_update == 0)
+        self.finish(image)
     }
 
     /// Advances one frame without running the detector: tracks coast on their predictions.
@@ -224,12 +250,20 @@ impl Tracker {
         for t in &mut self.tracks {
             t.predict(); // coasting is not a miss: the streak stays
         }
-        let max_age = self.settings.max_age;
-        self.finish(image, |t| t.since_update <= max_age)
+        self.finish(image)
     }
 
-    /// Ends stale tracks and reports the visible confirmed ones.
-    fn finish(&mut self, image: [u32; 2], visible: impl Fn(&Track) -> bool) -> Update {
+    /// Ends every track (a source gap, a scene cut): all confirmed ids are in `ended`. Ids
+    /// are not reused.
+    pub fn reset(&mut self) -> Vec<u32> {
+        let mut ended: Vec<u32> =
+            self.tracks.drain(..).filter(|t| t.confirmed).map(|t| t.id).collect();
+        ended.sort_unstable();
+        ended
+    }
+
+    /// Ends stale tracks and reports the confirmed ones whose box is in the image.
+    fn finish(&mut self, image: [u32; 2]) -> Update {
         let max_age = self.settings.max_age;
         let mut ended = Vec::new();
         self.tracks.retain(|t| {
@@ -239,11 +273,14 @@ impl Tracker {
             }
             keep
         });
-        let mut shown: Vec<&Track> =
-            self.tracks.iter().filter(|t| t.confirmed && visible(t)).collect();
+        let mut shown: Vec<(&Track, BBox)> = self
+            .tracks
+            .iter()
+            .filter(|t| t.confirmed)
+            .filter_map(|t| t.bbox().clip(image[0], image[1]).map(|b| (t, b)))
+            .collect();
         let (cx, cy) = (image[0] as f32 / 2.0, image[1] as f32 / 2.0);
-        let rank = |t: &Track| -> f32 {
-            let b = t.bbox();
+        let rank = |(t, b): &(&Track, BBox)| -> f32 {
             match self.settings.keep {
                 Keep::Largest => -(b.width * b.height),
                 Keep::Central => {
@@ -253,10 +290,17 @@ impl Tracker {
                 Keep::Longest => -(t.age as f32),
             }
         };
-        shown.sort_by(|a, b| rank(a).total_cmp(&rank(b)).then(a.id.cmp(&b.id)));
+        shown.sort_by(|a, b| rank(a).total_cmp(&rank(b)).then(a.0.id.cmp(&b.0.id)));
         shown.truncate(self.settings.max_people);
-        let mut people: Vec<Tracked> =
-            shown.iter().map(|t| Tracked { id: t.id, bbox: t.bbox(), score: t.score }).collect();
+        let mut people: Vec<Tracked> = shown
+            .iter()
+            .map(|(t, bbox)| Tracked {
+                id: t.id,
+                bbox: *bbox,
+                score: t.score,
+                predicted: t.since_update > 0,
+            })
+            .collect();
         people.sort_by_key(|p| p.id);
         ended.sort_unstable();
         Update { people, ended }
@@ -448,5 +492,84 @@ mod tests {
             reported.push(up.people.len());
         }
         assert_eq!(reported, [0, 0, 0, 0, 1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn a_missed_detection_is_reported_as_predicted() {
+        let mut t = Tracker::new(Settings::default());
+        let walk = |f: usize| det(300.0 + f as f32 * 10.0, 400.0, 120.0, 300.0);
+        for f in 0..5 {
+            let up = t.update(&[walk(f)], [1280, 720]);
+            assert!(up.people.iter().all(|p| !p.predicted));
+        }
+        // The detector misses the person for two frames: still reported, predicted, moving on.
+        let a = t.update(&[], [1280, 720]);
+        let b = t.update(&[], [1280, 720]);
+        for up in [&a, &b] {
+            assert_eq!(up.people.len(), 1);
+            assert!(up.people[0].predicted && up.people[0].id == 0);
+        }
+        assert!(b.people[0].bbox.left > a.people[0].bbox.left);
+        let c = t.update(&[walk(7)], [1280, 720]);
+        assert!(!c.people[0].predicted && c.people[0].id == 0);
+    }
+
+    #[test]
+    fn boxes_at_the_edge_are_clipped_by_shrinking() {
+        let mut t = Tracker::new(Settings::default());
+        // A person half out of the image on the left and the top.
+        let b = BBox { left: -60.0, top: -20.0, width: 120.0, height: 300.0 };
+        let mut up = Update::default();
+        for _ in 0..4 {
+            up = t.update(&[Detection { bbox: b, score: 0.9 }], [640, 480]);
+        }
+        let p = up.people[0].bbox;
+        assert!((p.left, p.top) == (0.0, 0.0), "{p:?}");
+        assert!((p.width - 60.0).abs() < 1.0 && (p.height - 280.0).abs() < 1.0, "{p:?}");
+        // Walking out to the right: once the prediction is outside, nobody is reported.
+        let mut t = Tracker::new(Settings::default());
+        for f in 0..20 {
+            let x = 560.0 + f as f32 * 40.0;
+            let seen = if x < 640.0 { vec![det(x, 240.0, 80.0, 200.0)] } else { vec![] };
+            let up = t.update(&seen, [640, 480]);
+            for p in &up.people {
+                assert!(p.bbox.left + p.bbox.width <= 640.0 && p.bbox.width >= 1.0, "{p:?}");
+            }
+            if x > 800.0 {
+                assert!(up.people.is_empty(), "frame {f}: {:?}", up.people);
+            }
+        }
+    }
+
+    #[test]
+    fn ids_are_never_reused_after_a_reset() {
+        let mut t = Tracker::new(Settings::default());
+        for _ in 0..3 {
+            t.update(&[det(300.0, 300.0, 100.0, 200.0)], [1280, 720]);
+        }
+        assert_eq!(t.reset(), [0], "the confirmed track ends");
+        let mut up = Update::default();
+        for _ in 0..3 {
+            up = t.update(&[det(300.0, 300.0, 100.0, 200.0)], [1280, 720]);
+        }
+        assert_eq!(up.people[0].id, 1, "the same place after a reset: a new id");
+    }
+
+    #[test]
+    fn degenerate_detections_are_ignored() {
+        let mut t = Tracker::new(Settings::default());
+        let bad = [
+            Detection { bbox: BBox { left: 0.0, top: 0.0, width: 0.0, height: 10.0 }, score: 0.9 },
+            Detection { bbox: BBox { left: 5.0, top: 5.0, width: -3.0, height: 10.0 }, score: 0.9 },
+            Detection {
+                bbox: BBox { left: f32::NAN, top: 0.0, width: 9.0, height: 9.0 },
+                score: 0.9,
+            },
+            Detection { score: f32::NAN, ..det(100.0, 100.0, 50.0, 100.0) },
+        ];
+        for _ in 0..5 {
+            assert!(t.update(&bad, [640, 480]).people.is_empty());
+        }
+        assert!(t.tracks.is_empty());
     }
 }

@@ -62,6 +62,12 @@ impl Widths {
         }
     }
 
+    /// Binds `var` to `n` before a graph is loaded: for a graph that declares that dimension
+    /// symbolic (the detector's input size, chosen by the caller).
+    pub fn bind(&mut self, var: char, n: usize) {
+        self.0.insert(var, n);
+    }
+
     fn unify(&mut self, dim: Dim, batch: usize, found: usize) -> bool {
         match dim {
             Dim::Batch => found == batch,
@@ -160,6 +166,19 @@ fn declared(proto: &tract_onnx::pb::ModelProto) -> Option<(Declared, Vec<String>
     Some((inputs, outputs))
 }
 
+/// Whether the ONNX file at `path` declares `port` as its first input (name and rank).
+pub(crate) fn declares_input(path: &Path, port: Port) -> bool {
+    let Ok(bytes) = std::fs::read(path) else { return false };
+    let Ok(proto) = tract_onnx::onnx().proto_model_for_read(&mut bytes.as_slice()) else {
+        return false;
+    };
+    declared(&proto).is_some_and(|(inputs, _)| {
+        inputs
+            .first()
+            .is_some_and(|(name, _, dims)| name == port.name && dims.len() == port.dims.len())
+    })
+}
+
 fn render_declared(inputs: &Declared) -> String {
     let mut s = String::new();
     for (k, (name, _, dims)) in inputs.iter().enumerate() {
@@ -217,12 +236,14 @@ impl Graph {
                 format!("inputs {} -> outputs {}", render_declared(&inputs), outputs.join(", "));
             return Err(interface_err(widths, found));
         }
-        // Declared sizes: the batch axis may be symbolic; every other size must match.
+        // Declared sizes: the batch axis may be symbolic, and so may a width the caller bound
+        // beforehand; every other size must match.
         for ((_, _, dims), port) in inputs.iter().zip(iface.inputs) {
             for (found, dim) in dims.iter().zip(port.dims) {
                 let ok = match (found, dim) {
                     (None, Dim::Batch) => true,
-                    (None, _) => false,
+                    (None, Dim::Var(v)) => widths.0.contains_key(v),
+                    (None, Dim::Fixed(_)) => false,
                     (Some(n), Dim::Batch) => *n == batch,
                     (Some(n), d) => widths.unify(*d, batch, *n),
                 };

@@ -146,6 +146,18 @@ const DETECTOR: Interface = Interface {
         Port { name: "Identity_1", dims: &[F(1), F(DETECTOR_ANCHORS), F(1)] },
     ],
 };
+/// The multi-person detector (models/nanodet/nanodet.onnx, NanoDet-g, person class): any input
+/// size that is a multiple of [`NANODET_STRIDE`], chosen at load.
+const NANODET: Interface = Interface {
+    graph: "person detector (NanoDet)",
+    inputs: &[Port { name: "image", dims: &[F(1), F(3), V('H'), V('W')] }],
+    outputs: &[
+        Port { name: "score", dims: &[F(1), V('N')] },
+        Port { name: "distance", dims: &[F(1), V('N'), F(4)] },
+    ],
+};
+/// NanoDet's coarsest stride: its input sides are multiples of this.
+pub const NANODET_STRIDE: usize = 32;
 const HEAD_OUTPUTS: &[Port] = &[
     Port { name: "pose6d", dims: &[N, F(POSE6D_LEN)] },
     Port { name: "shape", dims: &[N, F(SHAPE_LEN)] },
@@ -274,6 +286,12 @@ impl DetectorGraph {
         Ok(DetectorGraph { graph: Graph::load(path, &DETECTOR, 1, &mut Widths::default())? })
     }
 
+    /// Whether `path` declares this graph's input (`input_1`, 4-d); the file is read, not
+    /// prepared.
+    pub fn declared_by(path: &Path) -> bool {
+        graph::declares_input(path, DETECTOR.inputs[0])
+    }
+
     /// `input`: [1, 224, 224, 3] f32 NHWC RGB in [-1, 1] → (candidates [2254 × 12], score
     /// logits [2254]).
     ///
@@ -285,6 +303,54 @@ impl DetectorGraph {
         let outs = self.graph.run(&[(&shape, input)])?;
         let name = self.graph.name();
         Ok((f32_slice(name, &outs[0])?.to_vec(), f32_slice(name, &outs[1])?.to_vec()))
+    }
+}
+
+/// The NanoDet person detector graph, prepared for one input size: per-cell scores and box
+/// distances, decoded by `detect::nanodet`.
+pub struct NanoDetGraph {
+    graph: Graph,
+    size: [usize; 2],
+    cells: usize,
+}
+
+impl NanoDetGraph {
+    /// Loads the graph for input `size` = [width, height] (multiples of [`NANODET_STRIDE`]).
+    ///
+    /// # Errors
+    /// See [`Error`]: unreadable, not ONNX, or not the detector's interface.
+    pub fn load(path: &Path, size: [usize; 2]) -> Result<Self> {
+        let mut widths = Widths::default();
+        widths.bind('W', size[0]);
+        widths.bind('H', size[1]);
+        let graph = Graph::load(path, &NANODET, 1, &mut widths)?;
+        Ok(NanoDetGraph { graph, size, cells: widths.get('N') })
+    }
+
+    /// Whether `path` declares the NanoDet interface's input (`image`, 4-d); the file is
+    /// read, not prepared.
+    pub fn declared_by(path: &Path) -> bool {
+        graph::declares_input(path, NANODET.inputs[0])
+    }
+
+    /// The input size [width, height] it was prepared for.
+    pub fn size(&self) -> [usize; 2] {
+        self.size
+    }
+
+    /// `input`: [1, 3, H, W] f32 planar RGB, 0–255 → (scores [N], distances [N × 4]): the
+    /// cells of strides 8, 16 and 32 in that order, row-major within each.
+    ///
+    /// # Errors
+    /// [`Error::Run`] on a wrong input length or a tract failure.
+    pub fn run(&mut self, input: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let shape = [1, 3, self.size[1], self.size[0]];
+        check_len(self.graph.name(), "image", input.len(), shape.iter().product())?;
+        let outs = self.graph.run(&[(&shape, input)])?;
+        let name = self.graph.name();
+        let (scores, dists) = (f32_slice(name, &outs[0])?, f32_slice(name, &outs[1])?);
+        debug_assert_eq!(scores.len(), self.cells);
+        Ok((scores.to_vec(), dists.to_vec()))
     }
 }
 

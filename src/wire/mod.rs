@@ -110,6 +110,14 @@ pub struct Person {
     /// daemon has an SMPL model file (`model.smpl_file`). Typed array, tag 84.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "f16_array_opt")]
     pub joints: Option<[f32; JOINTS_LEN]>,
+    /// The detector did not see the person this frame (a missed detection, or a frame between
+    /// detector runs): `box` is the tracker's prediction. Written only when true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub predicted: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Encodes a message. Deterministic: the same message gives the same bytes.
@@ -249,6 +257,7 @@ pub(super) mod tests {
             pose: std::array::from_fn(|j| ((j as f32 * 0.37 + k).sin()) * 3.0),
             shape: std::array::from_fn(|j| (j as f32 - 4.5) * 0.4 + k),
             joints: None,
+            predicted: false,
         }
     }
 
@@ -313,6 +322,7 @@ pub(super) mod tests {
             pose: [0.3; POSE_LEN],
             shape: [0.3; SHAPE_LEN],
             joints: None,
+            predicted: false,
         };
         let mut m = msg(0);
         let empty = encode(&m).len();

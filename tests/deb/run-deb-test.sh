@@ -42,6 +42,7 @@ in_root dpkg -i /tmp/old.deb
 for f in /usr/bin/smplcast /etc/smplcast/config.toml /lib/systemd/system/smplcast.service \
          /usr/share/smplcast/models/narrow/backbone.onnx \
          /usr/share/smplcast/models/detector/pose_detection.onnx \
+         /usr/share/smplcast/models/nanodet/nanodet.onnx \
          /usr/share/doc/smplcast/config.example.toml; do
   [ -e "$ROOT$f" ] || fail "$f not installed"
 done

@@ -65,6 +65,8 @@ def decode(payload: bytes) -> dict:
         for key, n in OPTIONAL_ARRAY_LEN.items():
             if key in p:
                 p[key] = f16_array(p[key], n)
+        if p.get("predicted", True) is not True:
+            raise DecodeError(f"person {i}: 'predicted' is present only as true")
     return msg
 
 

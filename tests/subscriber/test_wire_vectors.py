@@ -49,6 +49,7 @@ def _one() -> dict:
     (lambda m: m["people"][0].update(pose=cbor2.CBORTag(85, b"\0" * 144)), "tag-84"),
     (lambda m: m["people"][0].update(pose=cbor2.CBORTag(84, b"\0" * 142)), "142 bytes"),
     (lambda m: m["people"][0].update(box=[1, 2, 3]), "'box'"),
+    (lambda m: m["people"][0].update(predicted=False), "'predicted'"),
 ])
 def test_malformed_messages_are_rejected(mutate, error):
     m = _one()
