@@ -86,6 +86,13 @@ main_job_smoke() {
   ./target/release/smplcast check-config config.example.toml
 }
 
+people_eval() {
+  # The daemon's person detector and tracker on real footage (vtest.avi, fetched from Debian's
+  # opencv-doc) against the hand labels of tests/data/people/: fails below the goals.
+  models/run people_eval.py --smplcast target/release/smplcast --check \
+    --json target/people-eval.json
+}
+
 vivid_test() {
   # The V4L2 capture code against a real kernel driver: vivid in a qemu guest (tests/vivid/).
   # The daemon part of the check loads the bundled narrow model from /extra/narrow.
@@ -142,6 +149,7 @@ step "cargo fmt + clippy" rust_checks
 step "cargo deny (advisories, licences, bans, sources)" bash scripts/deny.sh
 step "cargo test (release; narrow + full models)" rust_tests
 step "demo smoke run" main_job_smoke
+step "people on real footage (models/people_eval.py)" people_eval
 step "soak, 60 s at full speed (scripts/soak.sh)" bash scripts/soak.sh 60
 step "V4L2 in a qemu guest (vivid driver)" vivid_test
 step "systemd unit: security exposure" systemd_unit

@@ -112,6 +112,8 @@ pub struct RawPerson {
     pub keep: Keep,
     /// Frames a track survives without a detection.
     pub max_age: u32,
+    /// Missed detector runs in a row a person stays reported (as predicted).
+    pub max_coast: u32,
     /// Consecutive detections before a new person is reported.
     pub min_hits: u32,
     /// Least IoU between a detection and a track's predicted box.
@@ -133,6 +135,7 @@ impl Default for RawPerson {
             max_people: t.max_people,
             keep: t.keep,
             max_age: t.max_age,
+            max_coast: t.max_coast,
             min_hits: t.min_hits,
             iou_threshold: t.iou_threshold,
         }
@@ -533,6 +536,12 @@ impl Config {
                     "1 to 300 frames",
                 );
                 c.check(
+                    "person.max_coast",
+                    &p.max_coast,
+                    p.max_coast <= p.max_age,
+                    "0 to max_age detector runs",
+                );
+                c.check(
                     "person.min_hits",
                     &p.min_hits,
                     (1..=30).contains(&p.min_hits),
@@ -546,6 +555,7 @@ impl Config {
                 );
                 let tracker = TrackerSettings {
                     max_age: p.max_age,
+                    max_coast: p.max_coast,
                     min_hits: p.min_hits,
                     iou_threshold: p.iou_threshold,
                     max_people: p.max_people,

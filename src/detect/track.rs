@@ -8,7 +8,9 @@
 //!
 //! A confirmed track the detector did not see this frame (a missed detection, or a frame between
 //! detector runs, [`Tracker::predict`]) coasts on its prediction and is still reported, marked
-//! `predicted`, until it ends: the person's temporal window stays continuous. Reported boxes
+//! `predicted`, for up to `max_coast` missed detector runs in a row: the person's temporal window
+//! stays continuous through a detector's blink, and a prediction that has drifted for longer is
+//! not passed off as a person (the track lives on, up to `max_age`, to take the person back). Reported boxes
 //! are clipped to the image by moving the sides that stick out, never by shifting the box; a
 //! track whose box has left the image is not reported.
 //! When more than `max_people` confirmed tracks are visible, [`Keep`] chooses whom to report;
@@ -52,6 +54,10 @@ pub enum Keep {
 pub struct Settings {
     /// Frames a track survives without a matching detection.
     pub max_age: u32,
+    /// Detector runs in a row that may miss a confirmed person before they stop being
+    /// reported (they are still tracked, up to `max_age`): while coasting, the box is a
+    /// prediction, which drifts.
+    pub max_coast: u32,
     /// Consecutive hits before a new track is reported.
     pub min_hits: u32,
     /// Least IoU between a detection and a track's predicted box to match them.
@@ -65,6 +71,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_age: 10,
+            max_coast: 2,
             min_hits: 3,
             iou_threshold: 0.3,
             max_people: 4,
@@ -105,6 +112,8 @@ struct Track {
     since_update: u32,
     /// Consecutive detector runs that matched it.
     streak: u32,
+    /// Consecutive detector runs that missed it.
+    misses: u32,
     /// Frames since the track started.
     age: u64,
     confirmed: bool,
@@ -156,7 +165,17 @@ impl Track {
         for i in 4..7 {
             p[(i, i)] *= 1000.0;
         }
-        Track { id, x, p, score: d.score, since_update: 0, streak: 1, age: 0, confirmed: false }
+        Track {
+            id,
+            x,
+            p,
+            score: d.score,
+            since_update: 0,
+            streak: 1,
+            misses: 0,
+            age: 0,
+            confirmed: false,
+        }
     }
 
     fn predict(&mut self) {
@@ -192,6 +211,7 @@ impl Track {
         self.score = d.score;
         self.since_update = 0;
         self.streak += 1;
+        self.misses = 0;
     }
 
     fn bbox(&self) -> BBox {
@@ -229,6 +249,7 @@ impl Tracker {
         }
         for (t, _) in self.tracks.iter_mut().zip(&matched_track).filter(|(_, m)| !**m) {
             t.streak = 0; // a detector run that did not see it
+            t.misses += 1;
         }
         for (di, d) in detections.iter().enumerate() {
             if !matched_det[di] {
@@ -276,7 +297,7 @@ impl Tracker {
         let mut shown: Vec<(&Track, BBox)> = self
             .tracks
             .iter()
-            .filter(|t| t.confirmed)
+            .filter(|t| t.confirmed && t.misses <= self.settings.max_coast)
             .filter_map(|t| t.bbox().clip(image[0], image[1]).map(|b| (t, b)))
             .collect();
         let (cx, cy) = (image[0] as f32 / 2.0, image[1] as f32 / 2.0);
@@ -512,6 +533,12 @@ mod tests {
         assert!(b.people[0].bbox.left > a.people[0].bbox.left);
         let c = t.update(&[walk(7)], [1280, 720]);
         assert!(!c.people[0].predicted && c.people[0].id == 0);
+        // Missed three runs in a row (max_coast 2): left out, still tracked, back as the same.
+        for _ in 0..2 {
+            assert_eq!(t.update(&[], [1280, 720]).people.len(), 1);
+        }
+        assert!(t.update(&[], [1280, 720]).people.is_empty());
+        assert_eq!(t.update(&[walk(11)], [1280, 720]).people[0].id, 0);
     }
 
     #[test]
