@@ -134,3 +134,22 @@ fn a_wrong_or_corrupt_file_is_refused_with_what_was_expected() {
     assert_eq!(d.kind(), "BlazePose");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_scene_cut_between_real_images_and_none_within_one() {
+    use smplcast::detect::cut::CutDetector;
+    let street = decode(&root().join("tests/data/nanodet/vtest-0060.png")).unwrap();
+    let astronaut = decode(&root().join("tests/data/nanodet/astronaut.png")).unwrap();
+    // The street 4 px to the left: the camera moved a little; the people walked on.
+    let (w, h) = (street.width as usize, street.height as usize);
+    let mut moved = street.to_rgb24();
+    for row in moved.chunks_exact_mut(3 * w) {
+        row.copy_within(12.., 0);
+    }
+    let moved = smplcast::pixels::Image::rgb24(w as u32, h as u32, moved);
+    let mut cuts = CutDetector::new(0.1);
+    assert!(!cuts.is_cut(&street));
+    assert!(!cuts.is_cut(&moved), "the same scene, moved");
+    assert!(cuts.is_cut(&astronaut), "another scene");
+    assert!(cuts.is_cut(&street), "and back");
+}
