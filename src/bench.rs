@@ -69,6 +69,13 @@ pub struct Args {
     /// each run (for profilers and instruction counts; the first --precision is used).
     #[arg(long, value_enum)]
     only: Option<Part>,
+    /// With `--only detector`: NanoDet's input sizes, comma-separated (default: the daemon's,
+    /// `person.detector_sizes`).
+    #[arg(long, value_delimiter = ',')]
+    detector_sizes: Vec<usize>,
+    /// With `--only detector`: the frame's size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "640x480", value_parser = parse_size)]
+    frame: (u32, u32),
     /// Runs of `--only`'s part (0: load it only).
     #[arg(long, default_value_t = 10)]
     iterations: u64,
@@ -94,7 +101,15 @@ pub fn main(args: Args) -> Result<()> {
         crate::model::set_threads(args.threads.first().copied().unwrap_or(1))?;
         let detector = args.detector.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DETECTOR));
         let dir = if part == Part::Detector { detector.as_path() } else { models.as_path() };
-        let runs = part_loop(dir, part, int8, args.iterations, args.profile)?;
+        let mut detection = crate::detect::nanodet::Settings::default();
+        if !args.detector_sizes.is_empty() {
+            detection.sizes = args.detector_sizes.clone();
+        }
+        let runs = if part == Part::Detector {
+            detector_loop(dir, detection, args.frame, args.iterations, args.profile)?
+        } else {
+            part_loop(dir, part, int8, args.iterations, args.profile)?
+        };
         if args.profile {
             print!("{}", render_profile(&runs.ops, args.iterations.max(1)));
         } else {
@@ -826,12 +841,55 @@ pub fn part_loop(
             time(&mut || head.run(&window).map(drop).map_err(Into::into))
         }
         Part::Detector => {
-            let mut d = crate::detect::PersonDetector::load(dir, Default::default())?;
-            let pixels = noise(640 * 480 * 3).iter().map(|v| ((v + 1.0) * 127.5) as u8).collect();
-            let image = crate::pixels::Image::rgb24(640, 480, pixels);
-            time(&mut || d.detect(&image).map(drop).map_err(Into::into))
+            let settings = crate::detect::nanodet::Settings::default();
+            return detector_loop(dir, settings, (640, 480), iterations, profile);
         }
     }
+}
+
+/// [`part_loop`] for the person detector `file` with `settings`, on a `frame` (width, height)
+/// of fixed pseudo-random pixels: sampling, graphs and decoding per run.
+///
+/// # Errors
+/// The detector cannot be loaded or fails to run.
+pub fn detector_loop(
+    file: &std::path::Path,
+    settings: crate::detect::nanodet::Settings,
+    (width, height): (u32, u32),
+    iterations: u64,
+    profile: bool,
+) -> Result<PartRuns> {
+    let mut d = crate::detect::PersonDetector::load(file, settings)?;
+    let mut seed = 0x9e37_79b9_u32;
+    let pixels = (0..3 * width as usize * height as usize)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed >> 24) as u8
+        })
+        .collect();
+    let image = crate::pixels::Image::rgb24(width, height, pixels);
+    crate::memory::release_freed();
+    if profile {
+        d.detect(&image)?;
+        crate::model::profile_ops(true);
+    }
+    let ms = (0..iterations)
+        .map(|_| {
+            let t0 = Instant::now();
+            d.detect(&image)?;
+            Ok(t0.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_>>()?;
+    let ops = crate::model::profile_ops(false);
+    Ok(PartRuns { ms, ops, rss_mb: rss_mb() })
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once('x').ok_or_else(|| format!("{s:?}: expected WIDTHxHEIGHT"))?;
+    let n = |v: &str| v.parse::<u32>().map_err(|e| format!("{s:?}: {e}"));
+    Ok((n(w)?, n(h)?))
 }
 
 /// An op profile over `runs` runs as a table, slowest op kind first: nodes and milliseconds
