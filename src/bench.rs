@@ -842,7 +842,7 @@ pub fn part_loop(
         }
         Part::Detector => {
             let settings = crate::detect::nanodet::Settings::default();
-            return detector_loop(dir, settings, (640, 480), iterations, profile);
+            detector_loop(dir, settings, (640, 480), iterations, profile)
         }
     }
 }
