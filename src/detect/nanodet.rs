@@ -40,7 +40,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { sizes: vec![320, 160], min_score: 0.45, nms_iou: 0.6 }
+        Settings { sizes: vec![320, 160], min_score: 0.45, nms_iou: 0.5 }
     }
 }
 
