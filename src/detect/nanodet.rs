@@ -151,11 +151,6 @@ impl Detector {
         Ok(Detector { path: path.into(), settings, graphs, input: Vec::new() })
     }
 
-    /// The settings it runs with.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     /// People in `image`, best first.
     ///
     /// # Errors
