@@ -99,7 +99,8 @@ pub fn main(args: Args) -> Result<()> {
         let int8 = precision == "int8";
         crate::model::set_half_floats(precision == "f16");
         crate::model::set_threads(args.threads.first().copied().unwrap_or(1))?;
-        let detector = args.detector.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DETECTOR));
+        let detector =
+            args.detector.clone().unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_DETECTOR));
         let dir = if part == Part::Detector { detector.as_path() } else { models.as_path() };
         let mut detection = crate::detect::nanodet::Settings::default();
         if !args.detector_sizes.is_empty() {
@@ -326,13 +327,7 @@ fn config(
     };
     let people = match &opts.detector {
         None => People::Region(None),
-        Some(d) => People::Detected {
-            detector: d.clone(),
-            every: 1,
-            detection: crate::detect::nanodet::Settings::default(),
-            tracker: crate::detect::track::Settings::default(),
-            cut_threshold: 0.1,
-        },
+        Some(d) => People::detected(d.clone()),
     };
     let model = ModelConfig {
         dir: opts.models.clone(),
@@ -756,9 +751,6 @@ pub enum Part {
     /// `--precision`: the detector is a float graph).
     Detector,
 }
-
-/// The detector `bench --only detector` runs by default.
-pub const DEFAULT_DETECTOR: &str = "models/nanodet/nanodet.onnx";
 
 /// What [`part_loop`] measured.
 pub struct PartRuns {

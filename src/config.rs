@@ -264,6 +264,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
 }
 
+/// The person detector the packaged config, the demo's `--detector` and the bench use.
+pub const DEFAULT_DETECTOR: &str = "models/nanodet/nanodet.onnx";
+
 /// How the daemon finds people.
 #[derive(Clone, Debug, PartialEq)]
 pub enum People {
@@ -278,6 +281,36 @@ pub enum People {
         /// Scene-cut threshold ([`crate::detect::cut`]); 0: off.
         cut_threshold: f32,
     },
+}
+
+impl People {
+    /// The detector in `detector` with every `[person]` setting at its default: what a config
+    /// file with only `person.detector` gets.
+    pub fn detected(detector: PathBuf) -> People {
+        People::detected_with(detector, &RawPerson::default())
+    }
+
+    /// The detector in `detector` with the `[person]` settings of `p` (checked).
+    fn detected_with(detector: PathBuf, p: &RawPerson) -> People {
+        People::Detected {
+            detector,
+            every: p.detect_every,
+            detection: DetectorSettings {
+                sizes: p.detector_sizes.clone(),
+                min_score: p.min_score,
+                ..DetectorSettings::default()
+            },
+            tracker: TrackerSettings {
+                max_age: p.max_age,
+                max_coast: p.max_coast,
+                min_hits: p.min_hits,
+                iou_threshold: p.iou_threshold,
+                max_people: p.max_people,
+                keep: p.keep,
+            },
+            cut_threshold: p.cut_threshold,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -553,26 +586,7 @@ impl Config {
                     (0.01..=0.99).contains(&p.iou_threshold),
                     "0.01 to 0.99",
                 );
-                let tracker = TrackerSettings {
-                    max_age: p.max_age,
-                    max_coast: p.max_coast,
-                    min_hits: p.min_hits,
-                    iou_threshold: p.iou_threshold,
-                    max_people: p.max_people,
-                    keep: p.keep,
-                };
-                let detection = DetectorSettings {
-                    sizes: p.detector_sizes.clone(),
-                    min_score: p.min_score,
-                    ..DetectorSettings::default()
-                };
-                People::Detected {
-                    detector,
-                    every: p.detect_every,
-                    detection,
-                    tracker,
-                    cut_threshold: p.cut_threshold,
-                }
+                People::detected_with(detector, p)
             }
         };
         if let Some(b) = p.bbox {

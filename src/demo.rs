@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ModelConfig, MqttConfig, SourceConfig};
+use crate::config::{Config, ModelConfig, MqttConfig, People, SourceConfig};
 use crate::model::Bundle;
 use crate::{broker, daemon, publish, wire};
 
@@ -45,6 +45,10 @@ pub struct DemoOptions {
     pub smpl_file: Option<PathBuf>,
     /// Serve the live viewer here (with the embedded broker).
     pub view: Option<std::net::SocketAddr>,
+    /// Find people with this detector (the daemon's defaults); `None`: the whole frame.
+    pub detector: Option<PathBuf>,
+    /// Replay these frames (looping) instead of the synthetic pattern.
+    pub images: Option<PathBuf>,
 }
 
 pub fn parse_broker(s: &str) -> Result<(String, u16), String> {
@@ -55,11 +59,17 @@ pub fn parse_broker(s: &str) -> Result<(String, u16), String> {
 
 /// The demo's configuration: the daemon's defaults with the demo's flags.
 fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
-    let source = SourceConfig::Synthetic {
-        width: 640,
-        height: 480,
-        fps: opts.fps,
-        frames: (opts.frames > 0).then_some(opts.frames),
+    let source = match &opts.images {
+        None => SourceConfig::Synthetic {
+            width: 640,
+            height: 480,
+            fps: opts.fps,
+            frames: (opts.frames > 0).then_some(opts.frames),
+        },
+        // Once through, or round and round until interrupted with `--frames 0`.
+        Some(dir) => {
+            SourceConfig::Files { path: dir.clone(), fps: opts.fps, looping: opts.frames == 0 }
+        }
     };
     let model = ModelConfig {
         dir: opts.dir.clone(),
@@ -69,7 +79,11 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
         extra_delay: Duration::ZERO,
         smpl_file: opts.smpl_file.clone(),
     };
-    builtin(&opts.device, source, model, crate::config::People::Region(None), broker)
+    let people = match &opts.detector {
+        None => People::Region(None),
+        Some(file) => People::detected(file.clone()),
+    };
+    builtin(&opts.device, source, model, people, broker)
 }
 
 /// A built-in configuration (the demo's, the bench's): the daemon's defaults around the given
@@ -317,9 +331,10 @@ fn subscriber_summary(publishing: bool, received: &Received) -> String {
     let what = last.map_or(String::new(), |m| {
         let p = m.people.first();
         format!(
-            ", last seq {} frame {} root θ [{}]",
+            ", last seq {} frame {} people {} root θ [{}]",
             m.seq,
             m.frame,
+            m.people.len(),
             p.map_or("-".into(), |p| format!(
                 "{:+.2} {:+.2} {:+.2}",
                 p.pose[0], p.pose[1], p.pose[2]

@@ -65,6 +65,16 @@ enum Command {
         /// broker: open http://127.0.0.1:8090/ in a browser.
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8090")]
         view: Option<std::net::SocketAddr>,
+        /// Find and track people with this detector instead of taking the whole frame as one
+        /// person; without FILE, the daemon's default (models/nanodet/nanodet.onnx). Use with
+        /// `--images`: the synthetic pattern has nobody in it.
+        #[arg(long, value_name = "FILE", num_args = 0..=1,
+              default_missing_value = smplcast::config::DEFAULT_DETECTOR)]
+        detector: Option<PathBuf>,
+        /// Replay this directory of PNG/JPEG frames (in name order) instead of the synthetic
+        /// pattern: once, or in a loop with `--frames 0`.
+        #[arg(long, value_name = "DIR")]
+        images: Option<PathBuf>,
     },
     /// Serves the live viewer: a web page that subscribes to a broker over MQTT-over-WebSocket
     /// and draws each tracked person's skeleton in 3D (docs/VIEWER.md).
@@ -214,7 +224,19 @@ fn run(command: Command) -> Result<()> {
         Command::View { ws, listen, prefix, device } => {
             view(&smplcast::view::Settings { listen, ws, prefix, device })
         }
-        Command::Demo { models, int8, frames, mqtt, no_mqtt, device, fps, smpl_file, view } => {
+        Command::Demo {
+            models,
+            int8,
+            frames,
+            mqtt,
+            no_mqtt,
+            device,
+            fps,
+            smpl_file,
+            view,
+            detector,
+            images,
+        } => {
             let dir = models.unwrap_or_else(demo::default_models);
             let context = format!("demo on {}", dir.display());
             demo::run(DemoOptions {
@@ -227,6 +249,8 @@ fn run(command: Command) -> Result<()> {
                 fps,
                 smpl_file,
                 view,
+                detector,
+                images,
             })
             .context(context)
         }

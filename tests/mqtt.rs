@@ -275,6 +275,41 @@ fn demo_runs_on_its_embedded_broker() {
     assert!(got > 0 && live.ends_with(", 0 undecodable"), "{live}");
 }
 
+/// `smplcast demo --detector --images DIR`: the default detector finds the people of a real
+/// frame (vtest.avi's frame 60: six people in the hand labels), and the tracker reports them once confirmed
+/// (`min_hits` = 3 by default), so the last of four copies of the frame has people.
+#[test]
+fn demo_finds_people_in_real_frames_with_its_default_detector() {
+    let dir = std::env::temp_dir().join(format!("smplcast-demo-images-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..4 {
+        let frame = root().join("tests/data/nanodet/vtest-0060.png");
+        std::fs::copy(frame, dir.join(format!("{i}.png"))).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .current_dir(root())
+        .args(["demo", "--detector", "--models"])
+        .arg(root().join("models/fixtures/narrow"))
+        .arg("--images")
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    let (live, last) = (lines[lines.len() - 2], lines[lines.len() - 1]);
+    assert_eq!(last, "4 frames in, 0 dropped, 4 results out", "{stdout}");
+    let people: usize = live
+        .split(" people ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no people count in {live:?}"));
+    assert!(people >= 3, "{live}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `smplcast demo` on the narrow models until stopped, its stdout piped.
 fn endless_demo(stderr: Stdio) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_smplcast"))
