@@ -3,10 +3,13 @@
 # under qemu-user. The release binaries need glibc <= 2.31 (Jetson on Ubuntu 20.04; Pi OS
 # bookworm has 2.36), and the script fails if one needs more.
 #
-#   cross/build-debian.sh [--tests] [--check] [--deb] [aarch64] [armv7]
+#   cross/build-debian.sh [--setup] [--tests] [--check] [--deb] [aarch64] [armv7]
 #
 #   (no flag)  build target/cross/<triple>/release/smplcast for each target (default: both)
-#   --tests    also build the test binaries (same profile: the dependencies are shared)
+#   --setup    only install what the builds need (Debian packages, zig): the test command
+#              does this up front, so that its ARM builds never run apt beside other steps
+#   --tests    also build the test binaries that --check runs under qemu (in the same cargo
+#              run as the binary: one feature set, so the packaged binary is the tested one)
 #   --check    under qemu-user: the glibc floor, a smoke run of the binary (`demo` on the
 #              bundled model: threads, tract's ARM kernels, the embedded broker) and, with
 #              --tests, the unit, model-parity, streaming, detector and wire tests
@@ -33,14 +36,15 @@ CARGO_ZIGBUILD=0.24.1
 TOOLS=$PWD/target/cross/tools
 export CARGO_TARGET_DIR=$PWD/target/cross
 
-tests=0 check=0 deb=0 targets=()
+tests=0 check=0 deb=0 setup_only=0 targets=()
 for a in "$@"; do
   case "$a" in
+    --setup) setup_only=1 ;;
     --tests) tests=1 ;;
     --check) check=1 ;;
     --deb) deb=1 ;;
     aarch64 | armv7) targets+=("$a") ;;
-    *) echo "usage: $0 [--tests] [--check] [--deb] [aarch64] [armv7]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--setup] [--tests] [--check] [--deb] [aarch64] [armv7]" >&2; exit 2 ;;
   esac
 done
 [ ${#targets[@]} -gt 0 ] || targets=(aarch64 armv7)
@@ -87,16 +91,24 @@ cargo_args() {
   echo --release --locked --features v4l2 -Zbuild-std=std,panic_abort --target "$(triple "$1").$GLIBC"
 }
 
+# The tests that run under qemu-user: the unit tests, the model parity, streaming, detector
+# and wire tests. Those that need mosquitto and the Python subscriber (daemon, mqtt) run
+# natively only.
+QEMU_TESTS=(--lib --test model_parity --test streaming --test detector --test detector_nanodet
+            --test wire_vectors --test bad_models)
+
 build() {
-  local t=$1 what=(--bin smplcast)
-  [ $tests = 0 ] || what+=(--tests)
+  local t=$1
   echo "== build $t: $(triple "$t"), glibc <= $GLIBC"
   # The v4l bindings (bindgen) need the kernel's uapi headers for the target, from
   # linux-libc-dev-<arch>-cross; clang finds them by itself for aarch64 but not for armv7.
-  # (bindgen reads the hyphenated variable first.)
+  # (bindgen reads the hyphenated variable first.) With --tests, `test --no-run` builds the
+  # qemu tests and, for them, the smplcast binary itself.
+  local what=(zigbuild --bin smplcast)
+  [ $tests = 0 ] || what=(test --no-run "${QEMU_TESTS[@]}")
   # shellcheck disable=SC2046
   env "BINDGEN_EXTRA_CLANG_ARGS_$(triple "$t")=-I/usr/$(gnu "$t")/include" \
-    cargo-zigbuild zigbuild $(cargo_args "$t") "${what[@]}"
+    cargo-zigbuild "${what[@]}" $(cargo_args "$t")
 }
 
 binary() { echo "$CARGO_TARGET_DIR/$(triple "$1")/release/smplcast"; }
@@ -132,11 +144,9 @@ smoke() {
 unit_tests() {
   local t=$1 tt; tt=$(triple "$t" | tr a-z- A-Z_)
   echo "== tests $t (qemu-user)"
-  # Tests that need mosquitto and the Python subscriber (daemon, mqtt) run natively only.
   # shellcheck disable=SC2046
   env "CARGO_TARGET_${tt}_RUNNER=timeout 900 $(qemu "$t") -L /usr/$(gnu "$t")" \
-    cargo-zigbuild test $(cargo_args "$t") --lib --test model_parity --test streaming \
-      --test detector --test wire_vectors --test bad_models
+    cargo-zigbuild test $(cargo_args "$t") "${QEMU_TESTS[@]}"
 }
 
 package() { # DEB_VERSION=V overrides the package version; DEB_OUT=DIR the output directory
@@ -153,6 +163,7 @@ package() { # DEB_VERSION=V overrides the package version; DEB_OUT=DIR the outpu
 }
 
 setup
+[ $setup_only = 0 ] || exit 0
 for t in "${targets[@]}"; do
   build "$t"
   if [ $check = 1 ]; then

@@ -5,7 +5,7 @@ test that checks it. The figures are the lines the tests print as `figure: ...`.
 
     python3 scripts/reliability.py [--soak-seconds 60] [--fuzz-seconds 10]
 
-Needs what the test command installs (mosquitto, the models/ venv); run scripts/test.sh once.
+Needs what the test command installs (mosquitto, the test venv tests/.venv); run scripts/test.sh once.
 """
 from __future__ import annotations
 

@@ -7,6 +7,5 @@
 #   bash scripts/soak.sh [SECONDS] [CSV]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-models/run -m pip --version >/dev/null   # creates the Python venv on first use
 [ -x target/release/smplcast ] || cargo build --release --features v4l2
-exec models/.venv/bin/python tests/soak/soak.py --seconds "${1:-600}" --csv "${2:-target/soak.csv}"
+exec tests/run tests/soak/soak.py --seconds "${1:-600}" --csv "${2:-target/soak.csv}"

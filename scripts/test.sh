@@ -3,9 +3,8 @@
 # sudo). Installs what it needs: Debian packages, the Python venv of models/ (PyTorch,
 # onnxruntime, tract), and generates the full-size random-weight models it tests against.
 #
-#   bash scripts/test.sh            # everything (~50 min on 2 cores from a clean clone; ~15 GB of disk)
+#   bash scripts/test.sh            # everything (see the README for its time on 2 cores; ~15 GB of disk)
 #
-# Prints the time of each part at the end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,12 +17,56 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_HOME="${SMPLCAST_CARGO_HOME:-$PWD/target/cargo-home}"
 mkdir -p "$CARGO_HOME"
 
-declare -a timings=()
-step() { # step NAME COMMAND...: runs a part and records its time
+# Steps run in three lanes, so that the CPU-bound builds overlap the steps that wait on the
+# network or the wall clock. The x86 checks come first and fail fast; each lane's output goes
+# to target/ci/LANE.log and is printed when the lane ends (or fails). At the end: one line per
+# step (lane, start and length, in seconds from the start), and the wall time.
+#
+#   main   install, cargo fetch, fmt, clippy, x86 build; then the x86 tests (after python)
+#   python the test venv, the PyTorch venv, models/ tests, full-size models (from the start)
+#   arm    aarch64 and armv7 builds, qemu tests, .debs (after the x86 build)
+CI=target/ci
+rm -rf "$CI" && mkdir -p "$CI"
+T0=$SECONDS
+step() { # step NAME COMMAND...: runs a part and records its lane, start and length
   local name="$1" t0=$SECONDS; shift
   echo; echo "=== $name"
   "$@"
-  timings+=("$(printf '%-44s %5d s' "$name" $((SECONDS - t0)))")
+  printf '%-7s %5d %5d  %s\n' "${LANE:-main}" $((t0 - T0)) $((SECONDS - t0)) "$name" >> "$CI/timings"
+}
+
+# lane NAME FUNCTION: runs FUNCTION in the background, its output in target/ci/NAME.log.
+declare -A lane_pids=()
+lane() {
+  ( LANE=$1; "$2" ) > "$CI/$1.log" 2>&1 &
+  lane_pids[$1]=$!
+  echo "=== lane $1 started (target/ci/$1.log)"
+}
+# join NAME: waits for a lane, prints its log; a failed lane stops the run (and the others).
+join() {
+  local rc=0
+  wait "${lane_pids[$1]}" || rc=$?
+  echo; echo "=== lane $1 (rc $rc) ======================================"
+  cat "$CI/$1.log"
+  if [ $rc != 0 ]; then
+    echo "=== lane $1 FAILED (rc $rc); stopping" >&2
+    kill $(jobs -p) 2>/dev/null || true
+    table; exit $rc
+  fi
+}
+# Whatever way the script ends, no lane outlives it; a failed run shows where each lane was.
+on_exit() {
+  local rc=$? l
+  if [ $rc != 0 ]; then
+    for l in "${!lane_pids[@]}"; do echo "=== lane $l, last lines:"; tail -30 "$CI/$l.log"; done
+  fi
+  kill $(jobs -p) 2>/dev/null || true
+}
+trap on_exit EXIT
+table() {
+  echo; echo "=== per part (lane, start s, length s)"
+  sort -k2 -n "$CI/timings" 2>/dev/null || true
+  echo "wall: $((SECONDS - T0)) s"
 }
 
 install_packages() {
@@ -31,9 +74,10 @@ install_packages() {
   # libclang-dev: the v4l crate's bindings (feature v4l2). qemu + busybox + cpio + kmod +
   # file: the V4L2 test in a qemu guest with the vivid driver (tests/vivid/).
   # systemd: systemd-analyze for the unit checks. openssl: the test CA (tests/tls/).
-  # chromium: the viewer's browser test (tests/viewer.rs).
+  # chromium: the viewer's browser test (tests/viewer.rs). debootstrap: the .deb test's arm64
+  # root (tests/deb/).
   local want=(python3 python3-venv python3-pip ca-certificates mosquitto libclang-dev
-              qemu-system-x86 busybox-static cpio kmod file systemd openssl chromium)
+              qemu-system-x86 busybox-static cpio kmod file systemd openssl chromium debootstrap)
   local missing=()
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -50,11 +94,13 @@ install_packages() {
   command -v cargo >/dev/null || {
     echo "cargo not found: install Rust ≥ 1.91 with rustup (https://rustup.rs)" >&2; exit 1; }
   rustup component add clippy rustfmt >/dev/null 2>&1 || true
+  # The ARM builds' tools (Debian's Rust, cross libcs, qemu-user, zig), installed here and
+  # not in the ARM lane, so that no apt run overlaps another step.
+  cross/build-debian.sh --setup
 }
 
 python_tests() {
   models/run -m pytest models/tests -q
-  models/run -m pytest tests/subscriber -q   # the independent wire-format decoder
 }
 
 full_models() {
@@ -123,7 +169,7 @@ arm_packages() {
 
 disk_report() { # what the suite keeps on disk (CI has failed on a full disk before)
   df -h . | tail -1 | awk '{print "free on " $6 ": " $4 " of " $2}'
-  du -sh target models/.venv "$CARGO_HOME/registry" 2>/dev/null || true
+  du -sh target models/.venv tests/.venv "$CARGO_HOME/registry" 2>/dev/null || true
 }
 
 crate_count() { { find "$CARGO_HOME/registry/cache" -name '*.crate' 2>/dev/null || true; } | wc -l; }
@@ -137,27 +183,40 @@ cargo_fetch() {
   echo "cargo home $CARGO_HOME: $(crate_count) crates, $crates_before of them there before this run"
 }
 
+arm_builds() {
+  step "aarch64: build release + qemu tests" cross/build-debian.sh --tests aarch64
+  step "aarch64: qemu (glibc, smoke, unit+model tests)" cross/build-debian.sh --tests --check aarch64
+  step "armv7: build release" cross/build-debian.sh armv7
+  step "armv7: qemu (glibc, smoke)" cross/build-debian.sh --check armv7
+  step ".deb arm64+armhf; install/upgrade/remove" arm_packages
+}
+
+python_lane() {
+  # The test harness's small venv (the Rust tests' subscriber and references), then the
+  # model tooling's PyTorch venv and what needs it.
+  step "test venv + independent subscriber (pytest)" tests/run -m pytest tests/subscriber -q
+  step "PyTorch venv + models/ tests (pytest)" python_tests
+  step "full-size random models (convert.py)" full_models
+}
+
 crates_before=$(crate_count)
 echo "cargo home: $CARGO_HOME ($crates_before crates present before this run; 0 on a clean clone)"
 disk_report
-step "install Debian packages and Rust components" install_packages
+step "install Debian packages, Rust, ARM tools" install_packages
 step "cargo fetch (all platforms) into target/cargo-home" cargo_fetch
-step "Python venv + models/ tests (pytest)" python_tests
-step "full-size random models (convert.py)" full_models
-step "cargo build (release, all targets)" cargo build --release --all-targets --features v4l2 --locked
+lane python python_lane
 step "cargo fmt + clippy" rust_checks
-step "cargo deny (advisories, licences, bans, sources)" bash scripts/deny.sh
+step "cargo build (release, all targets)" cargo build --release --all-targets --features v4l2 --locked
+lane arm arm_builds
+join python
 step "cargo test (release; narrow + full models)" rust_tests
 step "demo smoke run" main_job_smoke
 step "people on real footage (models/people_eval.py)" people_eval
 step "soak, 60 s at full speed (scripts/soak.sh)" bash scripts/soak.sh 60
 step "V4L2 in a qemu guest (vivid driver)" vivid_test
 step "systemd unit: security exposure" systemd_unit
-step "aarch64: build release + tests" cross/build-debian.sh --tests aarch64
-step "aarch64: qemu (glibc, smoke, unit+model tests)" cross/build-debian.sh --tests --check aarch64
-step "armv7: build release" cross/build-debian.sh armv7
-step "armv7: qemu (glibc, smoke)" cross/build-debian.sh --check armv7
-step ".deb arm64+armhf; install/upgrade/remove" arm_packages
+step "cargo deny (advisories, licences, bans, sources)" bash scripts/deny.sh
+join arm
 
-echo; echo "=== all tests passed"; printf '%s\n' "${timings[@]}"
+echo; echo "=== all tests passed"; table
 echo; echo "=== disk"; disk_report

@@ -14,11 +14,11 @@ fn root() -> &'static Path {
 /// The synthetic model and the reference joints, written by the Python test venv.
 fn vectors() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("smplcast-joints-{}", std::process::id()));
-    let out = Command::new(root().join("models/.venv/bin/python"))
+    let out = Command::new(root().join("tests/.venv/bin/python"))
         .arg(root().join("models/gen_joints_vectors.py"))
         .arg(&dir)
         .output()
-        .expect("the Python venv: models/run creates it (scripts/test.sh does)");
+        .expect("the test venv: tests/run creates it (scripts/test.sh does)");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     dir
 }

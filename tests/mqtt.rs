@@ -495,7 +495,7 @@ fn a_recording_replays_byte_identical_payloads() {
     assert_eq!(payloads(&replayed[1..]), payloads(&recorded));
 
     // The third-party reader, written from docs/WIRE.md, reads the replayed recording.
-    let out = Command::new(root().join("models/.venv/bin/python"))
+    let out = Command::new(common::mqtt::python())
         .arg(root().join("tests/subscriber/sub.py"))
         .arg("--recording")
         .arg(&second)

@@ -95,7 +95,7 @@ pub mod mqtt;
 /// Writes a synthetic SMPL model file of the real layout (random template and blend shapes,
 /// models/gen_joints_vectors.py) into `dir`, and returns its path.
 pub fn synthetic_smpl_file(dir: &Path) -> PathBuf {
-    let out = std::process::Command::new(mqtt::root().join("models/.venv/bin/python"))
+    let out = std::process::Command::new(mqtt::python())
         .arg(mqtt::root().join("models/gen_joints_vectors.py"))
         .arg(dir)
         .output()

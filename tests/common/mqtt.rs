@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -13,6 +13,14 @@ use serde_json::Value;
 
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The test harness's Python (tests/.venv: paho-mqtt, cbor2, numpy), which `tests/run`
+/// creates; the test command runs it first.
+pub fn python() -> PathBuf {
+    let python = root().join("tests/.venv/bin/python");
+    assert!(python.is_file(), "no test venv: run `tests/run -m pytest tests/subscriber` once");
+    python
 }
 
 pub struct Broker {
@@ -77,12 +85,7 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub fn start(port: u16, device: &str, timeout_s: u32) -> Subscriber {
-        let python = root().join("models/.venv/bin/python");
-        assert!(
-            python.is_file(),
-            "no Python venv: run `models/run -m pytest tests/subscriber` once"
-        );
-        let mut child = Command::new(python)
+        let mut child = Command::new(python())
             .arg(root().join("tests/subscriber/sub.py"))
             .args(["--port", &port.to_string(), "--device", device])
             .args(["--timeout", &timeout_s.to_string()])
