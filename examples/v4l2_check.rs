@@ -15,7 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use smplcast::config::{Config, ModelConfig, MqttConfig, SourceConfig};
-use smplcast::{broker, daemon, publish, wire};
+use smplcast::{daemon, publish, wire};
+
+// The embedded broker of `smplcast demo`: part of the command-line tools, not the library.
+#[allow(dead_code)] // the demo reads the WebSocket port; this check does not
+#[path = "../src/cli/broker.rs"]
+mod broker;
 
 use smplcast::pixels::PixelFormat;
 use smplcast::source::v4l2::{list_devices, Camera, Settings};

@@ -364,6 +364,44 @@ pub struct MqttConfig {
 pub const DEFAULT_PATH: &str = "/etc/smplcast/config.toml";
 
 impl Config {
+    /// A built-in configuration (the demo's, the bench's): the daemon's defaults around the
+    /// given source, model and person finder, publishing to `broker` (QoS 0) or nowhere.
+    pub fn builtin(
+        device: &str,
+        source: SourceConfig,
+        model: ModelConfig,
+        people: People,
+        broker: Option<(String, u16)>,
+    ) -> Config {
+        let mqtt = broker.map(|(host, port)| MqttConfig {
+            settings: publish::Settings {
+                host,
+                port,
+                prefix: "smplcast".into(),
+                device_id: device.to_string(),
+                pose_qos: QoS::AtMostOnce,
+                keep_alive: Duration::from_secs(10),
+                client_cap: 64,
+                max_age: Duration::from_secs(2),
+                login: None,
+                tls: None,
+            },
+            connect_timeout: Some(Duration::from_secs(5)),
+            queue: 64,
+        });
+        Config {
+            device_id: device.to_string(),
+            source,
+            people,
+            crop_scale: 1.1,
+            model,
+            mqtt,
+            stats_interval: None,
+            frame_queue: 2,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+
     /// Reads and checks `file`.
     ///
     /// # Errors

@@ -7,8 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use smplcast::demo::{self, parse_broker, DemoOptions};
-use smplcast::{bench, config, daemon, subscribe};
+mod cli;
+
+use cli::demo::{self, parse_broker, DemoOptions};
+use cli::{bench, sub as subscribe};
+use smplcast::{config, daemon};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -139,9 +142,9 @@ fn sub(settings: subscribe::Settings) -> Result<()> {
     Ok(())
 }
 
-fn view(settings: &smplcast::view::Settings) -> Result<()> {
-    let server = smplcast::view::serve(settings)?;
-    smplcast::say!("viewer on {} (broker: {}); Ctrl-C stops", server.url(), settings.ws);
+fn view(settings: &cli::view::Settings) -> Result<()> {
+    let server = cli::view::serve(settings)?;
+    say!("viewer on {} (broker: {}); Ctrl-C stops", server.url(), settings.ws);
     until_interrupted(|shutdown| async move { shutdown.cancelled().await })?;
     Ok(())
 }
@@ -218,11 +221,11 @@ fn run(command: Command) -> Result<()> {
         }
         Command::CheckConfig { file } => {
             let config = daemon::check_config(&file)?;
-            smplcast::say!("{}: OK\n{}", file.display(), config.summary());
+            say!("{}: OK\n{}", file.display(), config.summary());
             Ok(())
         }
         Command::View { ws, listen, prefix, device } => {
-            view(&smplcast::view::Settings { listen, ws, prefix, device })
+            view(&cli::view::Settings { listen, ws, prefix, device })
         }
         Command::Demo {
             models,

@@ -13,8 +13,8 @@ pub fn line(args: std::fmt::Arguments) -> bool {
 }
 
 /// `println!` that returns whether the line was written instead of panicking; see
-/// [`console`](crate::console).
+/// [`console`](crate::cli::console).
 #[macro_export]
 macro_rules! say {
-    ($($arg:tt)*) => { $crate::console::line(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::cli::console::line(format_args!($($arg)*)) };
 }

@@ -1,4 +1,4 @@
-//! `smplcast demo` and `smplcast check-models`. The demo is the daemon ([`crate::daemon`]) on a
+//! `smplcast demo` and `smplcast check-models`. The demo is the daemon ([`smplcast::daemon`]) on a
 //! built-in configuration: the synthetic source, the bundled models, and an embedded MQTT
 //! broker (rumqttd on loopback) unless `--mqtt HOST:PORT` names another. A subscriber of its
 //! own prints one line per second of what it receives next to the daemon's stats.
@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ModelConfig, MqttConfig, People, SourceConfig};
-use crate::model::Bundle;
-use crate::{broker, daemon, publish, wire};
+use crate::cli::broker;
+use smplcast::config::{Config, ModelConfig, People, SourceConfig};
+use smplcast::model::Bundle;
+use smplcast::{daemon, publish, wire};
 
 pub fn default_models() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -83,45 +84,7 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
         None => People::Region(None),
         Some(file) => People::detected(file.clone()),
     };
-    builtin(&opts.device, source, model, people, broker)
-}
-
-/// A built-in configuration (the demo's, the bench's): the daemon's defaults around the given
-/// source, model and person finder, publishing to `broker` (QoS 0) or nowhere.
-pub(crate) fn builtin(
-    device: &str,
-    source: SourceConfig,
-    model: ModelConfig,
-    people: crate::config::People,
-    broker: Option<(String, u16)>,
-) -> Config {
-    let mqtt = broker.map(|(host, port)| MqttConfig {
-        settings: publish::Settings {
-            host,
-            port,
-            prefix: "smplcast".into(),
-            device_id: device.to_string(),
-            pose_qos: publish::QoS::AtMostOnce,
-            keep_alive: Duration::from_secs(10),
-            client_cap: 64,
-            max_age: Duration::from_secs(2),
-            login: None,
-            tls: None,
-        },
-        connect_timeout: Some(Duration::from_secs(5)),
-        queue: 64,
-    });
-    Config {
-        device_id: device.to_string(),
-        source,
-        people,
-        crop_scale: 1.1,
-        model,
-        mqtt,
-        stats_interval: None,
-        frame_queue: 2,
-        shutdown_timeout: Duration::from_secs(5),
-    }
+    Config::builtin(&opts.device, source, model, people, broker)
 }
 
 /// What the demo's own subscriber has received.
@@ -166,7 +129,7 @@ async fn watch(
                 received.bytes.fetch_add(p.payload.len() as u64, Ordering::Relaxed);
                 match wire::decode(&p.payload) {
                     Ok(msg) => {
-                        let now = crate::source::CaptureTime::now().mono_ns;
+                        let now = smplcast::source::CaptureTime::now().mono_ns;
                         let ms = now.saturating_sub(msg.mono_ns) as f64 / 1e6;
                         if let (true, Ok(mut l)) = (received.record, received.latencies.lock()) {
                             l.push((msg.frame, ms));
@@ -221,13 +184,13 @@ pub fn run(opts: DemoOptions) -> Result<()> {
             let port = ports.mqtt;
             crate::say!("embedded MQTT broker on 127.0.0.1:{port} (`smplcast sub --port {port}`)");
             if let Some(listen) = opts.view {
-                let settings = crate::view::Settings {
+                let settings = crate::cli::view::Settings {
                     listen,
                     ws: format!("ws://127.0.0.1:{}", ports.ws),
                     prefix: "smplcast".into(),
                     device: opts.device.clone(),
                 };
-                let server = crate::view::serve(&settings)?;
+                let server = crate::cli::view::serve(&settings)?;
                 crate::say!("viewer on {} (MQTT over WebSocket: {})", server.url(), settings.ws);
                 viewer = Some(server);
             }
@@ -252,7 +215,7 @@ pub fn run(opts: DemoOptions) -> Result<()> {
     let stopping = running.shutdown_token();
     let mut reporter = running.reporter();
     let publishing = watcher.is_some();
-    let line = |reporter: &mut crate::stats::Reporter| {
+    let line = |reporter: &mut smplcast::stats::Reporter| {
         let r = reporter.report();
         crate::say!(
             "{:6.1} s  frames in {:5} ({:4.1}/s, {} dropped)  results {:5} ({:4.1}/s)  \
@@ -357,7 +320,7 @@ pub fn check_models(dir: &Path) -> Result<()> {
         bundle.model_id,
         if bundle.trained { "" } else { " (untrained)" }
     );
-    if let Ok(b) = crate::model::Backbone::load(&dir.join("backbone.int8.onnx"), 1) {
+    if let Ok(b) = smplcast::model::Backbone::load(&dir.join("backbone.int8.onnx"), 1) {
         crate::say!("{}: backbone.int8.onnx {}", dir.display(), b.precision());
     }
     crate::say!("{}: streaming temporal head {:?}", dir.display(), bundle.streaming.dims());

@@ -2,7 +2,7 @@
 //! line, for debugging a deployment from a terminal; with `--record FILE` it also writes every
 //! message, raw, to a recording that `--replay FILE` ([`replay`]) republishes.
 //!
-//! Pose payloads are decoded with [`crate::wire::decode`]; payloads that do not decode are
+//! Pose payloads are decoded with [`smplcast::wire::decode`]; payloads that do not decode are
 //! printed as an `error` line, never dropped silently (and recorded as received).
 
 use std::fs::File;
@@ -14,7 +14,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::wire;
+use smplcast::wire;
 
 /// What to subscribe to.
 #[derive(Clone, Debug)]

@@ -24,22 +24,30 @@ pub struct Settings {
 
 /// The viewer's files: path, content type, bytes.
 const FILES: &[(&str, &str, &[u8])] = &[
-    ("/index.html", "text/html; charset=utf-8", include_bytes!("../viewer/index.html")),
-    ("/viewer.js", "text/javascript", include_bytes!("../viewer/viewer.js")),
-    ("/skeleton.js", "text/javascript", include_bytes!("../viewer/skeleton.js")),
+    ("/index.html", "text/html; charset=utf-8", include_bytes!("../../viewer/index.html")),
+    ("/viewer.js", "text/javascript", include_bytes!("../../viewer/viewer.js")),
+    ("/skeleton.js", "text/javascript", include_bytes!("../../viewer/skeleton.js")),
     (
         "/vendor/three.module.js",
         "text/javascript",
-        include_bytes!("../viewer/vendor/three.module.js"),
+        include_bytes!("../../viewer/vendor/three.module.js"),
     ),
-    ("/vendor/three.core.js", "text/javascript", include_bytes!("../viewer/vendor/three.core.js")),
+    (
+        "/vendor/three.core.js",
+        "text/javascript",
+        include_bytes!("../../viewer/vendor/three.core.js"),
+    ),
     (
         "/vendor/OrbitControls.js",
         "text/javascript",
-        include_bytes!("../viewer/vendor/OrbitControls.js"),
+        include_bytes!("../../viewer/vendor/OrbitControls.js"),
     ),
-    ("/vendor/mqtt.esm.js", "text/javascript", include_bytes!("../viewer/vendor/mqtt.esm.js")),
-    ("/vendor/cbor-x.min.js", "text/javascript", include_bytes!("../viewer/vendor/cbor-x.min.js")),
+    ("/vendor/mqtt.esm.js", "text/javascript", include_bytes!("../../viewer/vendor/mqtt.esm.js")),
+    (
+        "/vendor/cbor-x.min.js",
+        "text/javascript",
+        include_bytes!("../../viewer/vendor/cbor-x.min.js"),
+    ),
 ];
 
 /// Errors starting the server.

@@ -1,9 +1,9 @@
-//! `smplcast bench`: the real pipeline ([`crate::daemon`]) on a chosen model and source,
+//! `smplcast bench`: the real pipeline ([`smplcast::daemon`]) on a chosen model and source,
 //! measured. For each precision × thread count it runs the daemon twice on the embedded broker
-//! with the demo's subscriber ([`crate::demo`]):
+//! with the demo's subscriber ([`crate::cli::demo`]):
 //!
 //! 1. **throughput**: an unpaced source, nothing dropped. After `warmup` frames, the stage
-//!    timers ([`crate::stats::Stages`], the publisher's hand-off) and the counters are read at
+//!    timers ([`smplcast::stats::Stages`], the publisher's hand-off) and the counters are read at
 //!    the first and last measured frame: person-frames per second, milliseconds per frame per
 //!    stage and the share of the stages that run no model, RSS, bytes per person-frame.
 //! 2. **latency**: the source paced at 80 % of that throughput (so no frame waits for another),
@@ -24,10 +24,10 @@ use anyhow::{ensure, Context, Result};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ModelConfig, People, SourceConfig};
-use crate::daemon;
-use crate::demo::{self, Received};
-use crate::stats::Counters;
+use crate::cli::demo::{self, Received};
+use smplcast::config::{ModelConfig, People, SourceConfig};
+use smplcast::daemon;
+use smplcast::stats::Counters;
 
 /// The flags of `smplcast bench`.
 #[derive(Debug, clap::Args)]
@@ -97,12 +97,14 @@ pub fn main(args: Args) -> Result<()> {
             "--precision {precision:?}: expected {PRECISIONS:?}"
         );
         let int8 = precision == "int8";
-        crate::model::set_half_floats(precision == "f16");
-        crate::model::set_threads(args.threads.first().copied().unwrap_or(1))?;
-        let detector =
-            args.detector.clone().unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_DETECTOR));
+        smplcast::model::set_half_floats(precision == "f16");
+        smplcast::model::set_threads(args.threads.first().copied().unwrap_or(1))?;
+        let detector = args
+            .detector
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(smplcast::config::DEFAULT_DETECTOR));
         let dir = if part == Part::Detector { detector.as_path() } else { models.as_path() };
-        let mut detection = crate::detect::nanodet::Settings::default();
+        let mut detection = smplcast::detect::nanodet::Settings::default();
         if !args.detector_sizes.is_empty() {
             detection.sizes = args.detector_sizes.clone();
         }
@@ -259,7 +261,7 @@ const PRECISIONS: [&str; 3] = ["f32", "f16", "int8"];
 /// A model or source that does not load, the embedded broker, or a run that stalls.
 pub fn run(opts: &BenchOptions) -> Result<Report> {
     ensure!(opts.frames >= 10, "--frames must be at least 10");
-    let port = crate::broker::start().context("starting the embedded MQTT broker")?.mqtt;
+    let port = crate::cli::broker::start().context("starting the embedded MQTT broker")?.mqtt;
     let mut runs = Vec::new();
     for precision in &opts.precisions {
         ensure!(
@@ -278,7 +280,7 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             runs.push(figure);
         }
     }
-    crate::model::set_threads(1)?;
+    smplcast::model::set_threads(1)?;
     let base = runs.first().map_or(1.0, |r| r.person_frames_per_s.max(1e-9));
     let throughput_ratios = runs
         .iter()
@@ -320,7 +322,7 @@ fn config(
     threads: usize,
     port: u16,
     fps: f64,
-) -> crate::config::Config {
+) -> smplcast::config::Config {
     let source = match &opts.source {
         None => SourceConfig::Synthetic { width: 640, height: 480, fps, frames: None },
         Some(dir) => SourceConfig::Files { path: dir.clone(), fps, looping: true },
@@ -338,7 +340,13 @@ fn config(
         extra_delay: Duration::ZERO,
         smpl_file: None,
     };
-    demo::builtin("bench", source, model, people, Some(("127.0.0.1".into(), port)))
+    smplcast::config::Config::builtin(
+        "bench",
+        source,
+        model,
+        people,
+        Some(("127.0.0.1".into(), port)),
+    )
 }
 
 /// Counters at one instant.
@@ -353,7 +361,7 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn take(c: &Counters, m: &crate::publish::Counters) -> Self {
+    fn take(c: &Counters, m: &smplcast::publish::Counters) -> Self {
         let mut stages = [(0, 0); 10];
         for (slot, (_, stage, _)) in stages.iter_mut().zip(c.stages.all()) {
             *slot = stage.totals();
@@ -395,15 +403,15 @@ fn stage_names() -> [(&'static str, bool); 10] {
 
 /// This process's resident memory, in MiB.
 fn rss_mb() -> f64 {
-    crate::memory::rss_bytes().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0))
+    smplcast::memory::rss_bytes().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0))
 }
 
 /// A daemon run until `until` frames are inferred, with the subscriber watching; calls `tick`
 /// every 20 ms with the counters, and returns the subscriber's record.
 fn drive(
-    config: &crate::config::Config,
+    config: &smplcast::config::Config,
     until: u64,
-    mut tick: impl FnMut(&Counters, &crate::publish::Counters),
+    mut tick: impl FnMut(&Counters, &smplcast::publish::Counters),
 ) -> Result<Arc<Received>> {
     let received = Arc::new(Received { record: true, ..Received::default() });
     let stop_watch = CancellationToken::new();
@@ -757,7 +765,7 @@ pub struct PartRuns {
     /// Milliseconds of each run.
     pub ms: Vec<f64>,
     /// The op profile of the runs (empty unless asked for).
-    pub ops: crate::model::OpProfile,
+    pub ops: smplcast::model::OpProfile,
     /// This process's RSS after the runs, with the part still loaded, in MB.
     pub rss_mb: f64,
 }
@@ -775,7 +783,7 @@ pub fn part_loop(
     iterations: u64,
     profile: bool,
 ) -> Result<PartRuns> {
-    use crate::model::{Backbone, Streaming, TemporalHead, IMAGE_SIZE, SEQ_LEN};
+    use smplcast::model::{Backbone, Streaming, TemporalHead, IMAGE_SIZE, SEQ_LEN};
     let mut seed = 0x2545_f491_u32;
     let mut noise = |n: usize| -> Vec<f32> {
         (0..n)
@@ -789,10 +797,10 @@ pub fn part_loop(
     };
     let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<PartRuns> {
         // As the daemon does after loading, so that the loop's RSS is the part's steady one.
-        crate::memory::release_freed();
+        smplcast::memory::release_freed();
         if profile {
             f()?;
-            crate::model::profile_ops(true);
+            smplcast::model::profile_ops(true);
         }
         let ms = (0..iterations)
             .map(|_| {
@@ -801,7 +809,7 @@ pub fn part_loop(
                 Ok(t0.elapsed().as_secs_f64() * 1e3)
             })
             .collect::<Result<_>>();
-        let ops = crate::model::profile_ops(false);
+        let ops = smplcast::model::profile_ops(false);
         Ok(PartRuns { ms: ms?, ops, rss_mb: rss_mb() })
     };
     let streaming =
@@ -824,7 +832,8 @@ pub fn part_loop(
             let caches: Vec<_> = (0..SEQ_LEN)
                 .map(|_| s.project(&noise(feat)).map(|mut c| c.swap_remove(0)))
                 .collect::<Result<_, _>>()?;
-            let window: [&crate::model::FrameCache; SEQ_LEN] = std::array::from_fn(|i| &caches[i]);
+            let window: [&smplcast::model::FrameCache; SEQ_LEN] =
+                std::array::from_fn(|i| &caches[i]);
             time(&mut || s.step(&[window]).map(drop).map_err(Into::into))
         }
         Part::Head => {
@@ -833,7 +842,7 @@ pub fn part_loop(
             time(&mut || head.run(&window).map(drop).map_err(Into::into))
         }
         Part::Detector => {
-            let settings = crate::detect::nanodet::Settings::default();
+            let settings = smplcast::detect::nanodet::Settings::default();
             detector_loop(dir, settings, (640, 480), iterations, profile)
         }
     }
@@ -846,12 +855,12 @@ pub fn part_loop(
 /// The detector cannot be loaded or fails to run.
 pub fn detector_loop(
     file: &std::path::Path,
-    settings: crate::detect::nanodet::Settings,
+    settings: smplcast::detect::nanodet::Settings,
     (width, height): (u32, u32),
     iterations: u64,
     profile: bool,
 ) -> Result<PartRuns> {
-    let mut d = crate::detect::PersonDetector::load(file, settings)?;
+    let mut d = smplcast::detect::PersonDetector::load(file, settings)?;
     let mut seed = 0x9e37_79b9_u32;
     let pixels = (0..3 * width as usize * height as usize)
         .map(|_| {
@@ -861,11 +870,11 @@ pub fn detector_loop(
             (seed >> 24) as u8
         })
         .collect();
-    let image = crate::pixels::Image::rgb24(width, height, pixels);
-    crate::memory::release_freed();
+    let image = smplcast::pixels::Image::rgb24(width, height, pixels);
+    smplcast::memory::release_freed();
     if profile {
         d.detect(&image)?;
-        crate::model::profile_ops(true);
+        smplcast::model::profile_ops(true);
     }
     let ms = (0..iterations)
         .map(|_| {
@@ -874,7 +883,7 @@ pub fn detector_loop(
             Ok(t0.elapsed().as_secs_f64() * 1e3)
         })
         .collect::<Result<_>>()?;
-    let ops = crate::model::profile_ops(false);
+    let ops = smplcast::model::profile_ops(false);
     Ok(PartRuns { ms, ops, rss_mb: rss_mb() })
 }
 
@@ -886,7 +895,7 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 
 /// An op profile over `runs` runs as a table, slowest op kind first: nodes and milliseconds
 /// per run, share of the total.
-fn render_profile(ops: &crate::model::OpProfile, runs: u64) -> String {
+fn render_profile(ops: &smplcast::model::OpProfile, runs: u64) -> String {
     let mut rows: Vec<(&str, u64, f64)> = ops
         .iter()
         .map(|(op, (took, nodes))| {
