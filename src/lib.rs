@@ -64,6 +64,8 @@ pub mod smpl;
 #[cfg(feature = "runtime")]
 pub mod source;
 #[cfg(feature = "runtime")]
+pub mod stages;
+#[cfg(feature = "runtime")]
 pub mod stats;
 #[cfg(feature = "runtime")]
 pub mod tls;

@@ -9,6 +9,7 @@
 
 pub mod blazepose;
 pub mod cut;
+pub mod finder;
 pub mod nanodet;
 pub mod track;
 

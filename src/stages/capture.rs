@@ -1,0 +1,93 @@
+//! The capture stage: frames from the source into the frame queue until the source ends or
+//! the daemon stops; the source's state (streaming, lost) to the publisher, retained.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tokio_util::sync::CancellationToken;
+
+use super::Captured;
+use crate::publish;
+use crate::queue;
+use crate::source::FrameSource;
+use crate::stats::Counters;
+
+/// The capture thread: frames from the source into the frame queue until the source ends or
+/// `shutdown`.
+pub fn capture(
+    mut source: Box<dyn FrameSource>,
+    live: bool,
+    frame_tx: queue::Sender<Captured>,
+    notice_tx: queue::Sender<publish::Notice>,
+    counters: &Counters,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let mut last_warning: Option<Instant> = None;
+    // The source's state as last published: None before the first frame.
+    let mut streaming: Option<bool> = None;
+    let say = |state: &str, reason: Option<String>, source: &dyn FrameSource| {
+        let state = CameraState {
+            state,
+            source: source.describe(),
+            reason,
+            since_utc_us: crate::source::CaptureTime::now().utc_us,
+        };
+        if let Ok(payload) = serde_json::to_vec(&state) {
+            let _ = notice_tx.send(publish::Notice { leaf: "camera", payload, retain: true });
+        }
+    };
+    while !shutdown.is_cancelled() {
+        let next = counters.stages.capture.time(|| source.next_frame());
+        match next {
+            Ok(Some(frame)) => {
+                if streaming != Some(true) {
+                    say("streaming", None, source.as_ref());
+                    streaming = Some(true);
+                }
+                Counters::add(&counters.frames_in, 1);
+                let frame = Captured::Frame(frame);
+                let sent = if live { frame_tx.send(frame) } else { frame_tx.send_wait(frame) };
+                if sent.is_err() {
+                    break; // inference is gone; it reports why
+                }
+            }
+            Ok(None) => {
+                tracing::info!("Source ended.");
+                break;
+            }
+            Err(crate::source::Error::Gone { reason, .. }) => {
+                if streaming != Some(false) {
+                    Counters::add(&counters.source_losses, 1);
+                    say("lost", Some(reason), source.as_ref());
+                    streaming = Some(false);
+                    // The frames before the gap get their results now, not when it ends.
+                    if frame_tx.send(Captured::Gap).is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                Counters::add(&counters.frames_bad, 1);
+                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::warn!(error = %e, "Frame skipped (counted in stats as frames_bad).");
+                    last_warning = Some(Instant::now());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The source's state, published retained on `<prefix>/<device_id>/camera` (docs/WIRE.md).
+#[derive(serde::Serialize)]
+struct CameraState<'a> {
+    /// `streaming` or `lost`.
+    state: &'a str,
+    /// The source as configured and negotiated.
+    source: String,
+    /// Why it is lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// When it entered this state, µs since the Unix epoch.
+    since_utc_us: i64,
+}
