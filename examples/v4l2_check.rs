@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use smplcast::config::{Config, ModelConfig, MqttConfig, SourceConfig};
-use smplcast::{daemon, publish, wire};
+use smplcast::mqtt::publish;
+use smplcast::{daemon, wire};
 
 // The embedded broker of `smplcast demo`: part of the command-line tools, not the library.
 #[allow(dead_code)] // the demo reads the WebSocket port; this check does not
@@ -248,7 +249,8 @@ fn main() {
 type Inbox = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
 fn subscribe(port: u16, inbox: Inbox) -> Result<(), String> {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    use smplcast::mqtt::client::{Incoming, Subscriber};
+    use smplcast::mqtt::{Broker, QoS};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -256,19 +258,18 @@ fn subscribe(port: u16, inbox: Inbox) -> Result<(), String> {
     let (ready_tx, ready) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         rt.block_on(async move {
-            let (client, mut events) =
-                AsyncClient::new(MqttOptions::new("check", "127.0.0.1", port), 64);
-            let _ = client.subscribe("smplcast/vivid/#", QoS::AtLeastOnce).await;
+            let topics = vec![("smplcast/vivid/#".to_string(), QoS::AtLeastOnce)];
+            let mut subscriber =
+                Subscriber::new(&Broker::plain("127.0.0.1", port), "check".into(), topics);
             loop {
-                match events.poll().await {
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                match subscriber.next().await {
+                    Ok(Incoming::Subscribed) => {
                         let _ = ready_tx.send(());
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                    Ok(Incoming::Message(p)) => {
                         let leaf = p.topic.rsplit('/').next().unwrap_or_default().to_string();
-                        inbox.lock().unwrap().push((leaf, p.payload.to_vec()));
+                        inbox.lock().unwrap().push((leaf, p.payload));
                     }
-                    Ok(_) => {}
                     Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             }
@@ -340,16 +341,12 @@ fn daemon_check() -> Result<String, String> {
         },
         mqtt: Some(MqttConfig {
             settings: publish::Settings {
-                host: "127.0.0.1".into(),
-                port,
+                broker: smplcast::mqtt::Broker::plain("127.0.0.1", port),
                 prefix: "smplcast".into(),
                 device_id: "vivid".into(),
-                pose_qos: publish::QoS::AtLeastOnce,
-                keep_alive: Duration::from_secs(10),
+                pose_qos: smplcast::mqtt::QoS::AtLeastOnce,
                 client_cap: 64,
                 max_age: Duration::from_secs(60),
-                login: None,
-                tls: None,
             },
             connect_timeout: Some(Duration::from_secs(10)),
             queue: 64,

@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use crate::detect::nanodet::Settings as DetectorSettings;
 use crate::detect::track::{Keep, Settings as TrackerSettings};
+use crate::mqtt::{self, publish, QoS};
 use crate::preprocess::BBox;
-use crate::publish::{self, QoS};
 
 /// A configuration that cannot be used: the file and every problem found.
 #[derive(Debug, thiserror::Error)]
@@ -375,16 +375,12 @@ impl Config {
     ) -> Config {
         let mqtt = broker.map(|(host, port)| MqttConfig {
             settings: publish::Settings {
-                host,
-                port,
+                broker: mqtt::Broker::plain(host, port),
                 prefix: "smplcast".into(),
                 device_id: device.to_string(),
                 pose_qos: QoS::AtMostOnce,
-                keep_alive: Duration::from_secs(10),
                 client_cap: 64,
                 max_age: Duration::from_secs(2),
-                login: None,
-                tls: None,
             },
             connect_timeout: Some(Duration::from_secs(5)),
             queue: 64,
@@ -682,9 +678,7 @@ impl Config {
         };
 
         let m = &raw.mqtt;
-        c.check("mqtt.host", &m.host, !m.host.trim().is_empty(), "a host name or IP address");
-        let port = m.port.unwrap_or(if m.tls { 8883 } else { 1883 });
-        c.check("mqtt.port", &port, port != 0, "1 to 65535");
+        let broker = broker_of(m, base, &mut c);
         if m.prefix.is_empty() || m.prefix.starts_with('/') || m.prefix.ends_with('/') {
             c.problem(format!(
                 "mqtt.prefix = {:?}: expected topic levels without leading or trailing '/'",
@@ -702,12 +696,6 @@ impl Config {
                 QoS::AtMostOnce
             }
         };
-        c.check(
-            "mqtt.keep_alive_s",
-            &m.keep_alive_s,
-            (5..=3600).contains(&m.keep_alive_s),
-            "5 to 3600",
-        );
         let connect_timeout = if m.connect_timeout_s == 0.0 {
             None
         } else {
@@ -715,20 +703,14 @@ impl Config {
         };
         c.check("mqtt.queue", &m.queue, (1..=10_000).contains(&m.queue), "1 to 10000 messages");
         let max_age = c.seconds("mqtt.max_age_s", m.max_age_s, 0.05, 86_400.0);
-        let login = login(m, base, &mut c);
-        let tls = tls(m, base, &mut c);
         let mqtt = MqttConfig {
             settings: publish::Settings {
-                host: m.host.clone(),
-                port,
+                broker,
                 prefix: m.prefix.clone(),
                 device_id: device_id.clone(),
                 pose_qos,
-                keep_alive: Duration::from_secs(m.keep_alive_s),
                 client_cap: m.queue,
                 max_age,
-                login,
-                tls,
             },
             connect_timeout,
             queue: m.queue,
@@ -763,7 +745,7 @@ impl Config {
         let mqtt = self.mqtt.as_ref().map_or("off".into(), |m| {
             format!(
                 "{}:{} topics {}/{}/…",
-                m.settings.host, m.settings.port, m.settings.prefix, self.device_id
+                m.settings.broker.host, m.settings.broker.port, m.settings.prefix, self.device_id
             )
         });
         format!(
@@ -840,10 +822,44 @@ struct Checker {
     problems: Vec<String>,
 }
 
+/// The broker of an `[mqtt]` section (host, port, keep-alive, login, TLS), checked as the
+/// daemon checks it: `smplcast sub` builds its own from flags of the same names.
+///
+/// # Errors
+/// Every problem, each naming its key.
+pub fn broker(m: &RawMqtt, base: &Path) -> Result<mqtt::Broker, Vec<String>> {
+    let mut c = Checker::default();
+    let broker = broker_of(m, base, &mut c);
+    if c.problems.is_empty() {
+        Ok(broker)
+    } else {
+        Err(c.problems)
+    }
+}
+
+fn broker_of(m: &RawMqtt, base: &Path, c: &mut Checker) -> mqtt::Broker {
+    c.check("mqtt.host", &m.host, !m.host.trim().is_empty(), "a host name or IP address");
+    let port = m.port.unwrap_or(if m.tls { 8883 } else { 1883 });
+    c.check("mqtt.port", &port, port != 0, "1 to 65535");
+    c.check(
+        "mqtt.keep_alive_s",
+        &m.keep_alive_s,
+        (5..=3600).contains(&m.keep_alive_s),
+        "5 to 3600",
+    );
+    mqtt::Broker {
+        host: m.host.clone(),
+        port,
+        keep_alive: Duration::from_secs(m.keep_alive_s),
+        login: login(m, base, c),
+        tls: tls(m, base, c),
+    }
+}
+
 /// The TLS client configuration of `[mqtt]`, or `None` for plain TCP.
 fn tls(m: &RawMqtt, base: &Path, c: &mut Checker) -> Option<Arc<rustls::ClientConfig>> {
     let resolve = |f: &Option<PathBuf>| f.as_ref().map(|f| base.join(f));
-    let files = crate::tls::Files {
+    let files = mqtt::tls::Files {
         ca: resolve(&m.ca_file),
         client_cert: resolve(&m.client_cert_file),
         client_key: resolve(&m.client_key_file),
@@ -856,12 +872,12 @@ fn tls(m: &RawMqtt, base: &Path, c: &mut Checker) -> Option<Arc<rustls::ClientCo
         }
         return None;
     }
-    crate::tls::client_config(&files).map_err(|p| c.problem(p)).ok()
+    mqtt::tls::client_config(&files).map_err(|p| c.problem(p)).ok()
 }
 
 /// The broker login of `[mqtt]`: the user name, and the password read from its file or
 /// systemd credential. Problems name the key and the file, never the password.
-fn login(m: &RawMqtt, base: &Path, c: &mut Checker) -> Option<publish::Login> {
+fn login(m: &RawMqtt, base: &Path, c: &mut Checker) -> Option<mqtt::Login> {
     let file = match (&m.password_file, &m.password_credential) {
         (Some(_), Some(_)) => {
             c.problem("mqtt.password_file and mqtt.password_credential: set one, not both".into());
@@ -888,7 +904,7 @@ fn login(m: &RawMqtt, base: &Path, c: &mut Checker) -> Option<publish::Login> {
         return None;
     };
     let Some((key, path)) = file else {
-        return Some(publish::Login { username, password: publish::Password::default() });
+        return Some(mqtt::Login { username, password: mqtt::Password::default() });
     };
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -899,7 +915,7 @@ fn login(m: &RawMqtt, base: &Path, c: &mut Checker) -> Option<publish::Login> {
                     path.display().to_string()
                 ));
             }
-            Some(publish::Login { username, password: publish::Password(password) })
+            Some(mqtt::Login { username, password: mqtt::Password(password) })
         }
         Err(e) => {
             c.problem(format!(
@@ -977,22 +993,22 @@ mod tests {
         );
         assert_eq!((c.people, c.crop_scale), (People::Region(None), 1.1));
         let m = c.mqtt.unwrap();
-        assert_eq!((m.settings.host.as_str(), m.settings.port), ("127.0.0.1", 1883));
+        assert_eq!((m.settings.broker.host.as_str(), m.settings.broker.port), ("127.0.0.1", 1883));
         assert_eq!(c.stats_interval, Some(Duration::from_secs(5)));
         assert!(check("").unwrap_err().contains("model.dir: missing"));
-        assert!(m.settings.tls.is_none());
+        assert!(m.settings.broker.tls.is_none());
     }
 
     #[test]
     fn tls_defaults_to_port_8883_and_trusts_the_ca_file() {
         let c = check(&format!("[mqtt]\ntls = true\nca_file = \"tests/data/tls/ca.pem\"\n{MODEL}"));
         let m = c.unwrap().mqtt.unwrap();
-        assert_eq!(m.settings.port, 8883);
-        assert!(m.settings.tls.is_some());
+        assert_eq!(m.settings.broker.port, 8883);
+        assert!(m.settings.broker.tls.is_some());
         let explicit = format!(
             "[mqtt]\nport = 1884\ntls = true\nca_file = \"tests/data/tls/ca.pem\"\n{MODEL}"
         );
-        assert_eq!(check(&explicit).unwrap().mqtt.unwrap().settings.port, 1884);
+        assert_eq!(check(&explicit).unwrap().mqtt.unwrap().settings.broker.port, 1884);
     }
 
     #[test]

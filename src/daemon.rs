@@ -37,7 +37,7 @@ use crate::config::{Config, SourceConfig};
 use crate::detect::finder::Finder;
 use crate::joints::Skeleton;
 use crate::model::Bundle;
-use crate::publish::{self, FailureKind};
+use crate::mqtt::publish;
 use crate::queue;
 use crate::service;
 use crate::source::{files::Files, synthetic::Synthetic, FrameSource};
@@ -169,10 +169,17 @@ pub fn start(config: &Config) -> Result<Running> {
         io_stop.clone(),
     )?;
     if let Some(mqtt) = &config.mqtt {
-        if let Err(e) = wait_for_broker(mqtt, &mqtt_counters, &shutdown, &io) {
+        let waited = publish::wait_for_broker(
+            &mqtt.settings.broker,
+            mqtt.connect_timeout,
+            &mqtt_counters,
+            &shutdown,
+            || io.is_finished(),
+        );
+        if let Err(e) = waited {
             io_stop.cancel();
             shutdown.cancel();
-            return Err(e);
+            return Err(e.into());
         }
     }
 
@@ -214,79 +221,6 @@ pub fn start(config: &Config) -> Result<Running> {
         gauges,
         shutdown_timeout: config.shutdown_timeout,
     })
-}
-
-/// Waits until the publisher's first connection is accepted: up to `mqtt.connect_timeout_s`,
-/// or, with 0, as long as it takes. Meanwhile nothing else runs; under systemd the status says
-/// what it waits for and the start timeout is extended while it keeps trying.
-fn wait_for_broker(
-    mqtt: &crate::config::MqttConfig,
-    counters: &publish::Counters,
-    shutdown: &CancellationToken,
-    io: &JoinHandle<Result<()>>,
-) -> Result<()> {
-    let s = &mqtt.settings;
-    let started = Instant::now();
-    let mut next_report = started + Duration::from_secs(1);
-    let last_failure = || counters.last_failure.lock().ok().and_then(|e| e.clone());
-    let last_error = || last_failure().map_or_else(|| "no answer".into(), |f| f.message);
-    while counters.connections.load(Ordering::Relaxed) == 0 {
-        if shutdown.is_cancelled() {
-            bail!("stopped while connecting to the MQTT broker at {}:{}", s.host, s.port);
-        }
-        let timed_out = mqtt.connect_timeout.is_some_and(|t| started.elapsed() >= t);
-        if timed_out || io.is_finished() {
-            let fix = match last_failure().map(|f| f.kind) {
-                Some(FailureKind::Refused) => {
-                    "the broker refused this client: fix [mqtt] username and password_file \
-                     (or password_credential), or the broker's access rules"
-                }
-                Some(FailureKind::BrokerCertificate) => {
-                    "the broker's certificate was not accepted: set [mqtt] ca_file to the CA \
-                     that signed it, and host to a name (or IP) the certificate holds"
-                }
-                Some(FailureKind::ClientCertificate) => {
-                    "the broker wants a client certificate it trusts: set [mqtt] \
-                     client_cert_file and client_key_file to one its CA signed"
-                }
-                Some(FailureKind::Handshake) => {
-                    "the TLS handshake failed: make [mqtt] port the broker's TLS listener"
-                }
-                _ if s.tls.is_some() => {
-                    "start the broker or fix [mqtt] host and port (the broker's TLS listener)"
-                }
-                _ => {
-                    "start the broker or fix [mqtt] host and port (and tls, if the broker \
-                     requires it)"
-                }
-            };
-            let within = mqtt.connect_timeout.map_or(String::new(), |t| format!(" within {t:?}"));
-            bail!(
-                "cannot connect to the MQTT broker at {}:{}{within} ({}); {fix}",
-                s.host,
-                s.port,
-                last_error()
-            );
-        }
-        if Instant::now() >= next_report {
-            let waited = started.elapsed().as_secs();
-            let status = format!(
-                "waiting for the MQTT broker at {}:{} for {waited} s ({})",
-                s.host,
-                s.port,
-                last_error()
-            );
-            if waited == 1 || waited.is_multiple_of(30) {
-                tracing::warn!(
-                    "{status}; retrying (mqtt.connect_timeout_s = 0: until it answers)."
-                );
-            }
-            service::waiting(&status);
-            next_report += Duration::from_secs(1);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(())
 }
 
 fn open_source(config: &SourceConfig) -> Result<Box<dyn FrameSource>> {

@@ -51,11 +51,11 @@ pub mod memory;
 #[cfg(feature = "runtime")]
 pub mod model;
 #[cfg(feature = "runtime")]
+pub mod mqtt;
+#[cfg(feature = "runtime")]
 pub mod pixels;
 #[cfg(feature = "runtime")]
 pub mod preprocess;
-#[cfg(feature = "runtime")]
-pub mod publish;
 #[cfg(feature = "runtime")]
 pub mod queue;
 #[cfg(feature = "runtime")]
@@ -67,8 +67,6 @@ pub mod source;
 pub mod stages;
 #[cfg(feature = "runtime")]
 pub mod stats;
-#[cfg(feature = "runtime")]
-pub mod tls;
 #[cfg(feature = "runtime")]
 pub mod window;
 pub mod wire;

@@ -2,7 +2,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -107,12 +107,10 @@ enum Command {
     },
     /// Subscribes to pose, status and stats messages and prints each as one JSON line.
     Sub {
-        /// Broker host.
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
-        /// Broker port.
-        #[arg(long, default_value_t = 1883)]
-        port: u16,
+        /// The broker: its address, login and TLS, with the names of the daemon's `[mqtt]`
+        /// keys.
+        #[command(flatten)]
+        broker: BrokerArgs,
         /// Topic prefix.
         #[arg(long, default_value = "smplcast")]
         prefix: String,
@@ -135,6 +133,73 @@ enum Command {
         #[arg(long, default_value_t = 1.0, requires = "replay")]
         speed: f64,
     },
+}
+
+/// How `smplcast sub` reaches the broker: the daemon's `[mqtt]` keys, as flags.
+#[derive(clap::Args)]
+struct BrokerArgs {
+    /// Broker host.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Broker port (default: 1883, or 8883 with --tls).
+    #[arg(long)]
+    port: Option<u16>,
+    /// User name, for brokers that require a login.
+    #[arg(long)]
+    username: Option<String>,
+    /// A file holding the password (its first line).
+    #[arg(long, value_name = "FILE", requires = "username")]
+    password_file: Option<PathBuf>,
+    /// Connect with TLS, verifying the broker against --ca-file or the system's CAs.
+    #[arg(long)]
+    tls: bool,
+    /// The CA (PEM) that signed the broker's certificate.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    ca_file: Option<PathBuf>,
+    /// A client certificate (PEM), for brokers that require one.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "client_key_file"])]
+    client_cert_file: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, value_name = "FILE", requires = "client_cert_file")]
+    client_key_file: Option<PathBuf>,
+}
+
+impl BrokerArgs {
+    /// The broker, checked as the daemon checks its `[mqtt]` section.
+    fn broker(self) -> Result<smplcast::mqtt::Broker> {
+        let raw = config::RawMqtt {
+            host: self.host,
+            port: self.port,
+            keep_alive_s: 30,
+            username: self.username,
+            password_file: self.password_file,
+            tls: self.tls,
+            ca_file: self.ca_file,
+            client_cert_file: self.client_cert_file,
+            client_key_file: self.client_key_file,
+            ..config::RawMqtt::default()
+        };
+        config::broker(&raw, Path::new(".")).map_err(|problems| {
+            // The checks speak of `mqtt.KEY`; here they are flags.
+            const KEYS: [&str; 9] = [
+                "client_cert_file",
+                "client_key_file",
+                "password_credential",
+                "password_file",
+                "keep_alive_s",
+                "username",
+                "ca_file",
+                "host",
+                "port",
+            ];
+            let flag = |p: &String| {
+                KEYS.iter().fold(p.replace("mqtt.tls", "--tls"), |p, key| {
+                    p.replace(&format!("mqtt.{key}"), &format!("--{}", key.replace('_', "-")))
+                })
+            };
+            anyhow::anyhow!("{}", problems.iter().map(flag).collect::<Vec<_>>().join("; "))
+        })
+    }
 }
 
 fn sub(settings: subscribe::Settings) -> Result<()> {
@@ -260,11 +325,11 @@ fn run(command: Command) -> Result<()> {
         Command::Bench(args) => bench::main(args),
         Command::CheckModels { dir } => demo::check_models(&dir),
         Command::Devices => devices(),
-        Command::Sub { host, port, replay: Some(file), speed, .. } => {
-            replay(&subscribe::Replay { host, port, file, speed })
+        Command::Sub { broker, replay: Some(file), speed, .. } => {
+            replay(&subscribe::Replay { broker: broker.broker()?, file, speed })
         }
-        Command::Sub { host, port, prefix, device, count, record, replay: None, .. } => {
-            sub(subscribe::Settings { host, port, prefix, device, count, record })
+        Command::Sub { broker, prefix, device, count, record, replay: None, .. } => {
+            sub(subscribe::Settings { broker: broker.broker()?, prefix, device, count, record })
         }
     }
 }

@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn status_names_rates_or_the_stall() {
         let counters = Arc::new(Counters::default());
-        let mqtt = Arc::new(crate::publish::Counters::default());
+        let mqtt = Arc::new(crate::mqtt::publish::Counters::default());
         let mut reporter = Reporter::new(counters.clone(), mqtt, Vec::new());
         Counters::add(&counters.frames_in, 7);
         let report = reporter.report();

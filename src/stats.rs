@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::publish;
+use crate::mqtt::publish;
 use crate::queue::Gauge;
 
 /// Counters shared by the stage threads.

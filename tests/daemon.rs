@@ -124,6 +124,21 @@ fn config(device: &str, port: u16, source: &str, model_extra: &str, stats_s: f64
     )
 }
 
+/// `smplcast sub ARGS` (at most 30 s): whether it succeeded, the pose lines it printed, and
+/// its stderr.
+fn sub_cli(args: &[&str]) -> (bool, usize, String) {
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(env!("CARGO_BIN_EXE_smplcast"))
+        .arg("sub")
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    (out.status.success(), poses(&lines).len(), String::from_utf8_lossy(&out.stderr).into())
+}
+
 fn poses(lines: &[Value]) -> Vec<&Value> {
     lines.iter().filter(|v| v.get("pose").is_some()).collect()
 }
@@ -817,8 +832,24 @@ fn broker_login_from_a_file_or_credential_and_refusals_name_the_fix() {
         std::fs::copy(dir.join("bad"), own.join("bad")).unwrap();
         let mut daemon =
             Daemon::start_in(&own, &cfg, &[("CREDENTIALS_DIRECTORY", credentials.as_os_str())]);
+        let port = broker.port.to_string();
+        let sub = |password: &str| {
+            let file = own.join(password).display().to_string();
+            let login = ["--username", "cam", "--password-file", &file];
+            sub_cli(&[&["--port", &port, "--device", &device, "--count", "2"][..], &login].concat())
+        };
         if works {
             daemon.wait_running(name);
+            if name == "file" {
+                // `smplcast sub` logs in with the daemon's keys, as flags.
+                let (ok, poses, stderr) = sub("good");
+                assert!(ok && poses == 2, "sub with a login: {poses} poses; {stderr}");
+                let (ok, _, stderr) = sub("bad");
+                assert!(!ok && stderr.contains("username and password_file"), "{stderr}");
+                eprintln!(
+                    "figure: smplcast sub logs in (a wrong password is refused, the fix named)"
+                );
+            }
             daemon.signal(Signal::TERM);
             let (status, stderr) = daemon.wait(Duration::from_secs(15));
             assert!(status.success(), "{name}: {stderr}");
@@ -925,6 +956,27 @@ fn broker_tls_with_a_private_ca_and_wrong_settings_name_the_fix() {
                 daemon.wait_running(name);
                 let seen = sub.until(Duration::from_secs(20), |v| v["pose"]["seq"] == 3);
                 assert!(poses(&seen).len() >= 2, "{name}: {seen:?}");
+                // `smplcast sub` over the same TLS settings, as flags.
+                let d = dir.display().to_string();
+                let (ca, cert, key) =
+                    (format!("{d}/ca.pem"), format!("{d}/client.pem"), format!("{d}/client.key"));
+                let mut args = vec!["--tls", "--ca-file", &ca, "--device", &device, "--count", "2"];
+                let port = if name == "client certificate" {
+                    args.extend(["--client-cert-file", &cert, "--client-key-file", &key]);
+                    mutual_port.to_string()
+                } else {
+                    tls_port.to_string()
+                };
+                args.extend(["--port", &port]);
+                let (ok, poses, stderr) = sub_cli(&args);
+                assert!(ok && poses == 2, "{name}: sub over TLS: {poses} poses; {stderr}");
+                if name == "private CA" {
+                    let other = format!("{d}/other-ca.pem");
+                    let wrong = ["--tls", "--ca-file", &other, "--port", &port, "--count", "1"];
+                    let (ok, _, stderr) = sub_cli(&wrong);
+                    assert!(!ok && stderr.contains("set [mqtt] ca_file"), "{stderr}");
+                }
+                eprintln!("figure: broker TLS, {name}: smplcast sub receives over TLS too");
                 daemon.signal(Signal::TERM);
                 let (status, stderr) = daemon.wait(Duration::from_secs(15));
                 assert!(status.success(), "{name}: {stderr}");

@@ -14,23 +14,23 @@ use std::time::{Duration, Instant};
 use common::mqtt::{assert_retained_offline, is_status, root, Broker, Subscriber};
 
 use serde_json::Value;
-use smplcast::publish::{self, Counters, Settings};
+use smplcast::mqtt::publish::{self, Counters, Settings};
+use smplcast::mqtt::{self, QoS};
 use smplcast::queue;
 use smplcast::wire::{self, Person, PoseMsg, Window, SCHEMA_VERSION};
 use tokio_util::sync::CancellationToken;
 
 fn settings(port: u16, device: &str) -> Settings {
     Settings {
-        host: "127.0.0.1".into(),
-        port,
+        broker: mqtt::Broker {
+            keep_alive: Duration::from_secs(5),
+            ..mqtt::Broker::plain("127.0.0.1", port)
+        },
         prefix: "smplcast".into(),
         device_id: device.into(),
-        pose_qos: publish::QoS::AtMostOnce,
-        keep_alive: Duration::from_secs(5),
+        pose_qos: QoS::AtMostOnce,
         client_cap: 16,
         max_age: Duration::from_secs(60),
-        login: None,
-        tls: None,
     }
 }
 
@@ -183,7 +183,8 @@ fn smplcast_sub_names_an_unreachable_broker() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("MQTT broker 127.0.0.1:{port}")), "{err}");
+    assert!(err.contains(&format!("MQTT broker at 127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("start the broker or fix [mqtt] host and port"), "{err}");
 }
 
 /// `smplcast demo` on the narrow model with `extra` flags, publishing to mosquitto; what the

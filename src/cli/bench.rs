@@ -361,7 +361,7 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn take(c: &Counters, m: &smplcast::publish::Counters) -> Self {
+    fn take(c: &Counters, m: &smplcast::mqtt::publish::Counters) -> Self {
         let mut stages = [(0, 0); 10];
         for (slot, (_, stage, _)) in stages.iter_mut().zip(c.stages.all()) {
             *slot = stage.totals();
@@ -411,7 +411,7 @@ fn rss_mb() -> f64 {
 fn drive(
     config: &smplcast::config::Config,
     until: u64,
-    mut tick: impl FnMut(&Counters, &smplcast::publish::Counters),
+    mut tick: impl FnMut(&Counters, &smplcast::mqtt::publish::Counters),
 ) -> Result<Arc<Received>> {
     let received = Arc::new(Received { record: true, ..Received::default() });
     let stop_watch = CancellationToken::new();

@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::broker;
 use smplcast::config::{Config, ModelConfig, People, SourceConfig};
 use smplcast::model::Bundle;
-use smplcast::{daemon, publish, wire};
+use smplcast::mqtt::client::{Incoming, Subscriber};
+use smplcast::mqtt::{publish, QoS};
+use smplcast::{daemon, wire};
 
 pub fn default_models() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -108,23 +110,19 @@ async fn watch(
     subscribed: std::sync::mpsc::Sender<()>,
     stop: CancellationToken,
 ) {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let id = format!("smplcast-demo-watch-{}", std::process::id());
-    let (client, mut eventloop) =
-        AsyncClient::new(MqttOptions::new(id, &settings.host, settings.port), 16);
-    if client.subscribe(settings.topic("pose"), QoS::AtMostOnce).await.is_err() {
-        return;
-    }
+    let topics = vec![(settings.topic("pose"), QoS::AtMostOnce)];
+    let mut subscriber = Subscriber::new(&settings.broker, id, topics);
     loop {
-        let event = tokio::select! {
+        let next = tokio::select! {
             _ = stop.cancelled() => return,
-            e = eventloop.poll() => e,
+            next = subscriber.next() => next,
         };
-        match event {
-            Ok(Event::Incoming(Packet::SubAck(_))) => {
+        match next {
+            Ok(Incoming::Subscribed) => {
                 let _ = subscribed.send(());
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
+            Ok(Incoming::Message(p)) => {
                 received.messages.fetch_add(1, Ordering::Relaxed);
                 received.bytes.fetch_add(p.payload.len() as u64, Ordering::Relaxed);
                 match wire::decode(&p.payload) {
@@ -143,8 +141,10 @@ async fn watch(
                     }
                 }
             }
-            Ok(_) => {}
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "The demo's subscriber cannot connect.");
+                return;
+            }
         }
     }
 }

@@ -10,17 +10,17 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use smplcast::mqtt::client::{self, Incoming, Message, Sender, Subscriber};
+use smplcast::mqtt::{Broker, QoS};
 use smplcast::wire;
 
 /// What to subscribe to.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub host: String,
-    pub port: u16,
+    pub broker: Broker,
     pub prefix: String,
     /// Device id, or `+` for every device.
     pub device: String,
@@ -42,10 +42,10 @@ enum Line<'a> {
 /// Errors that end the subscriber.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("MQTT broker {host}:{port} unreachable ({source}); is it running, and are --host and --port right?")]
-    Connection { host: String, port: u16, source: Box<rumqttc::ConnectionError> },
-    #[error("MQTT client request failed: {0}")]
-    Client(#[from] rumqttc::ClientError),
+    /// Names the broker, why, and the flag to fix (the flags are named like the daemon's
+    /// `[mqtt]` keys).
+    #[error(transparent)]
+    Mqtt(#[from] client::Error),
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
     #[error("recording {path}: {source}")]
@@ -75,13 +75,13 @@ impl Recorder {
 
     /// Appends and flushes one message, so a recorder cut off loses at most the message it was
     /// writing.
-    fn write(&mut self, publish: &rumqttc::Publish) -> Result<(), Error> {
+    fn write(&mut self, publish: &Message) -> Result<(), Error> {
         let message = wire::Recorded {
             t_ns: u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX),
             topic: publish.topic.clone(),
-            qos: publish.qos as u8,
+            qos: publish.qos,
             retain: publish.retain,
-            payload: publish.payload.to_vec(),
+            payload: publish.payload.clone(),
         };
         let failed = |source| Error::Recording { path: self.path.clone(), source };
         wire::write_message(&mut self.out, &message).map_err(failed)?;
@@ -93,8 +93,8 @@ impl Recorder {
 /// the reader of `out` goes (a broken pipe).
 ///
 /// # Errors
-/// [`Error::Connection`] when the broker cannot be reached at all (the first connection
-/// attempt fails), [`Error::Output`] when `out` fails.
+/// [`Error::Mqtt`] when the broker cannot be reached at all (the first connection attempt
+/// fails), [`Error::Output`] when `out` fails.
 pub async fn run(
     settings: Settings,
     mut out: impl Write,
@@ -102,38 +102,21 @@ pub async fn run(
 ) -> Result<(), Error> {
     let mut recorder = settings.record.as_deref().map(Recorder::create).transpose()?;
     let id = format!("smplcast-sub-{}", std::process::id());
-    let mut opts = MqttOptions::new(id, &settings.host, settings.port);
-    opts.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut eventloop) = AsyncClient::new(opts, 16);
     let base = format!("{}/{}", settings.prefix, settings.device);
-    client.subscribe(format!("{base}/pose"), QoS::AtMostOnce).await?;
-    client.subscribe(format!("{base}/status"), QoS::AtLeastOnce).await?;
-    client.subscribe(format!("{base}/stats"), QoS::AtMostOnce).await?;
-    let (mut poses, mut connected) = (0u64, false);
+    let topics = vec![
+        (format!("{base}/pose"), QoS::AtMostOnce),
+        (format!("{base}/status"), QoS::AtLeastOnce),
+        (format!("{base}/stats"), QoS::AtMostOnce),
+    ];
+    let mut subscriber = Subscriber::new(&settings.broker, id, topics);
+    let mut poses = 0u64;
     loop {
-        let event = tokio::select! {
+        let publish = tokio::select! {
             _ = shutdown.cancelled() => break,
-            e = eventloop.poll() => e,
-        };
-        let publish = match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                connected = true;
-                continue;
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => p,
-            Ok(_) => continue,
-            Err(source) if !connected => {
-                return Err(Error::Connection {
-                    host: settings.host.clone(),
-                    port: settings.port,
-                    source: Box::new(source),
-                })
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "MQTT connection lost; reconnecting.");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
+            next = subscriber.next() => match next? {
+                Incoming::Message(m) => m,
+                Incoming::Subscribed => continue,
+            },
         };
         if let Some(recorder) = recorder.as_mut() {
             recorder.write(&publish)?;
@@ -169,15 +152,13 @@ pub async fn run(
             break;
         }
     }
-    let _ = client.try_disconnect();
     Ok(())
 }
 
 /// What to replay, and where.
 #[derive(Clone, Debug)]
 pub struct Replay {
-    pub host: String,
-    pub port: u16,
+    pub broker: Broker,
     pub file: PathBuf,
     /// Playback speed: 1 keeps the recorded timing, 2 plays twice as fast, 0 sends each
     /// message as soon as the previous one is queued.
@@ -197,43 +178,14 @@ pub struct Replayed {
 ///
 /// # Errors
 /// [`Error::Recording`] for a file that cannot be read, is not a recording or is damaged
-/// (messages before the damage are published); [`Error::Connection`] when the broker cannot be
+/// (messages before the damage are published); [`Error::Mqtt`] when the broker cannot be
 /// reached.
 pub async fn replay(settings: &Replay, shutdown: CancellationToken) -> Result<Replayed, Error> {
     let failed = |source| Error::Recording { path: settings.file.clone(), source };
     let file = File::open(&settings.file).map_err(|e| failed(e.into()))?;
     let mut reader = wire::Reader::new(file).map_err(failed)?;
     let id = format!("smplcast-replay-{}", std::process::id());
-    let mut opts = MqttOptions::new(id, &settings.host, settings.port);
-    opts.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut eventloop) = AsyncClient::new(opts, 64);
-    loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => break,
-            Ok(_) => {}
-            Err(source) => {
-                let (host, port) = (settings.host.clone(), settings.port);
-                return Err(Error::Connection { host, port, source: Box::new(source) });
-            }
-        }
-    }
-    // The event loop sends what `client` queues. After the disconnect it reads on until the
-    // broker closes the connection: closing it first, with an acknowledgement still unread,
-    // makes the kernel reset the connection, and the broker drops what it has not yet read.
-    let sender = tokio::spawn(async move {
-        let mut disconnecting = false;
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => disconnecting = true,
-                Ok(_) => {}
-                Err(_) if disconnecting => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "MQTT connection lost; reconnecting.");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    });
+    let sender = Sender::connect(&settings.broker, id).await?;
     let start = tokio::time::Instant::now();
     let mut messages = 0;
     for message in reader.by_ref() {
@@ -245,12 +197,10 @@ pub async fn replay(settings: &Replay, shutdown: CancellationToken) -> Result<Re
                 () = tokio::time::sleep_until(start + at) => {}
             }
         }
-        let qos = rumqttc::qos(message.qos).unwrap_or(QoS::AtMostOnce);
-        client.publish(message.topic, qos, message.retain, message.payload).await?;
+        let wire::Recorded { topic, qos, retain, payload, .. } = message;
+        sender.publish(Message { topic, payload, qos, retain }).await?;
         messages += 1;
     }
-    client.disconnect().await?;
-    // A broker that never closes its side is given a few seconds.
-    let _ = tokio::time::timeout(Duration::from_secs(5), sender).await;
+    sender.finish(Duration::from_secs(5)).await?;
     Ok(Replayed { messages, truncated: reader.truncated })
 }

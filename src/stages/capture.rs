@@ -7,7 +7,7 @@ use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
 use super::Captured;
-use crate::publish;
+use crate::mqtt::publish;
 use crate::queue;
 use crate::source::FrameSource;
 use crate::stats::Counters;

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use super::{Inferred, POLL};
 use crate::assemble::Assembler;
 use crate::model::{HeadOutput, Stepper};
-use crate::publish;
+use crate::mqtt::publish;
 use crate::queue;
 use crate::stats::Counters;
 use crate::wire;

@@ -15,8 +15,8 @@
 //! camera's) are kept, the latest per topic, and published on reconnection.
 //!
 //! Reconnection is rumqttc's: the event loop is polled again after an error, with a backoff
-//! that doubles from 100 ms up to [`MAX_BACKOFF`] (1 s, so the stream is back within about a
-//! second of the broker). On every (re)connection the retained `online` is published again.
+//! of [`Backoff`] (from 100 ms up to 1 s, so the stream is back within about a second of the
+//! broker). On every (re)connection the retained `online` is published again.
 //! A clean shutdown drains the queue, publishes `offline`, waits for the broker's
 //! acknowledgement of it, then disconnects, all within [`FLUSH_DEADLINE`].
 
@@ -25,48 +25,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use rumqttc::QoS;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, TlsConfiguration, Transport};
+use rumqttc::{Event, Packet};
 use tokio_util::sync::CancellationToken;
 
+use super::{Backoff, Broker, Failure, QoS, Will};
 use crate::queue;
 
 /// Where and how to publish.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub host: String,
-    pub port: u16,
+    pub broker: Broker,
     /// Topic prefix, without trailing slash.
     pub prefix: String,
     pub device_id: String,
     /// QoS of pose messages (0 recommended: a stale pose is worth nothing).
     pub pose_qos: QoS,
-    pub keep_alive: Duration,
     /// Capacity of rumqttc's request channel (messages waiting for the socket).
     pub client_cap: usize,
     /// A pose message that waited this long for the broker is stale: dropped, not sent.
     pub max_age: Duration,
-    /// User name and password, for brokers that require a login.
-    pub login: Option<Login>,
-    /// TLS to the broker (`None`: plain TCP); built and checked by [`crate::tls`].
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-/// A broker login.
-#[derive(Clone, Debug)]
-pub struct Login {
-    pub username: String,
-    pub password: Password,
-}
-
-/// A password: never printed (its `Debug` says `Password(***)`).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Password(pub String);
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(***)")
-    }
 }
 
 /// An encoded pose message and when it was made.
@@ -106,83 +83,70 @@ pub struct Counters {
     pub last_failure: std::sync::Mutex<Option<Failure>>,
 }
 
-/// A failed connection attempt.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    pub kind: FailureKind,
-    /// rumqttc's error, as text.
-    pub message: String,
-}
-
-/// What a failed connection attempt means for the user: which settings to look at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailureKind {
-    /// No answer, a reset or a closed connection: the broker is down or elsewhere.
-    Unreachable,
-    /// The broker answered CONNECT with a refusal (bad login, not authorised).
-    Refused,
-    /// The broker's certificate did not verify: another CA, or a host it does not name.
-    BrokerCertificate,
-    /// The broker rejected our client certificate, or wanted one and got none.
-    ClientCertificate,
-    /// Another TLS failure, e.g. TLS to a plain listener.
-    Handshake,
-}
-
-impl Failure {
-    fn of(e: &rumqttc::ConnectionError) -> Self {
-        use rustls::AlertDescription as Alert;
-        let kind = match (e, tls_error(e)) {
-            (rumqttc::ConnectionError::ConnectionRefused(_), _) => FailureKind::Refused,
-            (_, Some(rustls::Error::InvalidCertificate(_))) => FailureKind::BrokerCertificate,
-            (
-                _,
-                Some(rustls::Error::AlertReceived(
-                    Alert::CertificateRequired
-                    | Alert::BadCertificate
-                    | Alert::UnknownCA
-                    | Alert::CertificateUnknown
-                    | Alert::CertificateExpired
-                    | Alert::CertificateRevoked
-                    | Alert::UnsupportedCertificate
-                    | Alert::AccessDenied,
-                )),
-            ) => FailureKind::ClientCertificate,
-            (rumqttc::ConnectionError::Tls(_), _) | (_, Some(_)) => FailureKind::Handshake,
-            _ => FailureKind::Unreachable,
-        };
-        Failure { kind, message: e.to_string() }
-    }
-}
-
-/// The rustls error behind `e`, if any. rustls reports through `std::io::Error`, whose
-/// `source()` skips the error it wraps, so each I/O error is also opened with `get_ref`.
-fn tls_error(e: &rumqttc::ConnectionError) -> Option<&rustls::Error> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = next {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        let inner = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
-        if let Some(tls) = inner.and_then(|i| i.downcast_ref::<rustls::Error>()) {
-            return Some(tls);
-        }
-        next = err.source();
-    }
-    None
-}
-
-/// Errors that end the publisher.
+/// Errors of the publisher.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("MQTT client request failed: {0}")]
     Client(#[from] rumqttc::ClientError),
+    #[error("stopped while connecting to the MQTT broker at {0}")]
+    Stopped(String),
+    #[error("cannot connect to the MQTT broker at {broker}{within} ({last_error}); {fix}")]
+    Unreachable { broker: String, within: String, last_error: String, fix: &'static str },
+}
+
+/// Waits until the publisher's first connection is accepted: up to `timeout`, or, with
+/// `None`, as long as it takes (or until `gone()`: the publisher ended). Meanwhile nothing
+/// else runs; under systemd the status says what it waits for, and the start timeout is
+/// extended while it keeps trying.
+///
+/// # Errors
+/// [`Error::Unreachable`], naming the broker, rumqttc's last error and the `[mqtt]` keys to
+/// fix; [`Error::Stopped`] when `shutdown` is cancelled meanwhile.
+pub fn wait_for_broker(
+    broker: &Broker,
+    timeout: Option<Duration>,
+    counters: &Counters,
+    shutdown: &CancellationToken,
+    gone: impl Fn() -> bool,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let mut next_report = started + Duration::from_secs(1);
+    let last_failure = || counters.last_failure.lock().ok().and_then(|e| e.clone());
+    let last_error = || last_failure().map_or_else(|| "no answer".into(), |f| f.message);
+    while counters.connections.load(Ordering::Relaxed) == 0 {
+        if shutdown.is_cancelled() {
+            return Err(Error::Stopped(broker.describe()));
+        }
+        if timeout.is_some_and(|t| started.elapsed() >= t) || gone() {
+            return Err(Error::Unreachable {
+                broker: broker.describe(),
+                within: timeout.map_or(String::new(), |t| format!(" within {t:?}")),
+                last_error: last_error(),
+                fix: Failure::fix(last_failure().map(|f| f.kind), broker.tls.is_some()),
+            });
+        }
+        if Instant::now() >= next_report {
+            let waited = started.elapsed().as_secs();
+            let status = format!(
+                "waiting for the MQTT broker at {} for {waited} s ({})",
+                broker.describe(),
+                last_error()
+            );
+            if waited == 1 || waited.is_multiple_of(30) {
+                tracing::warn!(
+                    "{status}; retrying (mqtt.connect_timeout_s = 0: until it answers)."
+                );
+            }
+            crate::service::waiting(&status);
+            next_report += Duration::from_secs(1);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 const STATUS_ONLINE: &str = "online";
 const STATUS_OFFLINE: &str = "offline";
-/// The longest wait between two connection attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How long a clean shutdown waits for `offline` and the disconnect to reach the broker.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -212,51 +176,46 @@ pub async fn run(
 ) -> Result<(), Error> {
     let status = settings.topic("status");
     let pose = settings.topic("pose");
-    let mut opts =
-        MqttOptions::new(format!("smplcast-{}", settings.device_id), &settings.host, settings.port);
-    opts.set_keep_alive(settings.keep_alive).set_clean_session(true).set_last_will(LastWill::new(
-        &status,
-        STATUS_OFFLINE,
-        QoS::AtLeastOnce,
-        true,
-    ));
-    if let Some(login) = &settings.login {
-        opts.set_credentials(login.username.clone(), login.password.0.clone());
-    }
-    if let Some(tls) = &settings.tls {
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
-    }
-    let (client, mut eventloop) = AsyncClient::new(opts, settings.client_cap.max(1));
+    let will = Will { topic: status.clone(), payload: STATUS_OFFLINE };
+    let (client, mut eventloop) = settings.broker.client(
+        format!("smplcast-{}", settings.device_id),
+        settings.client_cap,
+        Some(will),
+    );
 
     // The event loop drives the socket: connection, reconnection with backoff, acks.
     let loop_client = client.clone();
     let loop_counters = counters.clone();
     let loop_status = status.clone();
     let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
-    // PUBACKs seen: a clean shutdown waits for the ack of `offline`, which the broker sends
+    // QoS 1 publishes handed to rumqttc, and the PUBACKs seen. A clean shutdown waits until
+    // every one is acknowledged, `offline` (the last) included: the broker acks `offline`
     // after routing everything published before it (some brokers drop what is in flight at
-    // DISCONNECT).
+    // DISCONNECT), and counting them all means no earlier ack (a late pose's) ends the wait.
+    let sent_qos1 = Arc::new(AtomicU64::new(0));
     let (acks_tx, mut acks_rx) = tokio::sync::watch::channel(0u64);
+    let loop_sent_qos1 = sent_qos1.clone();
     // Whether the broker has accepted the current connection: poses go to rumqttc only then.
     let (connected_tx, mut connected_rx) = tokio::sync::watch::channel(false);
     let driver = tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new();
         let mut disconnecting = false;
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     loop_counters.connections.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(topic = %loop_status, "Connected to the MQTT broker.");
-                    let _ = loop_client.try_publish(
-                        &loop_status,
-                        QoS::AtLeastOnce,
-                        true,
-                        STATUS_ONLINE,
-                    );
+                    if loop_client
+                        .try_publish(&loop_status, QoS::AtLeastOnce, true, STATUS_ONLINE)
+                        .is_ok()
+                    {
+                        loop_sent_qos1.fetch_add(1, Ordering::Relaxed);
+                    }
                     let _ = connected_tx.send(true);
                 }
-                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                // QoS 1 acks, and QoS 2's completions.
+                Ok(Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_))) => {
                     acks_tx.send_modify(|n| *n += 1);
                 }
                 Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
@@ -275,21 +234,23 @@ pub async fn run(
                     if let Ok(mut last) = loop_counters.last_failure.lock() {
                         *last = Some(Failure::of(&e));
                     }
-                    tracing::warn!(error = %e, retry_in = ?backoff, "MQTT connection failed.");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?delay, "MQTT connection failed.");
+                    tokio::time::sleep(delay).await;
                 }
             }
         }
     });
 
     let max_age = settings.max_age;
+    let qos1 = |qos: QoS| if qos == QoS::AtMostOnce { 0 } else { 1 };
     let publish_pose = |out: Outgoing| {
         let t0 = Instant::now();
         if out.made.elapsed() > max_age {
             counters.stale.fetch_add(1, Ordering::Relaxed);
         } else if client.try_publish(&pose, settings.pose_qos, false, out.bytes).is_ok() {
             counters.queued.fetch_add(1, Ordering::Relaxed);
+            sent_qos1.fetch_add(qos1(settings.pose_qos), Ordering::Relaxed);
         } else {
             counters.publish_dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -299,7 +260,9 @@ pub async fn run(
         let qos = if n.retain { QoS::AtLeastOnce } else { QoS::AtMostOnce };
         // A stats report lost to a full request channel is replaced soon; a state is
         // published again on its next change.
-        let _ = client.try_publish(settings.topic(n.leaf), qos, n.retain, n.payload);
+        if client.try_publish(settings.topic(n.leaf), qos, n.retain, n.payload).is_ok() {
+            sent_qos1.fetch_add(qos1(qos), Ordering::Relaxed);
+        }
     };
     let next_notice = || async {
         match &notice_rx {
@@ -350,9 +313,9 @@ pub async fn run(
 
     // Clean shutdown: `offline` (retained), then DISCONNECT; the driver ends when it is sent.
     let flush = async {
-        let acks = *acks_rx.borrow_and_update();
         client.publish(&status, QoS::AtLeastOnce, true, STATUS_OFFLINE).await?;
-        while *acks_rx.borrow_and_update() == acks {
+        let all = sent_qos1.fetch_add(1, Ordering::Relaxed) + 1;
+        while *acks_rx.borrow_and_update() < all {
             if acks_rx.changed().await.is_err() {
                 break;
             }

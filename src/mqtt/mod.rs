@@ -1,0 +1,237 @@
+//! MQTT: the one module that uses rumqttc. It chooses the topics, QoS and retain flags
+//! (docs/WIRE.md); the rest of the daemon hands it domain values (encoded poses, notices).
+//!
+//! - [`Broker`]: a broker and how to reach it (host, port, login, TLS), and the one builder
+//!   of rumqttc clients ([`Broker::client`]), used by the publisher, `smplcast sub`, the demo's
+//!   watcher and the examples;
+//! - [`Failure`]: what a failed connection means for the user, and the fix to print;
+//! - [`Backoff`]: the reconnection delays;
+//! - [`publish`]: the daemon's publisher; [`tls`]: the rustls configuration of `[mqtt]`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use rumqttc::QoS;
+use rumqttc::{AsyncClient, EventLoop, LastWill, MqttOptions, TlsConfiguration, Transport};
+
+pub mod client;
+pub mod publish;
+pub mod tls;
+
+/// A broker and how to reach it: what the daemon's `[mqtt]` and `smplcast sub` share.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    pub host: String,
+    pub port: u16,
+    pub keep_alive: Duration,
+    /// User name and password, for brokers that require a login.
+    pub login: Option<Login>,
+    /// TLS to the broker (`None`: plain TCP); built and checked by [`tls`].
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A broker login.
+#[derive(Clone, Debug)]
+pub struct Login {
+    pub username: String,
+    pub password: Password,
+}
+
+/// A password: never printed (its `Debug` says `Password(***)`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// A retained message the broker publishes for a client that goes away without saying so.
+pub struct Will {
+    pub topic: String,
+    pub payload: &'static str,
+}
+
+impl Broker {
+    /// A broker over plain TCP without a login (the demo's embedded one, a test's).
+    pub fn plain(host: impl Into<String>, port: u16) -> Broker {
+        Broker {
+            host: host.into(),
+            port,
+            keep_alive: Duration::from_secs(10),
+            login: None,
+            tls: None,
+        }
+    }
+
+    /// A rumqttc client of this broker named `client_id`, with a request channel of `cap`
+    /// messages and a clean session; the event loop connects on its first poll.
+    pub fn client(
+        &self,
+        client_id: String,
+        cap: usize,
+        will: Option<Will>,
+    ) -> (AsyncClient, EventLoop) {
+        let mut opts = MqttOptions::new(client_id, &self.host, self.port);
+        opts.set_keep_alive(self.keep_alive)
+            .set_clean_session(true)
+            // Pose messages are a few kB; room for a recording's largest.
+            .set_max_packet_size(1 << 20, 1 << 20);
+        if let Some(will) = will {
+            opts.set_last_will(LastWill::new(will.topic, will.payload, QoS::AtLeastOnce, true));
+        }
+        if let Some(login) = &self.login {
+            opts.set_credentials(login.username.clone(), login.password.0.clone());
+        }
+        if let Some(tls) = &self.tls {
+            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
+        }
+        AsyncClient::new(opts, cap.max(1))
+    }
+
+    /// `host:port`, with `(TLS)` when it is.
+    pub fn describe(&self) -> String {
+        let tls = if self.tls.is_some() { " (TLS)" } else { "" };
+        format!("{}:{}{tls}", self.host, self.port)
+    }
+}
+
+/// Delays between connection attempts: from 100 ms, doubling up to [`Backoff::MAX`] (1 s, so
+/// a stream is back within about a second of the broker).
+#[derive(Debug)]
+pub struct Backoff(Duration);
+
+impl Backoff {
+    pub const FIRST: Duration = Duration::from_millis(100);
+    pub const MAX: Duration = Duration::from_secs(1);
+
+    pub fn new() -> Backoff {
+        Backoff(Self::FIRST)
+    }
+
+    /// After a successful connection.
+    pub fn reset(&mut self) {
+        self.0 = Self::FIRST;
+    }
+
+    /// The delay before the next attempt; the one after is longer.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.0;
+        self.0 = (self.0 * 2).min(Self::MAX);
+        delay
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new()
+    }
+}
+
+/// A failed connection attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// rumqttc's error, as text.
+    pub message: String,
+}
+
+/// What a failed connection attempt means for the user: which settings to look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No answer, a reset or a closed connection: the broker is down or elsewhere.
+    Unreachable,
+    /// The broker answered CONNECT with a refusal (bad login, not authorised).
+    Refused,
+    /// The broker's certificate did not verify: another CA, or a host it does not name.
+    BrokerCertificate,
+    /// The broker rejected our client certificate, or wanted one and got none.
+    ClientCertificate,
+    /// Another TLS failure, e.g. TLS to a plain listener.
+    Handshake,
+}
+
+impl Failure {
+    pub fn of(e: &rumqttc::ConnectionError) -> Self {
+        use rustls::AlertDescription as Alert;
+        let kind = match (e, tls_error(e)) {
+            (rumqttc::ConnectionError::ConnectionRefused(_), _) => FailureKind::Refused,
+            (_, Some(rustls::Error::InvalidCertificate(_))) => FailureKind::BrokerCertificate,
+            (
+                _,
+                Some(rustls::Error::AlertReceived(
+                    Alert::CertificateRequired
+                    | Alert::BadCertificate
+                    | Alert::UnknownCA
+                    | Alert::CertificateUnknown
+                    | Alert::CertificateExpired
+                    | Alert::CertificateRevoked
+                    | Alert::UnsupportedCertificate
+                    | Alert::AccessDenied,
+                )),
+            ) => FailureKind::ClientCertificate,
+            (rumqttc::ConnectionError::Tls(_), _) | (_, Some(_)) => FailureKind::Handshake,
+            _ => FailureKind::Unreachable,
+        };
+        Failure { kind, message: e.to_string() }
+    }
+
+    /// What to fix, in the words of the daemon's `[mqtt]` keys (`smplcast sub` has flags of
+    /// the same names). `tls`: whether TLS was configured.
+    pub fn fix(kind: Option<FailureKind>, tls: bool) -> &'static str {
+        match kind {
+            Some(FailureKind::Refused) => {
+                "the broker refused this client: fix [mqtt] username and password_file \
+                 (or password_credential), or the broker's access rules"
+            }
+            Some(FailureKind::BrokerCertificate) => {
+                "the broker's certificate was not accepted: set [mqtt] ca_file to the CA \
+                 that signed it, and host to a name (or IP) the certificate holds"
+            }
+            Some(FailureKind::ClientCertificate) => {
+                "the broker wants a client certificate it trusts: set [mqtt] \
+                 client_cert_file and client_key_file to one its CA signed"
+            }
+            Some(FailureKind::Handshake) => {
+                "the TLS handshake failed: make [mqtt] port the broker's TLS listener"
+            }
+            _ if tls => "start the broker or fix [mqtt] host and port (the broker's TLS listener)",
+            _ => {
+                "start the broker or fix [mqtt] host and port (and tls, if the broker \
+                 requires it)"
+            }
+        }
+    }
+}
+
+/// The rustls error behind `e`, if any. rustls reports through `std::io::Error`, whose
+/// `source()` skips the error it wraps, so each I/O error is also opened with `get_ref`.
+fn tls_error(e: &rumqttc::ConnectionError) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let inner = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        if let Some(tls) = inner.and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            return Some(tls);
+        }
+        next = err.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_resets() {
+        let mut b = Backoff::new();
+        let delays: Vec<u64> = (0..6).map(|_| b.next_delay().as_millis() as u64).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_millis(100));
+    }
+}
