@@ -24,8 +24,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use fast_image_resize as fir;
+use smplcast::model::preprocess::{MEAN, STD};
 use smplcast::pixels::{crop_normalised, decode_jpeg, Image, PixelFormat};
-use smplcast::preprocess::{MEAN, STD};
 
 const SIZE: usize = 224;
 const CROP: (f32, f32, f32) = (320.0, 240.0, 440.0);

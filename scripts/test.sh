@@ -112,6 +112,7 @@ full_models() {
 # checks the default build (the README's main command) and the wire-only build.
 rust_checks() {
   cargo fmt --check
+  python3 scripts/module-deps.py   # the library's modules depend one way: no import cycle
   cargo clippy --release --all-targets --features v4l2 --locked -- -D warnings
   cargo clippy --release --bins --locked -- -D warnings
   cargo clippy --release --lib --no-default-features --locked -- -D warnings

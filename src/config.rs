@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use crate::detect::nanodet::Settings as DetectorSettings;
 use crate::detect::track::{Keep, Settings as TrackerSettings};
+use crate::geom::BBox;
 use crate::mqtt::{self, publish, QoS};
-use crate::preprocess::BBox;
 
 /// A configuration that cannot be used: the file and every problem found.
 #[derive(Debug, thiserror::Error)]
@@ -267,21 +267,7 @@ pub struct Config {
 /// The person detector the packaged config, the demo's `--detector` and the bench use.
 pub const DEFAULT_DETECTOR: &str = "models/nanodet/nanodet.onnx";
 
-/// How the daemon finds people.
-#[derive(Clone, Debug, PartialEq)]
-pub enum People {
-    /// One person (track 0) in a fixed box, or (`None`) the whole frame.
-    Region(Option<BBox>),
-    /// The person detector and the tracker.
-    Detected {
-        detector: PathBuf,
-        every: u32,
-        detection: DetectorSettings,
-        tracker: TrackerSettings,
-        /// Scene-cut threshold ([`crate::detect::cut`]); 0: off.
-        cut_threshold: f32,
-    },
-}
+pub use crate::detect::finder::People;
 
 impl People {
     /// The detector in `detector` with every `[person]` setting at its default: what a config

@@ -32,19 +32,20 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use tokio_util::sync::CancellationToken;
 
-use crate::assemble::Assembler;
 use crate::config::{Config, SourceConfig};
 use crate::detect::finder::Finder;
-use crate::joints::Skeleton;
 use crate::model::Bundle;
 use crate::mqtt::publish;
 use crate::queue;
-use crate::service;
+use crate::smpl::joints::Skeleton;
 use crate::source::{files::Files, synthetic::Synthetic, FrameSource};
 use crate::stages::capture::capture;
 use crate::stages::infer::Infer;
 use crate::stages::post::Post;
-use crate::stats::{Counters, Reporter};
+use crate::telemetry::stats::{Counters, MqttCounters, Reporter};
+use crate::telemetry::systemd;
+use crate::telemetry::Notice;
+use crate::window::assemble::Assembler;
 
 /// Features waiting for the post thread.
 const FEATURE_QUEUE: usize = 4;
@@ -126,12 +127,12 @@ pub fn start(config: &Config) -> Result<Running> {
         "Models loaded."
     );
     // Loading peaks at about three times the weights; give what it freed back (memory.rs).
-    let before = crate::memory::rss_bytes();
-    if crate::memory::release_freed() {
+    let before = crate::telemetry::memory::rss_bytes();
+    if crate::telemetry::memory::release_freed() {
         let mb = |b: Option<u64>| b.map_or(0, |b| b >> 20);
         tracing::debug!(
             before_mb = mb(before),
-            after_mb = mb(crate::memory::rss_bytes()),
+            after_mb = mb(crate::telemetry::memory::rss_bytes()),
             "Freed memory returned."
         );
     }
@@ -163,7 +164,7 @@ pub fn start(config: &Config) -> Result<Running> {
         pose_rx,
         notice_rx,
         notice_tx.clone(),
-        Reporter::new(counters.clone(), mqtt_counters.clone(), gauges.clone()),
+        Reporter::new(counters.clone(), mqtt_counters.stats.clone(), gauges.clone()),
         mqtt_counters.clone(),
         shutdown.clone(),
         io_stop.clone(),
@@ -210,7 +211,7 @@ pub fn start(config: &Config) -> Result<Running> {
         })?,
     ];
     tracing::info!("Running.");
-    service::ready();
+    systemd::ready();
     Ok(Running {
         shutdown,
         io_stop,
@@ -263,13 +264,13 @@ impl Running {
     }
 
     /// The pipeline's and the publisher's counters (the bench reads the stage timers).
-    pub fn counters(&self) -> (Arc<Counters>, Arc<publish::Counters>) {
-        (self.counters.clone(), self.mqtt_counters.clone())
+    pub fn counters(&self) -> (Arc<Counters>, Arc<MqttCounters>) {
+        (self.counters.clone(), self.mqtt_counters.stats.clone())
     }
 
     /// A stats reporter of its own over this daemon's counters (for the demo's live line).
     pub fn reporter(&self) -> Reporter {
-        Reporter::new(self.counters.clone(), self.mqtt_counters.clone(), self.gauges.clone())
+        Reporter::new(self.counters.clone(), self.mqtt_counters.stats.clone(), self.gauges.clone())
     }
 
     /// Waits until the source ends or a stop is requested, then for the pipeline to drain and
@@ -327,8 +328,11 @@ impl Running {
         } else {
             problems.push("io: the MQTT publisher did not finish its flush".into());
         }
-        let mut reporter =
-            Reporter::new(self.counters.clone(), self.mqtt_counters.clone(), self.gauges.clone());
+        let mut reporter = Reporter::new(
+            self.counters.clone(),
+            self.mqtt_counters.stats.clone(),
+            self.gauges.clone(),
+        );
         let r = reporter.report();
         let summary = Summary {
             frames_in: r.frames_in,
@@ -341,7 +345,7 @@ impl Running {
             frames_dropped = summary.frames_dropped,
             messages_out = summary.messages_out,
             messages_dropped = summary.messages_dropped,
-            mqtt_queued = self.mqtt_counters.queued.load(Ordering::Relaxed),
+            mqtt_queued = self.mqtt_counters.stats.queued.load(Ordering::Relaxed),
             "Stopped."
         );
         if problems.is_empty() {
@@ -390,8 +394,8 @@ fn spawn_stage(
 fn spawn_io(
     config: &Config,
     pose_rx: queue::Receiver<publish::Outgoing>,
-    notice_rx: queue::Receiver<publish::Notice>,
-    notice_tx: queue::Sender<publish::Notice>,
+    notice_rx: queue::Receiver<Notice>,
+    notice_tx: queue::Sender<Notice>,
     mut reporter: Reporter,
     mqtt_counters: Arc<publish::Counters>,
     shutdown: CancellationToken,
@@ -408,7 +412,7 @@ fn spawn_io(
         .spawn(move || {
             rt.block_on(async move {
                 tokio::spawn(on_signal(shutdown.clone()));
-                tokio::spawn(service::run(reporter.fresh(), shutdown, io_stop.clone()));
+                tokio::spawn(systemd::run(reporter.fresh(), shutdown, io_stop.clone()));
                 if let Some(every) = interval {
                     let stop = io_stop.clone();
                     tokio::spawn(async move {
@@ -422,11 +426,7 @@ fn spawn_io(
                             }
                             let report = reporter.report();
                             tracing::debug!(?report, "Stats.");
-                            if let Ok(json) = serde_json::to_vec(&report) {
-                                let notice =
-                                    publish::Notice { leaf: "stats", payload: json, retain: false };
-                                let _ = notice_tx.send(notice);
-                            }
+                            let _ = notice_tx.send(Notice::Stats(report));
                         }
                     });
                 }

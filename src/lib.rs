@@ -35,19 +35,13 @@
 #![deny(unsafe_code)]
 
 #[cfg(feature = "runtime")]
-pub mod assemble;
-#[cfg(feature = "runtime")]
 pub mod config;
 #[cfg(feature = "runtime")]
 pub mod daemon;
 #[cfg(feature = "runtime")]
 pub mod detect;
 #[cfg(feature = "runtime")]
-pub mod encode;
-#[cfg(feature = "runtime")]
-pub mod joints;
-#[cfg(feature = "runtime")]
-pub mod memory;
+pub mod geom;
 #[cfg(feature = "runtime")]
 pub mod model;
 #[cfg(feature = "runtime")]
@@ -55,18 +49,14 @@ pub mod mqtt;
 #[cfg(feature = "runtime")]
 pub mod pixels;
 #[cfg(feature = "runtime")]
-pub mod preprocess;
-#[cfg(feature = "runtime")]
 pub mod queue;
-#[cfg(feature = "runtime")]
-pub mod service;
 pub mod smpl;
 #[cfg(feature = "runtime")]
 pub mod source;
 #[cfg(feature = "runtime")]
 pub mod stages;
 #[cfg(feature = "runtime")]
-pub mod stats;
+pub mod telemetry;
 #[cfg(feature = "runtime")]
 pub mod window;
 pub mod wire;

@@ -320,8 +320,7 @@ fn fuzz_nanodet_postprocessing_and_tracker() {
             for k in 0..4 {
                 dists[4 * c + k] = f(1 + k);
             }
-            let bbox =
-                smplcast::preprocess::BBox { left: f(1), top: f(2), width: f(3), height: f(4) };
+            let bbox = smplcast::geom::BBox { left: f(1), top: f(2), width: f(3), height: f(4) };
             raw.push(Detection { bbox, score: f(0) });
         }
         let found = nanodet::postprocess(&scores, &dists, input, [width, height], &settings);

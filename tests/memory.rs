@@ -3,7 +3,7 @@
 //! process's RSS is read.
 #![cfg(all(feature = "runtime", target_os = "linux", target_env = "gnu"))]
 
-use smplcast::memory::{release_freed, rss_bytes};
+use smplcast::telemetry::memory::{release_freed, rss_bytes};
 
 #[test]
 fn freed_memory_between_live_blocks_goes_back_to_the_kernel() {

@@ -114,7 +114,7 @@ fn poses_reach_a_third_party_subscriber_and_status_goes_offline_on_clean_stop() 
     let statuses: Vec<&str> = lines.iter().filter_map(|v| v["status"].as_str()).collect();
     assert_eq!(statuses.last(), Some(&"offline"), "{statuses:?}");
     assert!(statuses.contains(&"online"));
-    assert_eq!(counters.queued.load(std::sync::atomic::Ordering::Relaxed), 20);
+    assert_eq!(counters.stats.queued.load(std::sync::atomic::Ordering::Relaxed), 20);
     assert_eq!(pose_tx.dropped(), 0);
 }
 
@@ -547,7 +547,7 @@ fn demo_with_an_smpl_file_publishes_joints() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("SMPL model loaded"), "{stderr}");
-    let skeleton = smplcast::joints::Skeleton::load(&smpl_file).unwrap();
+    let skeleton = smplcast::smpl::joints::Skeleton::load(&smpl_file).unwrap();
     let poses: Vec<&Value> = lines.iter().filter_map(|v| v.get("pose")).collect();
     assert_eq!(poses.len() as u64, frames);
     let floats = |v: &Value| -> Vec<f32> {

@@ -3,7 +3,7 @@
 //! with the demo's subscriber ([`crate::cli::demo`]):
 //!
 //! 1. **throughput**: an unpaced source, nothing dropped. After `warmup` frames, the stage
-//!    timers ([`smplcast::stats::Stages`], the publisher's hand-off) and the counters are read at
+//!    timers ([`smplcast::telemetry::stats::Stages`], the publisher's hand-off) and the counters are read at
 //!    the first and last measured frame: person-frames per second, milliseconds per frame per
 //!    stage and the share of the stages that run no model, RSS, bytes per person-frame.
 //! 2. **latency**: the source paced at 80 % of that throughput (so no frame waits for another),
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::demo::{self, Received};
 use smplcast::config::{ModelConfig, People, SourceConfig};
 use smplcast::daemon;
-use smplcast::stats::Counters;
+use smplcast::telemetry::stats::Counters;
 
 /// The flags of `smplcast bench`.
 #[derive(Debug, clap::Args)]
@@ -361,7 +361,7 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn take(c: &Counters, m: &smplcast::mqtt::publish::Counters) -> Self {
+    fn take(c: &Counters, m: &smplcast::telemetry::stats::MqttCounters) -> Self {
         let mut stages = [(0, 0); 10];
         for (slot, (_, stage, _)) in stages.iter_mut().zip(c.stages.all()) {
             *slot = stage.totals();
@@ -403,7 +403,7 @@ fn stage_names() -> [(&'static str, bool); 10] {
 
 /// This process's resident memory, in MiB.
 fn rss_mb() -> f64 {
-    smplcast::memory::rss_bytes().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0))
+    smplcast::telemetry::memory::rss_bytes().map_or(0.0, |b| b as f64 / (1024.0 * 1024.0))
 }
 
 /// A daemon run until `until` frames are inferred, with the subscriber watching; calls `tick`
@@ -411,7 +411,7 @@ fn rss_mb() -> f64 {
 fn drive(
     config: &smplcast::config::Config,
     until: u64,
-    mut tick: impl FnMut(&Counters, &smplcast::mqtt::publish::Counters),
+    mut tick: impl FnMut(&Counters, &smplcast::telemetry::stats::MqttCounters),
 ) -> Result<Arc<Received>> {
     let received = Arc::new(Received { record: true, ..Received::default() });
     let stop_watch = CancellationToken::new();
@@ -797,7 +797,7 @@ pub fn part_loop(
     };
     let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<PartRuns> {
         // As the daemon does after loading, so that the loop's RSS is the part's steady one.
-        smplcast::memory::release_freed();
+        smplcast::telemetry::memory::release_freed();
         if profile {
             f()?;
             smplcast::model::profile_ops(true);
@@ -871,7 +871,7 @@ pub fn detector_loop(
         })
         .collect();
     let image = smplcast::pixels::Image::rgb24(width, height, pixels);
-    smplcast::memory::release_freed();
+    smplcast::telemetry::memory::release_freed();
     if profile {
         d.detect(&image)?;
         smplcast::model::profile_ops(true);

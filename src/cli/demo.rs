@@ -215,7 +215,7 @@ pub fn run(opts: DemoOptions) -> Result<()> {
     let stopping = running.shutdown_token();
     let mut reporter = running.reporter();
     let publishing = watcher.is_some();
-    let line = |reporter: &mut smplcast::stats::Reporter| {
+    let line = |reporter: &mut smplcast::telemetry::stats::Reporter| {
         let r = reporter.report();
         crate::say!(
             "{:6.1} s  frames in {:5} ({:4.1}/s, {} dropped)  results {:5} ({:4.1}/s)  \

@@ -19,9 +19,9 @@
 use std::path::Path;
 
 use super::Detection;
+use crate::geom::BBox;
 use crate::model::{self, DetectorGraph, DETECTOR_ANCHORS, DETECTOR_COORDS, DETECTOR_SIZE};
 use crate::pixels::{crop_normalised, Image};
-use crate::preprocess::BBox;
 
 /// Least score of a candidate.
 pub const MIN_SCORE: f32 = 0.5;

@@ -1,16 +1,33 @@
 //! How the inference stage finds people in a frame: a fixed region, or the person detector
 //! (every `detect_every` frames), the scene-cut detector and the tracker.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 
 use super::cut::CutDetector;
-use super::track::{Tracked, Tracker};
+use super::nanodet::Settings as DetectorSettings;
+use super::track::{Settings as TrackerSettings, Tracked, Tracker};
 use super::PersonDetector;
-use crate::config::People;
-use crate::preprocess::BBox;
-use crate::stats::Counters;
+use crate::geom::BBox;
+use crate::telemetry::stats::Counters;
+
+/// How the daemon finds people (`[person]`; built by `config`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum People {
+    /// One person (track 0) in a fixed box, or (`None`) the whole frame.
+    Region(Option<BBox>),
+    /// The person detector and the tracker.
+    Detected {
+        detector: PathBuf,
+        every: u32,
+        detection: DetectorSettings,
+        tracker: TrackerSettings,
+        /// Scene-cut threshold ([`super::cut`]); 0: off.
+        cut_threshold: f32,
+    },
+}
 
 /// How the inference thread finds people in a frame.
 pub enum Finder {

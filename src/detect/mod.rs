@@ -15,9 +15,9 @@ pub mod track;
 
 use std::path::Path;
 
+use crate::geom::BBox;
 use crate::model;
 use crate::pixels::Image;
-use crate::preprocess::BBox;
 
 /// One detected person: a box in image pixels and the detector's confidence (0–1).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -20,9 +20,9 @@
 use std::path::{Path, PathBuf};
 
 use super::Detection;
+use crate::geom::BBox;
 use crate::model::{self, NanoDetGraph, NANODET_STRIDE};
 use crate::pixels::{sample_grid, Grid, Image};
-use crate::preprocess::BBox;
 
 /// The strides of NanoDet's three output levels, in output order.
 pub const STRIDES: [usize; 3] = [8, 16, 32];

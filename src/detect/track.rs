@@ -31,7 +31,7 @@
 use nalgebra::{SMatrix, SVector};
 
 use super::Detection;
-use crate::preprocess::BBox;
+use crate::geom::BBox;
 
 type State = SVector<f32, 7>;
 type Cov = SMatrix<f32, 7, 7>;

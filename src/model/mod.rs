@@ -20,6 +20,7 @@
 
 mod fuse;
 mod graph;
+pub mod preprocess;
 mod quantize;
 
 use std::path::{Path, PathBuf};

@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Backoff, Broker, Failure, QoS, Will};
 use crate::queue;
+use crate::telemetry::stats::MqttCounters;
+use crate::telemetry::Notice;
 
 /// Where and how to publish.
 #[derive(Clone, Debug)]
@@ -65,20 +67,11 @@ impl Settings {
     }
 }
 
-/// Counters shared with the stats reporter.
+/// What the publisher shares with the daemon.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Pose messages handed to rumqttc; it sends them once connected (while the broker is down
-    /// they wait in its bounded request channel).
-    pub queued: AtomicU64,
-    /// Pose messages dropped because rumqttc's request channel was full (broker slow or down).
-    pub publish_dropped: AtomicU64,
-    /// Pose messages dropped because they waited longer than `max_age` (a broker outage).
-    pub stale: AtomicU64,
-    /// Successful connections (1 + reconnections).
-    pub connections: AtomicU64,
-    /// Handing pose messages to rumqttc (the socket write is its event loop's).
-    pub handoff: crate::stats::Stage,
+    /// Its counters, for the stats report.
+    pub stats: Arc<MqttCounters>,
     /// Why the last connection attempt failed, for the start-up error.
     pub last_failure: std::sync::Mutex<Option<Failure>>,
 }
@@ -113,7 +106,7 @@ pub fn wait_for_broker(
     let mut next_report = started + Duration::from_secs(1);
     let last_failure = || counters.last_failure.lock().ok().and_then(|e| e.clone());
     let last_error = || last_failure().map_or_else(|| "no answer".into(), |f| f.message);
-    while counters.connections.load(Ordering::Relaxed) == 0 {
+    while counters.stats.connections.load(Ordering::Relaxed) == 0 {
         if shutdown.is_cancelled() {
             return Err(Error::Stopped(broker.describe()));
         }
@@ -137,7 +130,7 @@ pub fn wait_for_broker(
                     "{status}; retrying (mqtt.connect_timeout_s = 0: until it answers)."
                 );
             }
-            crate::service::waiting(&status);
+            crate::telemetry::systemd::waiting(&status);
             next_report += Duration::from_secs(1);
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -150,15 +143,14 @@ const STATUS_OFFLINE: &str = "offline";
 /// How long a clean shutdown waits for `offline` and the disconnect to reach the broker.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 
-/// A message for a topic other than `pose`: stats (QoS 0) or a retained state such as the
-/// camera's (QoS 1).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Notice {
-    /// Topic leaf: `<prefix>/<device_id>/<leaf>`.
-    pub leaf: &'static str,
-    pub payload: Vec<u8>,
-    /// Retained, QoS 1 (a state a late subscriber must see); else QoS 0, not retained.
-    pub retain: bool,
+/// A [`Notice`]'s topic leaf (`<prefix>/<device_id>/<leaf>`), JSON payload and whether it
+/// is a retained state (QoS 1, a late subscriber must see it) or a report (QoS 0, not
+/// retained: the next one replaces it).
+fn notice_message(n: &Notice) -> Option<(&'static str, Vec<u8>, bool)> {
+    match n {
+        Notice::Camera(state) => Some(("camera", serde_json::to_vec(state).ok()?, true)),
+        Notice::Stats(report) => Some(("stats", serde_json::to_vec(report).ok()?, false)),
+    }
 }
 
 /// Publishes what arrives on `pose_rx` (and the [`Notice`]s on `notice_rx`) until
@@ -204,7 +196,7 @@ pub async fn run(
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     backoff.reset();
-                    loop_counters.connections.fetch_add(1, Ordering::Relaxed);
+                    loop_counters.stats.connections.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(topic = %loop_status, "Connected to the MQTT broker.");
                     if loop_client
                         .try_publish(&loop_status, QoS::AtLeastOnce, true, STATUS_ONLINE)
@@ -247,20 +239,21 @@ pub async fn run(
     let publish_pose = |out: Outgoing| {
         let t0 = Instant::now();
         if out.made.elapsed() > max_age {
-            counters.stale.fetch_add(1, Ordering::Relaxed);
+            counters.stats.stale.fetch_add(1, Ordering::Relaxed);
         } else if client.try_publish(&pose, settings.pose_qos, false, out.bytes).is_ok() {
-            counters.queued.fetch_add(1, Ordering::Relaxed);
+            counters.stats.queued.fetch_add(1, Ordering::Relaxed);
             sent_qos1.fetch_add(qos1(settings.pose_qos), Ordering::Relaxed);
         } else {
-            counters.publish_dropped.fetch_add(1, Ordering::Relaxed);
+            counters.stats.publish_dropped.fetch_add(1, Ordering::Relaxed);
         }
-        counters.handoff.add(t0.elapsed());
+        counters.stats.handoff.add(t0.elapsed());
     };
     let publish_notice = |n: Notice| {
-        let qos = if n.retain { QoS::AtLeastOnce } else { QoS::AtMostOnce };
+        let Some((leaf, payload, retain)) = notice_message(&n) else { return };
+        let qos = if retain { QoS::AtLeastOnce } else { QoS::AtMostOnce };
         // A stats report lost to a full request channel is replaced soon; a state is
         // published again on its next change.
-        if client.try_publish(settings.topic(n.leaf), qos, n.retain, n.payload).is_ok() {
+        if client.try_publish(settings.topic(leaf), qos, retain, payload).is_ok() {
             sent_qos1.fetch_add(qos1(qos), Ordering::Relaxed);
         }
     };
@@ -300,8 +293,8 @@ pub async fn run(
             Some(n) = next_notice() => {
                 if connected {
                     publish_notice(n);
-                } else if n.retain {
-                    held.insert(n.leaf, n);
+                } else if let Some((leaf, _, true)) = notice_message(&n) {
+                    held.insert(leaf, n);
                 }
             }
         };

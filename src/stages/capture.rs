@@ -7,10 +7,10 @@ use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
 use super::Captured;
-use crate::mqtt::publish;
 use crate::queue;
 use crate::source::FrameSource;
-use crate::stats::Counters;
+use crate::telemetry::stats::Counters;
+use crate::telemetry::{CameraState, Notice, Streaming};
 
 /// The capture thread: frames from the source into the frame queue until the source ends or
 /// `shutdown`.
@@ -18,30 +18,28 @@ pub fn capture(
     mut source: Box<dyn FrameSource>,
     live: bool,
     frame_tx: queue::Sender<Captured>,
-    notice_tx: queue::Sender<publish::Notice>,
+    notice_tx: queue::Sender<Notice>,
     counters: &Counters,
     shutdown: &CancellationToken,
 ) -> Result<()> {
     let mut last_warning: Option<Instant> = None;
     // The source's state as last published: None before the first frame.
     let mut streaming: Option<bool> = None;
-    let say = |state: &str, reason: Option<String>, source: &dyn FrameSource| {
+    let say = |state: Streaming, reason: Option<String>, source: &dyn FrameSource| {
         let state = CameraState {
             state,
             source: source.describe(),
             reason,
             since_utc_us: crate::source::CaptureTime::now().utc_us,
         };
-        if let Ok(payload) = serde_json::to_vec(&state) {
-            let _ = notice_tx.send(publish::Notice { leaf: "camera", payload, retain: true });
-        }
+        let _ = notice_tx.send(Notice::Camera(state));
     };
     while !shutdown.is_cancelled() {
         let next = counters.stages.capture.time(|| source.next_frame());
         match next {
             Ok(Some(frame)) => {
                 if streaming != Some(true) {
-                    say("streaming", None, source.as_ref());
+                    say(Streaming::Streaming, None, source.as_ref());
                     streaming = Some(true);
                 }
                 Counters::add(&counters.frames_in, 1);
@@ -58,7 +56,7 @@ pub fn capture(
             Err(crate::source::Error::Gone { reason, .. }) => {
                 if streaming != Some(false) {
                     Counters::add(&counters.source_losses, 1);
-                    say("lost", Some(reason), source.as_ref());
+                    say(Streaming::Lost, Some(reason), source.as_ref());
                     streaming = Some(false);
                     // The frames before the gap get their results now, not when it ends.
                     if frame_tx.send(Captured::Gap).is_err() {
@@ -76,18 +74,4 @@ pub fn capture(
         }
     }
     Ok(())
-}
-
-/// The source's state, published retained on `<prefix>/<device_id>/camera` (docs/WIRE.md).
-#[derive(serde::Serialize)]
-struct CameraState<'a> {
-    /// `streaming` or `lost`.
-    state: &'a str,
-    /// The source as configured and negotiated.
-    source: String,
-    /// Why it is lost.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    /// When it entered this state, µs since the Unix epoch.
-    since_utc_us: i64,
 }

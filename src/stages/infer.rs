@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use super::{Captured, Inferred, POLL};
-use crate::assemble::{FrameIn, PersonIn};
 use crate::detect::finder::Finder;
+use crate::model::preprocess;
 use crate::model::Projector;
-use crate::preprocess;
 use crate::queue;
-use crate::stats::Counters;
+use crate::telemetry::stats::Counters;
+use crate::window::assemble::{FrameIn, PersonIn};
 
 /// The inference thread's state: the per-frame graphs and the person finder.
 pub struct Infer {

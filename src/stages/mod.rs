@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::assemble::FrameIn;
+use crate::window::assemble::FrameIn;
 
 pub mod capture;
 pub mod infer;

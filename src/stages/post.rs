@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use super::{Inferred, POLL};
-use crate::assemble::Assembler;
 use crate::model::{HeadOutput, Stepper};
 use crate::mqtt::publish;
 use crate::queue;
-use crate::stats::Counters;
+use crate::telemetry::stats::Counters;
+use crate::window::assemble::Assembler;
 use crate::wire;
 
 /// The post thread's state: the temporal step and the per-track windows.

@@ -14,10 +14,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
-use crate::encode::{self, Crop};
-use crate::joints::Skeleton;
+use crate::geom::BBox;
+use crate::geom::Crop;
 use crate::model::{FrameCache, HeadOutput, SEQ_LEN};
-use crate::preprocess::BBox;
+use crate::smpl::encode;
+use crate::smpl::joints::Skeleton;
 use crate::source::CaptureTime;
 use crate::window::{ReadyWindow, TrackWindow, LOOKAHEAD};
 use crate::wire;

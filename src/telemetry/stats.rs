@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::mqtt::publish;
 use crate::queue::Gauge;
 
 /// Counters shared by the stage threads.
@@ -48,6 +47,23 @@ impl Counters {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
+}
+
+/// What the MQTT publisher counts (it adds; the stats report reads).
+#[derive(Debug, Default)]
+pub struct MqttCounters {
+    /// Pose messages handed to the MQTT client; it sends them once connected (while the broker
+    /// is down they wait in its bounded request channel).
+    pub queued: AtomicU64,
+    /// Pose messages dropped because the client's request channel was full (broker slow or
+    /// down).
+    pub publish_dropped: AtomicU64,
+    /// Pose messages dropped because they waited longer than `max_age` (a broker outage).
+    pub stale: AtomicU64,
+    /// Successful connections (1 + reconnections).
+    pub connections: AtomicU64,
+    /// Handing pose messages to the client (the socket write is its event loop's).
+    pub handoff: Stage,
 }
 
 /// The time one pipeline stage took, summed, and how many times it ran.
@@ -97,7 +113,7 @@ pub struct Stages {
     pub smpl: Stage,
     /// CBOR encoding of a message.
     pub encode: Stage,
-    // Publishing is timed by the publisher: [`publish::Counters::handoff`].
+    // Publishing is timed by the publisher: [`MqttCounters::handoff`].
 }
 
 impl Stages {
@@ -169,7 +185,7 @@ pub struct QueueReport {
 /// Builds [`Report`]s from the counters, remembering the previous one for rates.
 pub struct Reporter {
     counters: Arc<Counters>,
-    mqtt: Arc<publish::Counters>,
+    mqtt: Arc<MqttCounters>,
     /// The frame queue (its drops are `frames_dropped`) first, then the others.
     gauges: Vec<Gauge>,
     started: Instant,
@@ -179,7 +195,7 @@ pub struct Reporter {
 impl Reporter {
     /// `gauges[0]` must be the frame queue; every pose-message queue's drops count as
     /// `messages_dropped`, as do the publisher's.
-    pub fn new(counters: Arc<Counters>, mqtt: Arc<publish::Counters>, gauges: Vec<Gauge>) -> Self {
+    pub fn new(counters: Arc<Counters>, mqtt: Arc<MqttCounters>, gauges: Vec<Gauge>) -> Self {
         let now = Instant::now();
         Reporter { counters, mqtt, gauges, started: now, last: (now, [0; 8]) }
     }
@@ -257,7 +273,7 @@ mod tests {
     #[test]
     fn report_counts_drops_and_rates() {
         let counters = Arc::new(Counters::default());
-        let mqtt = Arc::new(publish::Counters::default());
+        let mqtt = Arc::new(MqttCounters::default());
         let (frame_tx, _frame_rx) = queue::bounded("frames", 1);
         let (pose_tx, _pose_rx) = queue::bounded("poses", 2);
         let mut r =

@@ -18,6 +18,8 @@
 //!
 //! No queue here: at most 16 frames per track are held, and old frames leave as new ones arrive.
 
+pub mod assemble;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
-use crate::stats::{Report, Reporter};
+use crate::telemetry::stats::{Report, Reporter};
 
 /// How often the `STATUS=` line is refreshed when no watchdog is asked for.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -132,7 +132,7 @@ pub async fn run(mut reporter: Reporter, shutdown: CancellationToken, io_stop: C
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Counters;
+    use crate::telemetry::stats::Counters;
     use std::sync::Arc;
 
     #[test]
@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn status_names_rates_or_the_stall() {
         let counters = Arc::new(Counters::default());
-        let mqtt = Arc::new(crate::mqtt::publish::Counters::default());
+        let mqtt = Arc::new(crate::telemetry::stats::MqttCounters::default());
         let mut reporter = Reporter::new(counters.clone(), mqtt, Vec::new());
         Counters::add(&counters.frames_in, 7);
         let report = reporter.report();

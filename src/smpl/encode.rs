@@ -2,18 +2,11 @@
 //! camera re-expressed for the whole image, and the posed joints when an SMPL model file was
 //! given. Pure; runs on the thread that steps the windows.
 
-use crate::joints::Skeleton;
+use crate::geom::Crop;
 use crate::model::HeadOutput;
+use crate::smpl::joints::Skeleton;
 use crate::smpl::{self, CropCam};
 use crate::wire::Person;
-
-/// The square crop the model saw, in image pixels: centre and side.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Crop {
-    pub cx: f32,
-    pub cy: f32,
-    pub side: f32,
-}
 
 /// What the tracker says of a person in one frame.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -25,6 +25,11 @@
 //! vectors `models/gen_smpl_vectors.py` writes to `tests/data/smpl_vectors.json` after
 //! cross-checking them against `scipy.spatial.transform.Rotation`.
 
+#[cfg(feature = "runtime")]
+pub mod encode;
+#[cfg(feature = "runtime")]
+pub mod joints;
+
 /// Number of SMPL joints whose rotation the model predicts (root orientation first).
 pub const NUM_JOINTS: usize = 24;
 
@@ -352,7 +357,7 @@ mod tests {
     }
 
     fn vectors() -> Vectors {
-        serde_json::from_str(include_str!("../tests/data/smpl_vectors.json"))
+        serde_json::from_str(include_str!("../../tests/data/smpl_vectors.json"))
             .expect("tests/data/smpl_vectors.json parses")
     }
 
