@@ -24,7 +24,7 @@ mkdir -p "$CARGO_HOME"
 #
 #   main   install, cargo fetch, fmt, clippy, x86 build; then the x86 tests (after python)
 #   python the test venv, the PyTorch venv, models/ tests, full-size models (from the start)
-#   arm    aarch64 and armv7 builds, qemu tests, .debs (after the x86 build)
+#   arm    aarch64 and armv7 builds, qemu tests, .debs (after clippy: the longest lane)
 CI=target/ci
 rm -rf "$CI" && mkdir -p "$CI"
 T0=$SECONDS
@@ -207,8 +207,10 @@ step "install Debian packages, Rust, ARM tools" install_packages
 step "cargo fetch (all platforms) into target/cargo-home" cargo_fetch
 lane python python_lane
 step "cargo fmt + clippy" rust_checks
-step "cargo build (release, all targets)" cargo build --release --all-targets --features v4l2 --locked
 lane arm arm_builds
+# Everything the tests run (clippy above has checked the benches too).
+step "cargo build (release: lib, bins, tests, examples)" \
+  cargo build --release --lib --bins --tests --examples --features v4l2 --locked
 join python
 step "cargo test (release; narrow + full models)" rust_tests
 step "demo smoke run" main_job_smoke

@@ -4,28 +4,29 @@
 //! # Layout
 //!
 //! ```text
-//!  source::FrameSource       synthetic │ image files     Frame: RGB8 + capture time   [capture]
+//!  source::FrameSource       synthetic │ image files │ V4L2   Frame + capture time   [capture]
 //!        ▼  queue (bounded; drop-oldest when paced)
-//!  preprocess                person box → crop 224²     [3,224,224] f32, ImageNet    [infer]
+//!  detect::finder            detector + tracker, or a region   people with ids      [infer]
+//!  model::preprocess         person box → crop 224²     [3,224,224] f32, ImageNet
 //!  model::Backbone           ResNet-50 (tract)          2048-d feature
 //!  model::Projector          per-frame projections      FrameCache
 //!        ▼  queue (bounded)
 //!  window::TrackWindow       per-track ring, T = 16     ReadyWindow (lookahead 7)    [post]
 //!  model::Stepper            MoCA → HAFI → regressor    6D pose 144, β 10, cam 3
-//!  smpl + encode + wire      axis-angle θ 72, cameras   CBOR PoseMsg
+//!  smpl + smpl::encode       axis-angle θ 72, cameras   wire::PoseMsg → CBOR
 //!        ▼  queue (bounded, drop-oldest)
-//!  publish                   rumqttc                    pose │ status │ stats         [io]
+//!  mqtt::publish             rumqttc                    pose │ status │ camera │ stats  [io]
 //! ```
 //!
-//! `daemon` wires the stages (docs/ARCHITECTURE.md has the thread map and queue table);
-//! `config` reads and checks the TOML; `stats` builds the health report; `demo` runs the
-//! daemon on a built-in config with an embedded broker (`broker`). `model::TemporalHead` runs
-//! the head on whole windows: the reference the streaming form is tested against. `wire` is
-//! the pose message format (docs/WIRE.md).
+//! `daemon` wires the stages (`stages::{capture, infer, post}`; docs/ARCHITECTURE.md has the
+//! tree, the thread map and the queue table); `config` reads and checks the TOML;
+//! `telemetry` counts and reports. `model::TemporalHead` runs the head on whole windows: the
+//! reference the streaming form is tested against. `wire` is the pose message format
+//! (docs/WIRE.md). The command-line tools (demo, bench, sub, view) are the binary's.
 //!
 //! # Features
 //!
-//! `runtime` (default): the model, the window and the CLI (tract, clap, tracing). Without it
+//! `runtime` (default): the daemon and the CLI (tract, rumqttc, tokio, clap, tracing). Without it
 //! the crate is `smpl` and `wire` only, for subscribers that decode pose messages:
 //! `smplcast = { version = "…", default-features = false }`.
 

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use smplcast::model::{Backbone, Error, Streaming, TemporalHead};
+use smplcast::model::{Backbone, Bundle, Error, Streaming, TemporalHead};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures/narrow").join(name)
@@ -75,4 +75,38 @@ fn streaming_graphs_swapped_or_mismatched() {
     // A step graph of other widths than the frame graph (the backbone stands in for "other").
     let err = Streaming::load(&frame, &fixture("temporal.onnx"), 1).err().unwrap().to_string();
     assert!(err.contains("wrong temporal_step graph") && err.contains("x [N, 16, 256]"), "{err}");
+}
+
+/// `model.json` is read into its fields: a malformed or missing one is an error naming the
+/// file, never a guess (an untrained model taken for a trained one).
+#[test]
+fn malformed_or_missing_manifest() {
+    let dir = std::env::temp_dir().join(format!("smplcast-bad-manifest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["backbone.onnx", "temporal_frame.onnx", "temporal_step.onnx"] {
+        std::fs::copy(fixture(f), dir.join(f)).unwrap();
+    }
+    let manifest = dir.join("model.json");
+    for (text, says) in [
+        (None, "cannot read it"),
+        (Some("{\"model_id\": \"m\", \"trained\": \"no\"}"), "trained"),
+        (Some("{\"trained\": false}"), "model_id"),
+        (Some("not json"), "not the manifest"),
+    ] {
+        match text {
+            Some(t) => std::fs::write(&manifest, t).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(&manifest);
+            }
+        }
+        let Err(err) = Bundle::load(&dir, false) else { panic!("{text:?} was accepted") };
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Manifest { .. }), "{msg}");
+        assert!(msg.contains(&manifest.display().to_string()) && msg.contains(says), "{msg}");
+    }
+    std::fs::write(&manifest, "{\"model_id\": \"m\", \"trained\": false, \"seq_len\": 16}")
+        .unwrap();
+    let bundle = Bundle::load(&dir, false).unwrap();
+    assert_eq!((bundle.model_id.as_str(), bundle.trained), ("m", false));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

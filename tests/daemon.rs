@@ -672,16 +672,8 @@ fn systemd_watchdog_is_pinged_only_while_frames_flow_through_inference() {
 /// Seconds since the Unix epoch of an RFC 3339 UTC timestamp as tracing prints it
 /// (`2026-11-25T21:20:42.856788Z`).
 fn unix_seconds(stamp: &str) -> f64 {
-    let num = |r: std::ops::Range<usize>| stamp[r].parse::<i64>().unwrap();
-    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
-    // Days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let secs: f64 = stamp[17..stamp.len() - 1].parse().unwrap();
-    (days * 86_400 + num(11..13) * 3600 + num(14..16) * 60) as f64 + secs
+    let t = humantime::parse_rfc3339(stamp).unwrap();
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
 fn now_unix() -> f64 {

@@ -66,6 +66,27 @@ pub enum Error {
          take {temporal}-d; convert all graphs together with `models/run convert.py`"
     )]
     Mismatch { dir: PathBuf, backbone: usize, temporal: usize },
+    #[error(
+        "model file {path}: {reason}. Expected the model.json that `models/run convert.py` \
+         writes beside the graphs, with \"model_id\" (text) and \"trained\" (true or false)"
+    )]
+    Manifest { path: PathBuf, reason: String },
+}
+
+/// `model.json`: what the model directory holds (other keys are for people).
+#[derive(Debug, serde::Deserialize)]
+struct Manifest {
+    model_id: String,
+    trained: bool,
+}
+
+impl Manifest {
+    fn load(path: &Path) -> Result<Manifest> {
+        let failed = |reason: String| Error::Manifest { path: path.to_path_buf(), reason };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| failed(format!("cannot read it: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| failed(format!("not the manifest: {e}")))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -578,7 +599,7 @@ impl Stepper {
 pub struct Bundle {
     pub backbone: Backbone,
     pub streaming: Streaming,
-    /// `model.json`'s `model_id` ("unknown" without one); carried in every message.
+    /// `model.json`'s `model_id`; carried in every message.
     pub model_id: String,
     /// False when `model.json` says the weights are random (the bundled test models).
     pub trained: bool,
@@ -586,7 +607,8 @@ pub struct Bundle {
 
 impl Bundle {
     /// # Errors
-    /// See [`Error`]: a missing or unusable graph, or graphs of different widths.
+    /// See [`Error`]: a missing or unusable graph, graphs of different widths, or a missing
+    /// or malformed `model.json`.
     pub fn load(dir: &Path, int8: bool) -> Result<Self> {
         let file = if int8 { "backbone.int8.onnx" } else { "backbone.onnx" };
         let backbone = Backbone::load(&dir.join(file), 1)?;
@@ -599,12 +621,7 @@ impl Bundle {
                 temporal: streaming.dims().feat,
             });
         }
-        let manifest: serde_json::Value = std::fs::read_to_string(dir.join("model.json"))
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
-        let model_id = manifest["model_id"].as_str().unwrap_or("unknown").to_string();
-        let trained = manifest["trained"] != false;
+        let Manifest { model_id, trained } = Manifest::load(&dir.join("model.json"))?;
         Ok(Bundle { backbone, streaming, model_id, trained })
     }
 }

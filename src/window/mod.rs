@@ -1,7 +1,7 @@
 //! Per-track rolling window of the last 16 frames, caching each frame's backbone feature and its
 //! temporal projections ([`FrameCache`]) so a new frame costs one projection and one step.
 //!
-//! Runs on the inference thread, one `TrackWindow` per tracked person. Window semantics follow
+//! Runs on the post thread (`stages::post`), one `TrackWindow` per tracked person. Window semantics follow
 //! the official MPS-Net demo (`demo.py` with `FeatureDataset`): the result for frame `t` of a
 //! track comes from the window of frames `t−8 ..= t+7` (centre index 8), so it is ready when
 //! frame `t+7` arrives: a lookahead of [`LOOKAHEAD`] frames.
