@@ -222,23 +222,44 @@ fn synthetic_stream_reaches_a_third_party_subscriber_and_sigterm_says_offline() 
 /// still reach the subscriber, decodable; where f16 is emulated the start-up says so.
 #[test]
 fn half_floats_run_the_head_in_f16() {
-    let device = "daemon-f16";
-    let broker = Broker::start();
-    let sub = Subscriber::start(broker.port, device, 60);
-    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
-    let source = "kind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 40";
-    let model = "int8 = true\nhalf_floats = true";
-    let mut daemon = Daemon::start(device, &config(device, broker.port, source, model, 0.0));
-    let lines = sub.until(Duration::from_secs(60), |v| v["pose"]["seq"].as_u64() == Some(20));
-    daemon.signal(Signal::TERM);
-    let (status, stderr) = daemon.wait(Duration::from_secs(15));
-    assert!(status.success(), "exit {status}:\n{stderr}");
+    // The same 12 synthetic frames (unpaced: none dropped) through the int8 backbone, with
+    // the head in f16 and in f32: the messages differ (so f16 really ran), by little.
+    let run = |device: &str, half: bool| -> (Vec<wire::PoseMsg>, String) {
+        let broker = Broker::start();
+        let sub = Subscriber::start(broker.port, device, 60);
+        sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+        let source = "kind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 0\nframes = 12";
+        let model = format!("int8 = true\nhalf_floats = {half}");
+        let mut daemon = Daemon::start(device, &config(device, broker.port, source, &model, 0.0));
+        let lines = sub.until(Duration::from_secs(60), |v| v["pose"]["seq"].as_u64() == Some(11));
+        let (status, stderr) = daemon.wait(Duration::from_secs(15));
+        assert!(status.success(), "exit {status}:\n{stderr}");
+        let got = poses(&lines);
+        assert_eq!(seqs(&got), (0..=11).collect::<Vec<_>>());
+        check_against_rust(&got);
+        let msgs = got.iter().map(|l| wire::decode(&hex(l["hex"].as_str().unwrap())).unwrap());
+        (msgs.collect(), stderr)
+    };
+    let (f16, stderr) = run("daemon-f16", true);
     assert!(stderr.contains("backbone=int8 head=f16"), "{stderr}");
     let emulated = stderr.contains("no native f16 arithmetic");
     assert_eq!(emulated, !smplcast::model::native_half_floats(), "{stderr}");
-    let got = poses(&lines);
-    assert_eq!(seqs(&got), (0..=20).collect::<Vec<_>>());
-    check_against_rust(&got);
+    let (f32, stderr) = run("daemon-f32", false);
+    assert!(stderr.contains("backbone=int8 head=f32"), "{stderr}");
+    let (mut differ, mut most) = (0, 0f32);
+    for (a, b) in f16.iter().zip(&f32) {
+        assert_eq!((a.frame, a.people.len()), (b.frame, b.people.len()));
+        for (p, q) in a.people.iter().zip(&b.people) {
+            for (x, y) in p.pose.iter().zip(&q.pose) {
+                let d = (x - y).abs();
+                differ += usize::from(d > 0.0);
+                most = most.max(d);
+            }
+        }
+    }
+    assert!(differ > 0, "f16 and f32 heads gave identical poses: f16 did not run");
+    assert!(most < 0.05, "f16 moved a pose angle by {most} rad");
+    eprintln!("figure: f16 head vs f32: {differ} of {} θ values differ, by ≤ {most} rad", 12 * 72);
 }
 
 #[test]

@@ -102,10 +102,34 @@ fn vectors_decode_to_their_json_and_encode_to_their_bytes() {
         assert_eq!(wire::encode(&from_json), bytes, "{name}: encode");
         // The generator's message, once rounded, is the vector: nothing else changed.
         assert_eq!(as_decoded(&msg), decoded, "{name}: vector matches the encoder");
-        assert_eq!(
-            decoded.people.iter().map(|p| p.pose.len()).sum::<usize>(),
-            POSE_LEN * msg.people.len()
-        );
-        assert!(decoded.people.iter().all(|p| p.shape.len() == SHAPE_LEN));
+        check_typed_arrays(name, &bytes, msg.people.len());
+    }
+}
+
+/// The bytes themselves, read as plain CBOR (not through our types): each person's `pose`,
+/// `shape` and (when present) `joints` are RFC 8746 typed arrays, tag 84 on 2 × n bytes, with
+/// n = 72, 10 and 72 (docs/WIRE.md).
+fn check_typed_arrays(name: &str, bytes: &[u8], people: usize) {
+    use serde_cbor::Value;
+    let text = |k: &str| Value::Text(k.into());
+    let Ok(Value::Map(msg)) = serde_cbor::from_slice::<Value>(bytes) else {
+        panic!("{name}: not a CBOR map")
+    };
+    let Some(Value::Array(found)) = msg.get(&text("people")) else { panic!("{name}: no people") };
+    assert_eq!(found.len(), people, "{name}");
+    for person in found {
+        let Value::Map(person) = person else { panic!("{name}: a person is not a map") };
+        for (key, n, required) in
+            [("pose", POSE_LEN, true), ("shape", SHAPE_LEN, true), ("joints", 72, false)]
+        {
+            match person.get(&text(key)) {
+                Some(Value::Tag(84, inner)) => match inner.as_ref() {
+                    Value::Bytes(b) => assert_eq!(b.len(), 2 * n, "{name}: {key}"),
+                    other => panic!("{name}: {key} tags {other:?}, not a byte string"),
+                },
+                None if !required => {}
+                other => panic!("{name}: {key} is {other:?}, not tag 84"),
+            }
+        }
     }
 }
