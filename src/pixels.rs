@@ -69,6 +69,22 @@ pub struct LayoutError {
     pub got: usize,
 }
 
+/// A frame that does not decode to an image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The decoder's own complaint about the bytes.
+    #[error("corrupt {kind}: {detail}")]
+    Corrupt { kind: &'static str, detail: String },
+    #[error("{0} without a header")]
+    NoHeader(&'static str),
+    #[error("{kind} of {width}×{height} is too large")]
+    TooLarge { kind: &'static str, width: usize, height: usize },
+    #[error("{kind} decoded to {layout}, which smplcast does not take")]
+    Unsupported { kind: &'static str, layout: String },
+    #[error("truncated {kind}: {source}")]
+    Truncated { kind: &'static str, source: LayoutError },
+}
+
 impl Image {
     /// Packed RGB24 without padding.
     pub fn rgb24(width: u32, height: u32, data: Vec<u8>) -> Self {
@@ -369,20 +385,25 @@ pub fn sample_grid(image: &Image, grid: Grid, mean: [f32; 3], std: [f32; 3], out
 /// omits) to RGB24, or GREY for a grey JPEG.
 ///
 /// # Errors
-/// A message for a corrupt or truncated frame.
-pub fn decode_jpeg(bytes: &[u8]) -> Result<Image, String> {
+/// [`DecodeError`] for a corrupt or truncated frame.
+pub fn decode_jpeg(bytes: &[u8]) -> Result<Image, DecodeError> {
+    const KIND: &str = "JPEG";
     let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
     let mut d = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    let pixels = d.decode().map_err(|e| format!("corrupt JPEG: {e:?}"))?;
-    let (w, h) = d.dimensions().ok_or("JPEG without a header")?;
-    let (w, h) =
-        (u32::try_from(w).map_err(|_| "too wide")?, u32::try_from(h).map_err(|_| "too tall")?);
+    let pixels =
+        d.decode().map_err(|e| DecodeError::Corrupt { kind: KIND, detail: format!("{e:?}") })?;
+    let (width, height) = d.dimensions().ok_or(DecodeError::NoHeader(KIND))?;
+    let too_large = || DecodeError::TooLarge { kind: KIND, width, height };
+    let (w, h) = (
+        u32::try_from(width).map_err(|_| too_large())?,
+        u32::try_from(height).map_err(|_| too_large())?,
+    );
     match d.output_colorspace() {
         Some(ColorSpace::RGB) => Image::new(PixelFormat::Rgb24, w, h, 3 * w as usize, pixels),
         Some(ColorSpace::Luma) => Image::new(PixelFormat::Grey, w, h, w as usize, pixels),
-        other => return Err(format!("JPEG decoded to {other:?}, not RGB")),
+        other => return Err(DecodeError::Unsupported { kind: KIND, layout: format!("{other:?}") }),
     }
-    .map_err(|e| format!("truncated JPEG: {e}"))
+    .map_err(|source| DecodeError::Truncated { kind: KIND, source })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 
 use super::{CaptureTime, Error, Frame, FrameSource, Pacer};
-use crate::pixels::Image;
+use crate::pixels::{DecodeError, Image};
 
 /// The image-directory source.
 #[derive(Debug)]
@@ -107,21 +107,23 @@ pub fn decode(path: &Path) -> Result<Image, Error> {
     let fail = |reason: String| Error::Frame { path: path.to_path_buf(), reason };
     let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     match Format::of(path) {
-        Some(Format::Jpeg) => crate::pixels::decode_jpeg(&bytes).map_err(fail),
-        Some(Format::Png) => decode_png(&bytes).map_err(fail),
+        Some(Format::Jpeg) => crate::pixels::decode_jpeg(&bytes).map_err(|e| fail(e.to_string())),
+        Some(Format::Png) => decode_png(&bytes).map_err(|e| fail(e.to_string())),
         None => Err(fail("not a .png, .jpg or .jpeg file".into())),
     }
 }
 
-fn decode_png(bytes: &[u8]) -> Result<Image, String> {
+fn decode_png(bytes: &[u8]) -> Result<Image, DecodeError> {
+    const KIND: &str = "PNG";
+    let corrupt = |detail: String| DecodeError::Corrupt { kind: KIND, detail };
     let options = DecoderOptions::default().png_set_strip_to_8bit(true);
     let mut d = zune_png::PngDecoder::new_with_options(ZCursor::new(bytes), options);
-    let pixels = d.decode_raw().map_err(|e| format!("not a valid PNG: {e:?}"))?;
-    let (w, h) = d.dimensions().ok_or("PNG without a header")?;
-    let space = d.colorspace().ok_or("unknown pixel format")?;
+    let pixels = d.decode_raw().map_err(|e| corrupt(format!("{e:?}")))?;
+    let (w, h) = d.dimensions().ok_or(DecodeError::NoHeader(KIND))?;
+    let space = d.colorspace().ok_or(corrupt("unknown pixel format".into()))?;
     let channels = space.num_components();
     if pixels.len() != w * h * channels {
-        return Err(format!("decoded {} bytes for {w}×{h}×{channels}", pixels.len()));
+        return Err(corrupt(format!("decoded {} bytes for {w}×{h}×{channels}", pixels.len())));
     }
     let rgb = match space {
         ColorSpace::RGB => pixels,
@@ -129,9 +131,11 @@ fn decode_png(bytes: &[u8]) -> Result<Image, String> {
         ColorSpace::Luma | ColorSpace::LumaA => {
             pixels.chunks_exact(channels).flat_map(|p| [p[0]; 3]).collect()
         }
-        other => return Err(format!("unsupported pixel format {other:?}")),
+        other => return Err(DecodeError::Unsupported { kind: KIND, layout: format!("{other:?}") }),
     };
-    let size = |v: usize| u32::try_from(v).map_err(|_| format!("{w}×{h} is too large"));
+    let size = |v: usize| {
+        u32::try_from(v).map_err(|_| DecodeError::TooLarge { kind: KIND, width: w, height: h })
+    };
     Ok(Image::rgb24(size(w)?, size(h)?, rgb))
 }
 

@@ -25,7 +25,7 @@ use v4l::video::Capture;
 use v4l::{Device, FourCC, Fraction};
 
 use super::{CaptureTime, Error, Frame, FrameSource};
-use crate::pixels::{Image, PixelFormat};
+use crate::pixels::{DecodeError, Image, PixelFormat};
 
 /// What to ask the camera for.
 #[derive(Clone, Debug, PartialEq)]
@@ -232,17 +232,31 @@ fn kernel_time(sec: i64, usec: i64) -> CaptureTime {
 }
 
 /// Copies (or decodes) one buffer into an owned image.
-fn to_image(l: &Layout, bytes: &[u8]) -> Result<Image, String> {
+fn to_image(l: &Layout, bytes: &[u8]) -> Result<Image, DecodeError> {
     let format = match &l.fourcc {
         b"MJPG" | b"JPEG" => return crate::pixels::decode_jpeg(bytes),
         b"YUYV" => PixelFormat::Yuyv,
         b"NV12" => PixelFormat::Nv12,
         b"RGB3" => PixelFormat::Rgb24,
         b"GREY" => PixelFormat::Grey,
-        other => return Err(format!("unsupported format {}", String::from_utf8_lossy(other))),
+        other => {
+            let layout = String::from_utf8_lossy(other).into_owned();
+            return Err(DecodeError::Unsupported { kind: "camera frame", layout });
+        }
     };
     Image::new(format, l.width, l.height, l.stride as usize, bytes.to_vec())
-        .map_err(|e| e.to_string())
+        .map_err(|source| DecodeError::Truncated { kind: "camera frame", source })
+}
+
+/// Why no format of a camera suits `[source]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("format {0:?} is not a FourCC")]
+    NotFourcc(String),
+    #[error("does not offer {name}; it offers {offered}")]
+    NotOffered { name: String, offered: String },
+    #[error("offers none of {wanted} at {width}×{height}; it offers {offered}")]
+    NoneUsable { wanted: String, width: u32, height: u32, offered: String },
 }
 
 fn device_error(device: &Path, reason: String) -> Error {
@@ -268,7 +282,7 @@ fn start(s: &Settings) -> Result<Open, Error> {
         return Err(fail(format!("{} ({}) is not a video capture device", caps.card, caps.driver)));
     }
     let offered = offers(&device).map_err(|e| fail(format!("cannot list its formats: {e}")))?;
-    let fourcc = choose_format(s, &offered).map_err(fail)?;
+    let fourcc = choose_format(s, &offered).map_err(|e| fail(e.to_string()))?;
     let sizes: Vec<&Offer> = offered.iter().filter(|o| o.fourcc == fourcc).collect();
     if !sizes.iter().any(|o| o.size.fits(s.width, s.height)) {
         return Err(fail(format!(
@@ -343,7 +357,7 @@ fn seconds(f: Fraction) -> f64 {
     }
 }
 
-fn choose_format(s: &Settings, offered: &[Offer]) -> Result<[u8; 4], String> {
+fn choose_format(s: &Settings, offered: &[Offer]) -> Result<[u8; 4], FormatError> {
     let has =
         |f: &[u8; 4]| offered.iter().any(|o| &o.fourcc == f && o.size.fits(s.width, s.height));
     let listed = || {
@@ -353,28 +367,23 @@ fn choose_format(s: &Settings, offered: &[Offer]) -> Result<[u8; 4], String> {
     };
     match &s.format {
         Some(name) => {
-            let f: [u8; 4] = name
-                .as_bytes()
-                .try_into()
-                .map_err(|_| format!("format {name:?} is not a FourCC"))?;
+            let f: [u8; 4] =
+                name.as_bytes().try_into().map_err(|_| FormatError::NotFourcc(name.clone()))?;
             if offered.iter().any(|o| o.fourcc == f) {
                 Ok(f)
             } else {
-                Err(format!("does not offer {name}; it offers {}", listed()))
+                Err(FormatError::NotOffered { name: name.clone(), offered: listed() })
             }
         }
         None => FORMATS
             .iter()
             .filter_map(|n| <[u8; 4]>::try_from(n.as_bytes()).ok())
             .find(has)
-            .ok_or_else(|| {
-                format!(
-                    "offers none of {} at {}×{}; it offers {}",
-                    FORMATS.join(", "),
-                    s.width,
-                    s.height,
-                    listed()
-                )
+            .ok_or_else(|| FormatError::NoneUsable {
+                wanted: FORMATS.join(", "),
+                width: s.width,
+                height: s.height,
+                offered: listed(),
             }),
     }
 }
@@ -574,7 +583,7 @@ mod tests {
         let img = decode_jpeg(&good).unwrap();
         assert_eq!((img.format, img.width, img.height), (PixelFormat::Rgb24, 192, 144));
         let corrupt = std::fs::read(frames().join("frame_010.jpg")).unwrap();
-        assert!(decode_jpeg(&corrupt).unwrap_err().contains("JPEG"));
+        assert!(decode_jpeg(&corrupt).unwrap_err().to_string().contains("JPEG"));
         // Every truncation and a few bit flips: an error or an image, never a panic.
         for n in (0..good.len()).step_by(97) {
             let _ = decode_jpeg(&good[..n]);
@@ -623,7 +632,7 @@ mod tests {
         assert_eq!(&choose_format(&s, &offered).unwrap(), b"MJPG");
         s.format = Some("NV12".into());
         assert_eq!(
-            choose_format(&s, &offered).unwrap_err(),
+            choose_format(&s, &offered).unwrap_err().to_string(),
             "does not offer NV12; it offers MJPG, YUYV"
         );
     }

@@ -10,7 +10,7 @@ use crate::model::{HeadOutput, Stepper};
 use crate::mqtt::publish;
 use crate::queue;
 use crate::telemetry::stats::Counters;
-use crate::window::assemble::Assembler;
+use crate::window::assemble::{self, Assembler};
 use crate::wire;
 
 /// The post thread's state: the temporal step and the per-track windows.
@@ -30,7 +30,7 @@ impl Post {
         let stages = &counters.stages;
         // Time in `step` during the current assembler call: the rest of it is `smpl`.
         let stepping = std::cell::Cell::new(Duration::ZERO);
-        let mut step = |w: &crate::window::ReadyWindow| -> Result<HeadOutput> {
+        let mut step = |w: &crate::window::ReadyWindow| -> assemble::Result<HeadOutput> {
             let t0 = Instant::now();
             let out = stepper.step(&[w.refs()]).map(|mut o| o.swap_remove(0));
             let took = t0.elapsed();

@@ -12,8 +12,6 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
-
 use crate::geom::BBox;
 use crate::geom::Crop;
 use crate::model::{FrameCache, HeadOutput, SEQ_LEN};
@@ -79,6 +77,24 @@ pub struct Assembler {
     /// Adds joints to each person when set.
     skeleton: Option<Arc<Skeleton>>,
 }
+
+/// What goes wrong in assembly: the head failed, or the bookkeeping broke an invariant (a
+/// bug, reported instead of a panic).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Head(#[from] crate::model::Error),
+    #[error("frame {frame} still waits for {waiting} results after every track ended")]
+    Stuck { frame: u64, waiting: usize },
+    #[error("no track {0} for its own result")]
+    NoTrack(u32),
+    #[error("track {track}: no metadata for frame {frame}")]
+    NoMeta { track: u32, frame: u64 },
+    #[error("track {track}: frame {frame} is not waiting for results")]
+    NotWaiting { track: u32, frame: u64 },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// Runs the temporal head on one ready window.
 pub trait Step {
@@ -158,11 +174,7 @@ impl Assembler {
         }
         let out = self.complete();
         if let Some(stuck) = self.frames.front() {
-            bail!(
-                "frame {} still waits for {} results after every track ended",
-                stuck.frame_id,
-                stuck.waiting
-            );
+            return Err(Error::Stuck { frame: stuck.frame_id, waiting: stuck.waiting });
         }
         Ok(out)
     }
@@ -178,7 +190,7 @@ impl Assembler {
 
     fn result(&mut self, id: u32, ready: &ReadyWindow, step: &mut impl Step) -> Result<()> {
         let Some(track) = self.tracks.remove(&id) else {
-            bail!("no track {id} for its own result");
+            return Err(Error::NoTrack(id));
         };
         let r = self.finish(id, &track, ready, step);
         self.tracks.insert(id, track);
@@ -194,10 +206,10 @@ impl Assembler {
         step: &mut impl Step,
     ) -> Result<()> {
         let Some((_, meta)) = track.meta.iter().find(|(f, _)| *f == ready.frame_id) else {
-            bail!("track {id}: no metadata for frame {}", ready.frame_id);
+            return Err(Error::NoMeta { track: id, frame: ready.frame_id });
         };
         let Some(pending) = self.frames.iter_mut().find(|p| p.frame_id == ready.frame_id) else {
-            bail!("track {id}: frame {} is not waiting for results", ready.frame_id);
+            return Err(Error::NotWaiting { track: id, frame: ready.frame_id });
         };
         let out = step.step(ready)?;
         let skeleton = self.skeleton.as_deref();
