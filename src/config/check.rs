@@ -1,0 +1,472 @@
+//! Checking a [`RawConfig`]'s sections: every problem is collected (a [`Checker`]), each naming
+//! the key, the bad value and what is expected; the result is the typed configuration.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::raw::{RawModel, RawMqtt, RawPerson, RawPipeline, RawSource, RawStats};
+use super::{Config, ModelConfig, MqttConfig, People, SourceConfig};
+use crate::geom::BBox;
+use crate::mqtt::{self, publish, QoS};
+
+/// `[source]`.
+pub(super) fn source(s: &RawSource, base: &Path, c: &mut Checker) -> SourceConfig {
+    c.check(
+        "source.fps",
+        &s.fps,
+        s.fps == 0.0 || (1.0..=1000.0).contains(&s.fps),
+        "0 (unpaced) or 1 to 1000",
+    );
+    // Which optional keys each kind takes.
+    let kinds: [(&str, &[&str]); 3] = [
+        ("synthetic", &["width", "height", "frames"]),
+        ("files", &["path", "loop"]),
+        ("v4l2", &["device", "width", "height", "format", "buffers", "stall_timeout_s"]),
+    ];
+    let set = [
+        ("width", s.width.is_some()),
+        ("height", s.height.is_some()),
+        ("frames", s.frames.is_some()),
+        ("path", s.path.is_some()),
+        ("loop", s.looping.is_some()),
+        ("device", s.device.is_some()),
+        ("format", s.format.is_some()),
+        ("buffers", s.buffers.is_some()),
+        ("stall_timeout_s", s.stall_timeout_s.is_some()),
+    ];
+    if let Some((_, takes)) = kinds.iter().find(|(k, _)| *k == s.kind) {
+        for (key, _) in set.iter().filter(|(key, on)| *on && !takes.contains(key)) {
+            let users: Vec<String> = kinds
+                .iter()
+                .filter(|(_, t)| t.contains(key))
+                .map(|(k, _)| format!("\"{k}\""))
+                .collect();
+            c.problem(format!(
+                "source.{key}: not used by kind = \"{}\" (only by kind = {}); remove it",
+                s.kind,
+                users.join(" or ")
+            ));
+        }
+    }
+    let size = |c: &mut Checker| {
+        let (width, height) = (s.width.unwrap_or(640), s.height.unwrap_or(480));
+        for (key, v) in [("source.width", width), ("source.height", height)] {
+            c.check(key, &v, (16..=8192).contains(&v), "16 to 8192 pixels");
+        }
+        (width, height)
+    };
+    match s.kind.as_str() {
+        "synthetic" => {
+            let (width, height) = size(c);
+            let frames = s.frames.filter(|&n| n > 0);
+            SourceConfig::Synthetic { width, height, fps: s.fps, frames }
+        }
+        "v4l2" => {
+            if !cfg!(feature = "v4l2") {
+                c.problem(
+                    "source.kind = \"v4l2\": this smplcast was built without V4L2 support; \
+                     rebuild with `cargo build --release --features v4l2` (needs libclang-dev)"
+                        .into(),
+                );
+            }
+            let (width, height) = size(c);
+            let device = s.device.clone().unwrap_or_else(|| PathBuf::from("/dev/video0"));
+            let format = s.format.clone().filter(|f| f != "auto");
+            if let Some(f) = &format {
+                c.check(
+                    "source.format",
+                    f,
+                    ["YUYV", "NV12", "RGB3", "GREY", "MJPG"].contains(&f.as_str()),
+                    "\"auto\", \"YUYV\", \"MJPG\", \"NV12\", \"GREY\" or \"RGB3\"",
+                );
+            }
+            let buffers = s.buffers.unwrap_or(4);
+            c.check("source.buffers", &buffers, (2..=32).contains(&buffers), "2 to 32");
+            let stall =
+                c.seconds("source.stall_timeout_s", s.stall_timeout_s.unwrap_or(2.0), 0.2, 60.0);
+            SourceConfig::V4l2 {
+                device,
+                width,
+                height,
+                fps: s.fps,
+                format,
+                buffers,
+                stall_timeout: stall,
+            }
+        }
+        "files" => {
+            let path = match &s.path {
+                Some(p) => base.join(p),
+                None => {
+                    c.problem(
+                        "source.path: missing; expected the directory of .png/.jpg frames".into(),
+                    );
+                    PathBuf::new()
+                }
+            };
+            if s.path.is_some() && !path.is_dir() {
+                c.problem(format!(
+                    "source.path = {:?}: not a directory ({}); expected a directory of \
+                     .png/.jpg frames",
+                    path.display().to_string(),
+                    path.metadata().err().map_or("a file".into(), |e| e.to_string())
+                ));
+            }
+            SourceConfig::Files { path, fps: s.fps, looping: s.looping.unwrap_or(false) }
+        }
+        other => {
+            c.problem(format!(
+                "source.kind = {other:?}: expected \"synthetic\", \"files\" or \"v4l2\""
+            ));
+            SourceConfig::Synthetic { width: 640, height: 480, fps: 0.0, frames: None }
+        }
+    }
+}
+
+/// `[person]`: how people are found, and the crop scale.
+pub(super) fn person(p: &RawPerson, base: &Path, c: &mut Checker) -> (People, f32) {
+    let person_box = p.bbox.map(|[left, top, width, height]| BBox { left, top, width, height });
+    let people = match &p.detector {
+        None => People::Region(person_box),
+        Some(d) => {
+            let detector = base.join(d);
+            if p.bbox.is_some() {
+                c.problem("person.box: not used with person.detector (the detector finds the boxes); remove one".into());
+            }
+            if !detector.is_file() {
+                c.problem(format!(
+                    "person.detector = {:?}: no such file; expected the detector ONNX \
+                     (models/nanodet/nanodet.onnx)",
+                    detector.display().to_string()
+                ));
+            }
+            c.check(
+                "person.detector_sizes",
+                &p.detector_sizes,
+                (1..=4).contains(&p.detector_sizes.len())
+                    && p.detector_sizes
+                        .iter()
+                        .all(|s| (64..=2048).contains(s) && s.is_multiple_of(32)),
+                "1 to 4 sizes, each 64 to 2048 pixels and a multiple of 32",
+            );
+            c.check(
+                "person.min_score",
+                &p.min_score,
+                (0.01..=0.99).contains(&p.min_score),
+                "0.01 to 0.99",
+            );
+            c.check(
+                "person.cut_threshold",
+                &p.cut_threshold,
+                (0.0..=1.0).contains(&p.cut_threshold),
+                "0 (off) to 1",
+            );
+            c.check(
+                "person.detect_every",
+                &p.detect_every,
+                (1..=30).contains(&p.detect_every),
+                "1 to 30 frames",
+            );
+            c.check(
+                "person.max_people",
+                &p.max_people,
+                (1..=16).contains(&p.max_people),
+                "1 to 16",
+            );
+            c.check(
+                "person.max_age",
+                &p.max_age,
+                (1..=300).contains(&p.max_age),
+                "1 to 300 frames",
+            );
+            c.check(
+                "person.max_coast",
+                &p.max_coast,
+                p.max_coast <= p.max_age,
+                "0 to max_age detector runs",
+            );
+            c.check(
+                "person.min_hits",
+                &p.min_hits,
+                (1..=30).contains(&p.min_hits),
+                "1 to 30 detections",
+            );
+            c.check(
+                "person.iou_threshold",
+                &p.iou_threshold,
+                (0.01..=0.99).contains(&p.iou_threshold),
+                "0.01 to 0.99",
+            );
+            People::detected_with(detector, p)
+        }
+    };
+    if let Some(b) = p.bbox {
+        c.check(
+            "person.box",
+            &b,
+            b.iter().all(|v| v.is_finite()) && b[2] >= 1.0 && b[3] >= 1.0,
+            "[left, top, width, height] in pixels, width and height ≥ 1",
+        );
+    }
+    c.check(
+        "person.scale",
+        &p.scale,
+        (0.5..=4.0).contains(&p.scale),
+        "0.5 to 4 (1.1: the official demo)",
+    );
+    (people, p.scale)
+}
+
+/// `[model]`.
+pub(super) fn model(m: &RawModel, base: &Path, c: &mut Checker) -> ModelConfig {
+    let dir = match &m.dir {
+        Some(d) => {
+            let dir = base.join(d);
+            if !dir.is_dir() {
+                c.problem(format!(
+                    "model.dir = {:?}: not a directory; expected the directory made by \
+                     `models/run convert.py` (backbone.onnx, temporal_frame.onnx, \
+                     temporal_step.onnx)",
+                    dir.display().to_string()
+                ));
+            }
+            dir
+        }
+        None => {
+            c.problem(
+                "model.dir: missing; expected the directory made by `models/run convert.py`".into(),
+            );
+            PathBuf::new()
+        }
+    };
+    let delay = m.extra_delay_ms;
+    c.check(
+        "model.extra_delay_ms",
+        &delay,
+        delay <= 10_000,
+        "0 to 10000 (a test hook; 0 in production)",
+    );
+    let threads = m.threads.unwrap_or(1);
+    c.check("model.threads", &threads, (1..=64).contains(&threads), "1 to 64");
+    ModelConfig {
+        dir,
+        int8: m.int8,
+        half_floats: m.half_floats,
+        threads,
+        extra_delay: Duration::from_millis(delay),
+        smpl_file: m.smpl_file.as_ref().map(|f| base.join(f)),
+    }
+}
+
+/// `[mqtt]`.
+pub(super) fn mqtt(m: &RawMqtt, device_id: &str, base: &Path, c: &mut Checker) -> MqttConfig {
+    let broker = broker_of(m, base, c);
+    if m.prefix.is_empty() || m.prefix.starts_with('/') || m.prefix.ends_with('/') {
+        c.problem(format!(
+            "mqtt.prefix = {:?}: expected topic levels without leading or trailing '/'",
+            m.prefix
+        ));
+    } else {
+        m.prefix.split('/').for_each(|level| c.topic_level("mqtt.prefix", level));
+    }
+    let pose_qos = match m.pose_qos {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        2 => QoS::ExactlyOnce,
+        q => {
+            c.problem(format!("mqtt.pose_qos = {q}: expected 0, 1 or 2"));
+            QoS::AtMostOnce
+        }
+    };
+    let connect_timeout = if m.connect_timeout_s == 0.0 {
+        None
+    } else {
+        Some(c.seconds("mqtt.connect_timeout_s", m.connect_timeout_s, 0.1, 600.0))
+    };
+    c.check("mqtt.queue", &m.queue, (1..=10_000).contains(&m.queue), "1 to 10000 messages");
+    let max_age = c.seconds("mqtt.max_age_s", m.max_age_s, 0.05, 86_400.0);
+    MqttConfig {
+        settings: publish::Settings {
+            broker,
+            prefix: m.prefix.clone(),
+            device_id: device_id.to_string(),
+            pose_qos,
+            client_cap: m.queue,
+            max_age,
+        },
+        connect_timeout,
+        queue: m.queue,
+    }
+}
+
+/// `[stats]`: the report interval, `None` for no reports.
+pub(super) fn stats(s: &RawStats, c: &mut Checker) -> Option<Duration> {
+    let interval = s.interval_s;
+    if interval == 0.0 {
+        None
+    } else {
+        Some(c.seconds("stats.interval_s", interval, 0.1, 3600.0))
+    }
+}
+
+/// `[pipeline]`: the frame queue and the shutdown deadline.
+pub(super) fn pipeline(p: &RawPipeline, c: &mut Checker) -> (usize, Duration) {
+    let q = p.frame_queue;
+    c.check("pipeline.frame_queue", &q, (1..=64).contains(&q), "1 to 64 frames");
+    let shutdown_timeout =
+        c.seconds("pipeline.shutdown_timeout_s", p.shutdown_timeout_s, 0.5, 300.0);
+    (q, shutdown_timeout)
+}
+
+/// Collects problems.
+#[derive(Default)]
+pub(super) struct Checker {
+    problems: Vec<String>,
+}
+
+/// The broker of an `[mqtt]` section (host, port, keep-alive, login, TLS), checked as the
+/// daemon checks it: `smplcast sub` builds its own from flags of the same names.
+///
+/// # Errors
+/// Every problem, each naming its key.
+pub fn broker(m: &RawMqtt, base: &Path) -> Result<mqtt::Broker, Vec<String>> {
+    let mut c = Checker::default();
+    let broker = broker_of(m, base, &mut c);
+    if c.problems.is_empty() {
+        Ok(broker)
+    } else {
+        Err(c.problems)
+    }
+}
+
+fn broker_of(m: &RawMqtt, base: &Path, c: &mut Checker) -> mqtt::Broker {
+    c.check("mqtt.host", &m.host, !m.host.trim().is_empty(), "a host name or IP address");
+    let port = m.port.unwrap_or(if m.tls { 8883 } else { 1883 });
+    c.check("mqtt.port", &port, port != 0, "1 to 65535");
+    c.check(
+        "mqtt.keep_alive_s",
+        &m.keep_alive_s,
+        (5..=3600).contains(&m.keep_alive_s),
+        "5 to 3600",
+    );
+    mqtt::Broker {
+        host: m.host.clone(),
+        port,
+        keep_alive: Duration::from_secs(m.keep_alive_s),
+        login: login(m, base, c),
+        tls: tls(m, base, c),
+    }
+}
+
+/// The TLS client configuration of `[mqtt]`, or `None` for plain TCP.
+fn tls(m: &RawMqtt, base: &Path, c: &mut Checker) -> Option<Arc<rustls::ClientConfig>> {
+    let resolve = |f: &Option<PathBuf>| f.as_ref().map(|f| base.join(f));
+    let files = mqtt::tls::Files {
+        ca: resolve(&m.ca_file),
+        client_cert: resolve(&m.client_cert_file),
+        client_key: resolve(&m.client_key_file),
+    };
+    if !m.tls {
+        if files.ca.is_some() || files.client_cert.is_some() || files.client_key.is_some() {
+            c.problem(
+                "mqtt.ca_file, client_cert_file and client_key_file need mqtt.tls = true".into(),
+            );
+        }
+        return None;
+    }
+    mqtt::tls::client_config(&files).map_err(|p| c.problem(p)).ok()
+}
+
+/// The broker login of `[mqtt]`: the user name, and the password read from its file or
+/// systemd credential. Problems name the key and the file, never the password.
+fn login(m: &RawMqtt, base: &Path, c: &mut Checker) -> Option<mqtt::Login> {
+    let file = match (&m.password_file, &m.password_credential) {
+        (Some(_), Some(_)) => {
+            c.problem("mqtt.password_file and mqtt.password_credential: set one, not both".into());
+            return None;
+        }
+        (Some(f), None) => Some(("mqtt.password_file", base.join(f))),
+        (None, Some(name)) => match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) => Some(("mqtt.password_credential", Path::new(&dir).join(name))),
+            None => {
+                c.problem(format!(
+                    "mqtt.password_credential = {name:?}: $CREDENTIALS_DIRECTORY is not set; \
+                     expected the daemon to run under systemd with LoadCredential={name}:FILE \
+                     (or use mqtt.password_file)"
+                ));
+                return None;
+            }
+        },
+        (None, None) => None,
+    };
+    let Some(username) = m.username.clone() else {
+        if let Some((key, _)) = file {
+            c.problem(format!("{key}: a password needs mqtt.username too"));
+        }
+        return None;
+    };
+    let Some((key, path)) = file else {
+        return Some(mqtt::Login { username, password: mqtt::Password::default() });
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let password = text.lines().next().unwrap_or("").to_string();
+            if password.is_empty() {
+                c.problem(format!(
+                    "{key}: {:?} is empty; expected the password on its first line",
+                    path.display().to_string()
+                ));
+            }
+            Some(mqtt::Login { username, password: mqtt::Password(password) })
+        }
+        Err(e) => {
+            c.problem(format!(
+                "{key}: cannot read {:?} ({e}); expected a file with the broker password, \
+                 readable by the daemon",
+                path.display().to_string()
+            ));
+            None
+        }
+    }
+}
+
+impl Checker {
+    pub(super) fn problem(&mut self, p: String) {
+        self.problems.push(p);
+    }
+
+    pub(super) fn check<T: std::fmt::Debug>(
+        &mut self,
+        key: &str,
+        value: &T,
+        ok: bool,
+        expected: &str,
+    ) {
+        if !ok {
+            self.problem(format!("{key} = {value:?}: expected {expected}"));
+        }
+    }
+
+    /// A duration in seconds within `min..=max`.
+    pub(super) fn seconds(&mut self, key: &str, v: f64, min: f64, max: f64) -> Duration {
+        self.check(key, &v, (min..=max).contains(&v), &format!("{min} to {max} seconds"));
+        Duration::from_secs_f64(v.clamp(min, max))
+    }
+
+    /// One MQTT topic level: no wildcards, separators or spaces.
+    pub(super) fn topic_level(&mut self, key: &str, level: &str) {
+        let ok = !level.is_empty()
+            && level.len() <= 64
+            && level.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch));
+        self.check(key, &level, ok, "1 to 64 of A-Z a-z 0-9 - _ . (an MQTT topic level)");
+    }
+
+    pub(super) fn finish(self, config: Config) -> Result<Config, Vec<String>> {
+        if self.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(self.problems)
+        }
+    }
+}
