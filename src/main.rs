@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 mod cli;
 
-use cli::demo::{self, parse_broker, DemoOptions};
+use cli::demo::{self, DemoOptions};
 use cli::{bench, sub as subscribe};
 use smplcast::{config, daemon};
 use tokio_util::sync::CancellationToken;
@@ -37,48 +37,7 @@ enum Command {
     },
     /// Runs the model on the built-in synthetic source, publishes every result to an embedded
     /// MQTT broker (or `--mqtt`), and prints one line per second of what a subscriber receives.
-    Demo {
-        /// Model directory (from `models/run convert.py`); default: models/generated/full when
-        /// it exists, else the bundled narrow test model.
-        #[arg(long)]
-        models: Option<PathBuf>,
-        /// Use the int8 backbone (backbone.int8.onnx).
-        #[arg(long)]
-        int8: bool,
-        /// Frames to run (0: until interrupted).
-        #[arg(long, default_value_t = 100)]
-        frames: u64,
-        /// Publish to this MQTT broker (HOST:PORT) instead of the embedded one.
-        #[arg(long, value_parser = parse_broker, conflicts_with = "no_mqtt")]
-        mqtt: Option<(String, u16)>,
-        /// Publish nothing: run the model only.
-        #[arg(long)]
-        no_mqtt: bool,
-        /// Device id in topics and messages.
-        #[arg(long, default_value = "demo")]
-        device: String,
-        /// Source frame rate (0: as fast as the model goes, nothing dropped).
-        #[arg(long, default_value_t = 0.0)]
-        fps: f64,
-        /// Your SMPL model file (.npz, e.g. SMPL_NEUTRAL.npz of the smplx package): adds 24
-        /// posed 3D joints per person to the messages.
-        #[arg(long, value_name = "FILE")]
-        smpl_file: Option<PathBuf>,
-        /// Also serve the live viewer (docs/VIEWER.md) at this address, for the embedded
-        /// broker: open http://127.0.0.1:8090/ in a browser.
-        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8090")]
-        view: Option<std::net::SocketAddr>,
-        /// Find and track people with this detector instead of taking the whole frame as one
-        /// person; without FILE, the daemon's default (models/nanodet/nanodet.onnx). Use with
-        /// `--images`: the synthetic pattern has nobody in it.
-        #[arg(long, value_name = "FILE", num_args = 0..=1,
-              default_missing_value = smplcast::config::DEFAULT_DETECTOR)]
-        detector: Option<PathBuf>,
-        /// Replay this directory of PNG/JPEG frames (in name order) instead of the synthetic
-        /// pattern: once, or in a loop with `--frames 0`.
-        #[arg(long, value_name = "DIR")]
-        images: Option<PathBuf>,
-    },
+    Demo(DemoOptions),
     /// Serves the live viewer: a web page that subscribes to a broker over MQTT-over-WebSocket
     /// and draws each tracked person's skeleton in 3D (docs/VIEWER.md).
     View {
@@ -292,35 +251,9 @@ fn run(command: Command) -> Result<()> {
         Command::View { ws, listen, prefix, device } => {
             view(&cli::view::Settings { listen, ws, prefix, device })
         }
-        Command::Demo {
-            models,
-            int8,
-            frames,
-            mqtt,
-            no_mqtt,
-            device,
-            fps,
-            smpl_file,
-            view,
-            detector,
-            images,
-        } => {
-            let dir = models.unwrap_or_else(demo::default_models);
-            let context = format!("demo on {}", dir.display());
-            demo::run(DemoOptions {
-                dir,
-                int8,
-                frames,
-                mqtt,
-                no_mqtt,
-                device,
-                fps,
-                smpl_file,
-                view,
-                detector,
-                images,
-            })
-            .context(context)
+        Command::Demo(opts) => {
+            let context = format!("demo on {}", opts.dir().display());
+            demo::run(opts).context(context)
         }
         Command::Bench(args) => bench::main(args),
         Command::CheckModels { dir } => demo::check_models(&dir),

@@ -31,27 +31,56 @@ pub fn default_models() -> PathBuf {
     }
 }
 
-/// What `demo` runs; see the `Demo` command's flags.
+/// What `demo` runs: the `demo` command's flags.
+#[derive(clap::Args)]
 pub struct DemoOptions {
-    pub dir: PathBuf,
+    /// Model directory (from `models/run convert.py`); default: models/generated/full when
+    /// it exists, else the bundled narrow test model.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Use the int8 backbone (backbone.int8.onnx).
+    #[arg(long)]
     pub int8: bool,
     /// Frames to run (0: until interrupted).
+    #[arg(long, default_value_t = 100)]
     pub frames: u64,
-    /// External broker; `None` starts the embedded one (unless `no_mqtt`).
+    /// Publish to this MQTT broker (HOST:PORT) instead of the embedded one.
+    #[arg(long, value_parser = parse_broker, conflicts_with = "no_mqtt")]
     pub mqtt: Option<(String, u16)>,
-    /// Run the model only, publish nothing.
+    /// Publish nothing: run the model only.
+    #[arg(long)]
     pub no_mqtt: bool,
+    /// Device id in topics and messages.
+    #[arg(long, default_value = "demo")]
     pub device: String,
-    /// Source frame rate; 0: as fast as the model goes (nothing dropped).
+    /// Source frame rate (0: as fast as the model goes, nothing dropped).
+    #[arg(long, default_value_t = 0.0)]
     pub fps: f64,
-    /// The user's SMPL model file: adds joints to the messages.
+    /// Your SMPL model file (.npz, e.g. SMPL_NEUTRAL.npz of the smplx package): adds 24
+    /// posed 3D joints per person to the messages.
+    #[arg(long, value_name = "FILE")]
     pub smpl_file: Option<PathBuf>,
-    /// Serve the live viewer here (with the embedded broker).
+    /// Also serve the live viewer (docs/VIEWER.md) at this address, for the embedded
+    /// broker: open http://127.0.0.1:8090/ in a browser.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8090")]
     pub view: Option<std::net::SocketAddr>,
-    /// Find people with this detector (the daemon's defaults); `None`: the whole frame.
+    /// Find and track people with this detector instead of taking the whole frame as one
+    /// person; without FILE, the daemon's default (models/nanodet/nanodet.onnx). Use with
+    /// `--images`: the synthetic pattern has nobody in it.
+    #[arg(long, value_name = "FILE", num_args = 0..=1,
+          default_missing_value = smplcast::config::DEFAULT_DETECTOR)]
     pub detector: Option<PathBuf>,
-    /// Replay these frames (looping) instead of the synthetic pattern.
+    /// Replay this directory of PNG/JPEG frames (in name order) instead of the synthetic
+    /// pattern: once, or in a loop with `--frames 0`.
+    #[arg(long, value_name = "DIR")]
     pub images: Option<PathBuf>,
+}
+
+impl DemoOptions {
+    /// The model directory: `--models`, or the default.
+    pub fn dir(&self) -> PathBuf {
+        self.models.clone().unwrap_or_else(default_models)
+    }
 }
 
 pub fn parse_broker(s: &str) -> Result<(String, u16), String> {
@@ -75,7 +104,7 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
         }
     };
     let model = ModelConfig {
-        dir: opts.dir.clone(),
+        dir: opts.dir(),
         int8: opts.int8,
         half_floats: false,
         threads: 1,
