@@ -336,7 +336,6 @@ fn daemon_check() -> Result<String, String> {
             int8: false,
             half_floats: false,
             threads: 1,
-            extra_delay: Duration::ZERO,
             smpl_file: None,
         },
         mqtt: Some(MqttConfig {

@@ -55,9 +55,10 @@ ROWS = [
      "is published, no panic",
      r"bad start-up inputs", "tests/daemon.rs `start_up_errors_name_the_input_and_exit_non_zero`; "
      "src/config.rs `errors_name_key_value_and_expectation`"),
-    ("Inference stuck (a 3 s frame; test hook `model.extra_delay_ms`)",
+    ("Inference stuck (one frame takes 3 s)",
      "no watchdog ping while stuck (systemd restarts after WatchdogSec); pings resume with frames",
-     r"watchdog", "tests/daemon.rs `systemd_watchdog_is_pinged_only_while_frames_flow_through_inference`"),
+     r"watchdog", "src/telemetry/systemd.rs `watchdog_pings_only_while_frames_flow` (paused clock); "
+     "tests/daemon.rs `systemd_sees_ready_status_watchdog_pings_and_stopping` (the binary)"),
     ("Full-speed run (soak)",
      "RSS growth < 2 MB after warm-up, no queue growth, every seq received once",
      r"soak", "tests/soak/soak.py (scripts/soak.sh; 60 s in the test command)"),
@@ -86,7 +87,8 @@ def main() -> int:
 
     cargo = ["cargo", "test", "--release", "--features", "v4l2", "--locked"]
     out = run(cargo + ["--test", "daemon", "--", "--nocapture", "--test-threads", "1",
-                       "broker_", "unreachable_broker", "systemd_watchdog", "start_up_errors"])
+                       "broker_", "unreachable_broker", "systemd_sees", "start_up_errors"])
+    out += run(cargo + ["--lib", "--", "--nocapture", "watchdog_pings"])
     out += run(cargo + ["--test", "fuzz", "--", "--nocapture", "--test-threads", "1"],
                env={"SMPLCAST_FUZZ_SECS": str(args.fuzz_seconds)})
     figures = [l.split("figure: ", 1)[1].strip() for l in out.splitlines() if "figure: " in l]

@@ -35,14 +35,16 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, SourceConfig};
 use crate::detect::finder::Finder;
 use crate::model::Bundle;
+use crate::model::{Projector, Stepper};
 use crate::mqtt::publish;
 use crate::queue;
 use crate::smpl::joints::Skeleton;
 use crate::source::{files::Files, synthetic::Synthetic, FrameSource};
 use crate::stages::capture::capture;
-use crate::stages::infer::Infer;
+use crate::stages::infer::{Features, Infer};
+use crate::stages::output::{Discard, Outbox, Publisher};
 use crate::stages::post::Post;
-use crate::telemetry::stats::{Counters, MqttCounters, Reporter};
+use crate::telemetry::stats::{self, Counters, MqttCounters, Reporter};
 use crate::telemetry::systemd;
 use crate::telemetry::Notice;
 use crate::window::assemble::Assembler;
@@ -62,7 +64,7 @@ pub struct Running {
     stages: Vec<JoinHandle<Result<()>>>,
     io: JoinHandle<Result<()>>,
     counters: Arc<Counters>,
-    mqtt_counters: Arc<publish::Counters>,
+    mqtt_counters: Arc<MqttCounters>,
     gauges: Vec<queue::Gauge>,
     shutdown_timeout: Duration,
 }
@@ -93,7 +95,91 @@ fn load_skeleton(file: Option<&Path>) -> Result<Option<Arc<Skeleton>>> {
     Ok(Some(Arc::new(skeleton)))
 }
 
-/// Loads the models, opens the source, connects to the broker and starts the pipeline.
+/// What a daemon is built from: the source, the person finder, the models and where the
+/// messages go. [`Parts::load`] makes them from a config; in-process tests swap any of them
+/// (a scripted source or detector, a backbone of chosen speed, a channel publisher).
+pub struct Parts {
+    pub source: Box<dyn FrameSource>,
+    pub finder: Finder,
+    pub backbone: Box<dyn Features>,
+    pub projector: Projector,
+    pub stepper: Stepper,
+    /// Carried in every message (`model.json`'s `model_id`).
+    pub model_id: String,
+    /// Posed joints in the messages, when `model.smpl_file` names the SMPL model.
+    pub skeleton: Option<Arc<Skeleton>>,
+    pub publisher: Arc<dyn Publisher>,
+}
+
+impl Parts {
+    /// Loads the models, the person detector and the SMPL model, and opens the source.
+    ///
+    /// # Errors
+    /// Unreadable or wrong models, a source that cannot be opened: each naming the input and
+    /// the fix.
+    pub fn load(config: &Config) -> Result<Parts> {
+        let dir = &config.model.dir;
+        let half = config.model.half_floats;
+        if half && !crate::model::native_half_floats() {
+            tracing::warn!(
+                "[model] half_floats: this CPU has no native f16 arithmetic, so tract emulates \
+                 it, several times slower than f32. It pays on ARMv8.2 cores (Pi 5, Jetson Orin) \
+                 only."
+            );
+        }
+        let bundle = crate::model::with_half_floats(half, || Bundle::load(dir, config.model.int8))
+            .with_context(|| {
+                format!("loading the models of [model] dir = {:?}", dir.display().to_string())
+            })?;
+        if !bundle.trained {
+            tracing::warn!(dir = %dir.display(), "Model weights are random (untrained): poses are meaningless.");
+        }
+        let skeleton = load_skeleton(config.model.smpl_file.as_deref())?;
+        tracing::info!(
+            dir = %dir.display(),
+            backbone = %bundle.backbone.precision(),
+            head = %bundle.streaming.precision(),
+            feature = bundle.backbone.feature_len(),
+            model_id = %bundle.model_id,
+            "Models loaded."
+        );
+        // Loading peaks at about three times the weights; give what it freed back (memory.rs).
+        let before = crate::telemetry::memory::rss_bytes();
+        if crate::telemetry::memory::release_freed() {
+            let mb = |b: Option<u64>| b.map_or(0, |b| b >> 20);
+            tracing::debug!(
+                before_mb = mb(before),
+                after_mb = mb(crate::telemetry::memory::rss_bytes()),
+                "Freed memory returned."
+            );
+        }
+        crate::model::set_threads(config.model.threads).with_context(|| {
+            format!("starting {} threads for [model] threads", config.model.threads)
+        })?;
+        let finder = Finder::new(&config.people)?;
+        let source = open_source(&config.source)?;
+        tracing::info!(source = %source.describe(), "Source opened.");
+        let publisher: Arc<dyn Publisher> = match &config.mqtt {
+            Some(m) => Arc::new(publish::Mqtt::new(m.settings.clone(), m.connect_timeout)),
+            None => Arc::new(Discard::default()),
+        };
+        let Bundle { backbone, streaming, model_id, .. } = bundle;
+        let (projector, stepper) = streaming.into_parts();
+        Ok(Parts {
+            source,
+            finder,
+            backbone: Box::new(backbone),
+            projector,
+            stepper,
+            model_id,
+            skeleton,
+            publisher,
+        })
+    }
+}
+
+/// Loads the models, opens the source, connects to the broker and starts the pipeline:
+/// [`start_with`] the [`Parts::load`]ed parts.
 ///
 /// # Errors
 /// Everything that can be wrong at start-up, each naming the input and the fix: unreadable or
@@ -102,51 +188,23 @@ fn load_skeleton(file: Option<&Path>) -> Result<Option<Arc<Skeleton>>> {
 /// left running on error.
 pub fn start(config: &Config) -> Result<Running> {
     tracing::info!(config = %config.summary(), "Starting.");
-    let dir = &config.model.dir;
-    let half = config.model.half_floats;
-    if half && !crate::model::native_half_floats() {
-        tracing::warn!(
-            "[model] half_floats: this CPU has no native f16 arithmetic, so tract emulates it, \
-             several times slower than f32. It pays on ARMv8.2 cores (Pi 5, Jetson Orin) only."
-        );
-    }
-    let bundle = crate::model::with_half_floats(half, || Bundle::load(dir, config.model.int8))
-        .with_context(|| {
-            format!("loading the models of [model] dir = {:?}", dir.display().to_string())
-        })?;
-    if !bundle.trained {
-        tracing::warn!(dir = %dir.display(), "Model weights are random (untrained): poses are meaningless.");
-    }
-    let skeleton = load_skeleton(config.model.smpl_file.as_deref())?;
-    tracing::info!(
-        dir = %dir.display(),
-        backbone = %bundle.backbone.precision(),
-        head = %bundle.streaming.precision(),
-        feature = bundle.backbone.feature_len(),
-        model_id = %bundle.model_id,
-        "Models loaded."
-    );
-    // Loading peaks at about three times the weights; give what it freed back (memory.rs).
-    let before = crate::telemetry::memory::rss_bytes();
-    if crate::telemetry::memory::release_freed() {
-        let mb = |b: Option<u64>| b.map_or(0, |b| b >> 20);
-        tracing::debug!(
-            before_mb = mb(before),
-            after_mb = mb(crate::telemetry::memory::rss_bytes()),
-            "Freed memory returned."
-        );
-    }
-    crate::model::set_threads(config.model.threads).with_context(|| {
-        format!("starting {} threads for [model] threads", config.model.threads)
-    })?;
-    let finder = Finder::new(&config.people)?;
-    let source = open_source(&config.source)?;
-    tracing::info!(source = %source.describe(), "Source opened.");
+    start_with(config, Parts::load(config)?)
+}
 
+/// Starts the pipeline on `parts`, with the queues, timers and limits of `config` (its
+/// source, model and `[mqtt]` sections are what [`Parts::load`] reads; they are not used
+/// here).
+///
+/// # Errors
+/// A publisher that cannot get ready ([`Publisher::wait_ready`]), a thread that cannot be
+/// started. Nothing is left running on error.
+pub fn start_with(config: &Config, parts: Parts) -> Result<Running> {
+    let Parts { source, finder, backbone, projector, stepper, model_id, skeleton, publisher } =
+        parts;
     let shutdown = CancellationToken::new();
     let io_stop = CancellationToken::new();
     let counters = Arc::new(Counters::default());
-    let mqtt_counters = Arc::new(publish::Counters::default());
+    let mqtt_counters = publisher.counters();
     // Frames for inference: drop-oldest for a live source, wait for an unpaced one.
     let (frame_tx, frame_rx) = queue::bounded("frames", config.frame_queue);
     // Per-frame model outputs for the post thread: it waits (post is fast; windows need every
@@ -159,41 +217,23 @@ pub fn start(config: &Config) -> Result<Running> {
     let (notice_tx, notice_rx) = queue::bounded("notices", 8);
     let gauges = vec![frame_tx.gauge(), feature_tx.gauge(), pose_tx.gauge()];
 
+    let outbox = Outbox { poses: pose_rx, notices: notice_rx, stop: io_stop.clone() };
     let io = spawn_io(
-        config,
-        pose_rx,
-        notice_rx,
+        config.stats_interval,
+        publisher.clone(),
+        outbox,
         notice_tx.clone(),
-        Reporter::new(counters.clone(), mqtt_counters.stats.clone(), gauges.clone()),
-        mqtt_counters.clone(),
+        Reporter::new(counters.clone(), mqtt_counters.clone(), gauges.clone()),
         shutdown.clone(),
-        io_stop.clone(),
     )?;
-    if let Some(mqtt) = &config.mqtt {
-        let waited = publish::wait_for_broker(
-            &mqtt.settings.broker,
-            mqtt.connect_timeout,
-            &mqtt_counters,
-            &shutdown,
-            || io.is_finished(),
-        );
-        if let Err(e) = waited {
-            io_stop.cancel();
-            shutdown.cancel();
-            return Err(e.into());
-        }
+    if let Err(e) = publisher.wait_ready(&shutdown, &|| io.is_finished()) {
+        io_stop.cancel();
+        shutdown.cancel();
+        return Err(e);
     }
 
-    let Bundle { backbone, streaming, model_id, .. } = bundle;
-    let (projector, stepper) = streaming.into_parts();
     let live = source.is_live();
-    let infer = Infer {
-        backbone,
-        projector,
-        finder,
-        crop_scale: config.crop_scale,
-        extra_delay: config.model.extra_delay,
-    };
+    let infer = Infer { backbone, projector, finder, crop_scale: config.crop_scale };
     let assembler = Assembler::new(config.device_id.clone(), model_id).with_skeleton(skeleton);
     let post = Post { stepper, assembler };
     let stages = vec![
@@ -265,12 +305,12 @@ impl Running {
 
     /// The pipeline's and the publisher's counters (the bench reads the stage timers).
     pub fn counters(&self) -> (Arc<Counters>, Arc<MqttCounters>) {
-        (self.counters.clone(), self.mqtt_counters.stats.clone())
+        (self.counters.clone(), self.mqtt_counters.clone())
     }
 
     /// A stats reporter of its own over this daemon's counters (for the demo's live line).
     pub fn reporter(&self) -> Reporter {
-        Reporter::new(self.counters.clone(), self.mqtt_counters.stats.clone(), self.gauges.clone())
+        Reporter::new(self.counters.clone(), self.mqtt_counters.clone(), self.gauges.clone())
     }
 
     /// Waits until the source ends or a stop is requested, then for the pipeline to drain and
@@ -328,11 +368,8 @@ impl Running {
         } else {
             problems.push("io: the MQTT publisher did not finish its flush".into());
         }
-        let mut reporter = Reporter::new(
-            self.counters.clone(),
-            self.mqtt_counters.stats.clone(),
-            self.gauges.clone(),
-        );
+        let mut reporter =
+            Reporter::new(self.counters.clone(), self.mqtt_counters.clone(), self.gauges.clone());
         let r = reporter.report();
         let summary = Summary {
             frames_in: r.frames_in,
@@ -345,7 +382,7 @@ impl Running {
             frames_dropped = summary.frames_dropped,
             messages_out = summary.messages_out,
             messages_dropped = summary.messages_dropped,
-            mqtt_queued = self.mqtt_counters.stats.queued.load(Ordering::Relaxed),
+            mqtt_queued = self.mqtt_counters.queued.load(Ordering::Relaxed),
             "Stopped."
         );
         if problems.is_empty() {
@@ -388,64 +425,31 @@ fn spawn_stage(
     Ok(thread)
 }
 
-/// The `io` thread: a current-thread tokio runtime with the signal handler, the stats timer and
-/// the publisher (if MQTT is configured).
-#[allow(clippy::too_many_arguments)]
+/// The `io` thread: a current-thread tokio runtime with the signal handler, the systemd
+/// notifier, the stats timer and the publisher.
 fn spawn_io(
-    config: &Config,
-    pose_rx: queue::Receiver<publish::Outgoing>,
-    notice_rx: queue::Receiver<Notice>,
+    stats_interval: Option<Duration>,
+    publisher: Arc<dyn Publisher>,
+    outbox: Outbox,
     notice_tx: queue::Sender<Notice>,
-    mut reporter: Reporter,
-    mqtt_counters: Arc<publish::Counters>,
+    reporter: Reporter,
     shutdown: CancellationToken,
-    io_stop: CancellationToken,
 ) -> Result<JoinHandle<Result<()>>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    let mqtt = config.mqtt.clone();
-    let interval = config.stats_interval;
     let thread = std::thread::Builder::new()
         .name("io".into())
         .spawn(move || {
             rt.block_on(async move {
+                let io_stop = outbox.stop.clone();
                 tokio::spawn(on_signal(shutdown.clone()));
                 tokio::spawn(systemd::run(reporter.fresh(), shutdown, io_stop.clone()));
-                if let Some(every) = interval {
-                    let stop = io_stop.clone();
-                    tokio::spawn(async move {
-                        let mut tick = tokio::time::interval(every);
-                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                        tick.tick().await; // the first tick is immediate
-                        loop {
-                            tokio::select! {
-                                _ = stop.cancelled() => return,
-                                _ = tick.tick() => {}
-                            }
-                            let report = reporter.report();
-                            tracing::debug!(?report, "Stats.");
-                            let _ = notice_tx.send(Notice::Stats(report));
-                        }
-                    });
+                if let Some(every) = stats_interval {
+                    tokio::spawn(stats::every(every, reporter, notice_tx, io_stop));
                 }
-                match mqtt {
-                    Some(m) => {
-                        publish::run(m.settings, pose_rx, Some(notice_rx), mqtt_counters, io_stop)
-                            .await?
-                    }
-                    None => {
-                        // Nothing to publish to: consume and discard.
-                        loop {
-                            tokio::select! {
-                                _ = io_stop.cancelled() => break,
-                                msg = pose_rx.recv_async() => if msg.is_err() { break },
-                            }
-                        }
-                    }
-                }
-                Ok(())
+                publisher.run(outbox).await
             })
         })
         .context("cannot start the io thread")?;

@@ -279,39 +279,6 @@ fn killed_daemon_goes_offline_by_its_last_will() {
     assert_retained_offline(broker.port, device);
 }
 
-#[test]
-fn stats_count_the_frames_dropped_when_the_model_is_slower_than_the_source() {
-    let device = "daemon-slow";
-    let broker = Broker::start();
-    let sub = Subscriber::start(broker.port, device, 60);
-    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
-    // 50 fps in, ≥ 60 ms per frame in inference: at most ~16 fps out.
-    let source = "kind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 50";
-    let cfg = config(device, broker.port, source, "extra_delay_ms = 60", 0.5);
-    let mut daemon = Daemon::start(device, &cfg);
-    let lines = sub.until(Duration::from_secs(30), |v| {
-        v["stats"]["uptime_s"].as_f64().is_some_and(|t| t > 2.0)
-    });
-    daemon.signal(Signal::INT);
-    let (status, stderr) = daemon.wait(Duration::from_secs(15));
-    assert!(status.success(), "{stderr}");
-
-    let s = lines.last().unwrap()["stats"].clone();
-    let (fps_in, fps_out) = (s["fps_in"].as_f64().unwrap(), s["fps_out"].as_f64().unwrap());
-    assert!(s["frames_dropped"].as_u64().unwrap() > 10, "{s}");
-    assert_eq!(s["frames_dropped"], s["queues"]["frames"]["dropped"]);
-    assert!(fps_in > 25.0 && fps_out < 0.75 * fps_in, "in {fps_in}, out {fps_out}: {s}");
-    assert!(s["inference_ms"].as_f64().unwrap() >= 60.0, "{s}");
-    assert!(s["queues"]["frames"]["len"].as_u64().unwrap() <= 2, "bounded: {s}");
-    assert_eq!(s["messages_dropped"].as_u64(), Some(0), "poses are not what is dropped: {s}");
-    // Frames dropped before inference leave gaps in frame ids, never in seq.
-    let got = poses(&lines);
-    let seq = seqs(&got);
-    assert_eq!(seq, (0..seq.len() as u64).collect::<Vec<_>>());
-    let frames: Vec<u64> = got.iter().map(|l| l["pose"]["frame"].as_u64().unwrap()).collect();
-    assert!(frames.windows(2).any(|w| w[1] > w[0] + 1), "gaps: {frames:?}");
-}
-
 /// Runs the file source over tests/data/frames to its end and returns the pose lines.
 fn replay(broker: &Broker, device: &str) -> (Vec<Value>, String) {
     let sub = Subscriber::start(broker.port, device, 60);
@@ -522,28 +489,6 @@ fn demo_stops_cleanly_on_ctrl_c() {
 }
 
 #[test]
-fn a_stop_that_overruns_its_deadline_is_reported_and_exits_non_zero() {
-    let device = "daemon-stuck";
-    let broker = Broker::start();
-    let sub = Subscriber::start(broker.port, device, 60);
-    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
-    // Inference takes 10 s per frame; the stop may take 0.5 s.
-    let cfg = config(device, broker.port, "fps = 30", "extra_delay_ms = 10000", 0.0)
-        + "[pipeline]\nshutdown_timeout_s = 0.5\n";
-    let mut daemon = Daemon::start(device, &cfg);
-    sub.until(Duration::from_secs(15), |v| is_status(v, "online"));
-    std::thread::sleep(Duration::from_millis(300)); // inference is now inside its first frame
-    let asked = Instant::now();
-    daemon.signal(Signal::TERM);
-    let (status, stderr) = daemon.wait(Duration::from_secs(8));
-    assert!(!status.success(), "{stderr}");
-    assert!(stderr.contains("did not stop within 500ms"), "{stderr}");
-    assert!(asked.elapsed() < Duration::from_secs(5), "the deadline holds: {:?}", asked.elapsed());
-    // The publisher still said goodbye.
-    sub.until(Duration::from_secs(10), |v| is_status(v, "offline"));
-}
-
-#[test]
 fn two_people_get_two_stable_tracks_each_with_its_own_window() {
     two_people(1);
 }
@@ -607,87 +552,57 @@ fn two_people(every: u64) {
 }
 
 /// What a `Type=notify` unit's systemd sees, without systemd: the test owns the notification
-/// socket. READY=1 after start-up, STATUS= lines with live figures, WATCHDOG=1 only while
-/// frames flow through inference (none while inference is stuck in a 3 s frame, one once it
-/// finishes), STOPPING=1 on SIGTERM.
+/// socket and sets `$WATCHDOG_USEC`. READY=1 after start-up, STATUS= lines with live figures,
+/// WATCHDOG=1 while frames flow, STOPPING=1 on SIGTERM. (That no ping goes out while inference
+/// is stuck is the notifier's logic, tested on a paused clock in src/telemetry/systemd.rs.)
 #[test]
-fn systemd_watchdog_is_pinged_only_while_frames_flow_through_inference() {
+fn systemd_sees_ready_status_watchdog_pings_and_stopping() {
     use std::os::unix::net::UnixDatagram;
-    for (name, model_extra) in [("flowing", ""), ("stalled", "extra_delay_ms = 3000")] {
-        let device = format!("daemon-notify-{name}");
-        let broker = Broker::start();
-        let dir = scratch(&format!("{device}-socket")); // not the daemon's own scratch dir
-        let socket_path = dir.join("notify.sock");
-        let socket = UnixDatagram::bind(&socket_path).unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        let source = "kind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 25";
-        let cfg = config(&device, broker.port, source, model_extra, 0.0);
-        // A 400 ms watchdog: the daemon checks (and maybe pings) every 200 ms.
-        let env =
-            [("NOTIFY_SOCKET", socket_path.as_os_str()), ("WATCHDOG_USEC", OsStr::new("400000"))];
-        let mut daemon = Daemon::start_with_env(&device, &cfg, &env);
-        let mut messages: Vec<(Duration, String)> = Vec::new();
-        let mut ready_at = None;
-        let mut buf = [0u8; 4096];
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            assert!(Instant::now() < deadline, "{name}: {messages:?}\n{}", daemon.stderr());
-            let Ok(n) = socket.recv(&mut buf) else {
-                if ready_at.is_some_and(|t: Instant| t.elapsed() > Duration::from_millis(4500)) {
-                    break;
-                }
-                continue;
-            };
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if text.contains("READY=1") {
-                ready_at = Some(Instant::now());
-            }
-            let since = ready_at.map_or(Duration::ZERO, |t| t.elapsed());
-            messages.push((since, text));
+    let device = "daemon-notify";
+    let broker = Broker::start();
+    let dir = scratch(&format!("{device}-socket")); // not the daemon's own scratch dir
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let source = "kind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 25";
+    let cfg = config(device, broker.port, source, "", 0.0);
+    // A 400 ms watchdog: the daemon checks (and maybe pings) every 200 ms.
+    let env = [("NOTIFY_SOCKET", socket_path.as_os_str()), ("WATCHDOG_USEC", OsStr::new("400000"))];
+    let mut daemon = Daemon::start_with_env(device, &cfg, &env);
+    let mut messages: Vec<(Duration, String)> = Vec::new();
+    let mut ready_at = None;
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready_at.is_none_or(|t: Instant| t.elapsed() < Duration::from_millis(1500)) {
+        assert!(Instant::now() < deadline, "{messages:?}\n{}", daemon.stderr());
+        let Ok(n) = socket.recv(&mut buf) else { continue };
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.contains("READY=1") {
+            ready_at = Some(Instant::now());
         }
-        if name == "flowing" {
-            daemon.signal(Signal::TERM);
-            let (status, stderr) = daemon.wait(Duration::from_secs(15));
-            assert!(status.success(), "{stderr}");
-        } else {
-            // Draining 3 s frames would outlast the stop deadline; that case has its own test.
-            daemon.signal(Signal::KILL);
-            daemon.wait(Duration::from_secs(5));
-        }
-        while let Ok(n) = socket.recv(&mut buf) {
-            messages.push((Duration::MAX, String::from_utf8_lossy(&buf[..n]).into_owned()));
-        }
-
-        assert!(messages[0].1.starts_with("READY=1\n"), "{name}: {messages:?}");
-        let pings: Vec<Duration> =
-            messages.iter().filter(|(_, m)| m.contains("WATCHDOG=1")).map(|(t, _)| *t).collect();
-        let statuses: Vec<&str> = messages
-            .iter()
-            .filter_map(|(_, m)| m.lines().find_map(|l| l.strip_prefix("STATUS=")))
-            .collect();
-        eprintln!(
-            "figure: watchdog {name}: {} pings in 4.5 s after READY (400 ms watchdog){}",
-            pings.len(),
-            pings
-                .first()
-                .map_or(String::new(), |t| format!(", first {:.1} s after READY", t.as_secs_f64()))
-        );
-        if name == "flowing" {
-            assert!(messages.iter().any(|(_, m)| m.contains("STOPPING=1")), "{messages:?}");
-            // ~22 checks in 4.5 s, each after ~5 new frames.
-            assert!(pings.len() >= 10, "{name}: {pings:?}\n{messages:?}");
-            assert!(statuses.iter().any(|s| s.contains("fps in")), "{statuses:?}");
-        } else {
-            // The first frame finishes ~3 s after start-up: no ping before, one after.
-            assert!(!pings.is_empty(), "pings resume once a frame is through: {messages:?}");
-            assert!(pings.iter().all(|t| *t > Duration::from_millis(2900)), "{pings:?}");
-            assert!(
-                statuses.iter().any(|s| s.starts_with("stalled: no frame through inference")),
-                "{statuses:?}"
-            );
-        }
-        let _ = std::fs::remove_dir_all(&dir);
+        messages.push((ready_at.map_or(Duration::ZERO, |t| t.elapsed()), text));
     }
+    daemon.signal(Signal::TERM);
+    let (status, stderr) = daemon.wait(Duration::from_secs(15));
+    assert!(status.success(), "{stderr}");
+    while let Ok(n) = socket.recv(&mut buf) {
+        messages.push((Duration::MAX, String::from_utf8_lossy(&buf[..n]).into_owned()));
+    }
+
+    assert!(messages[0].1.starts_with("READY=1\n"), "{messages:?}");
+    let pings = messages.iter().filter(|(_, m)| m.contains("WATCHDOG=1")).count();
+    let statuses: Vec<&str> = messages
+        .iter()
+        .filter_map(|(_, m)| m.lines().find_map(|l| l.strip_prefix("STATUS=")))
+        .collect();
+    eprintln!(
+        "figure: watchdog, the daemon under a 400 ms watchdog: {pings} pings in 1.5 s after READY"
+    );
+    // ~7 checks in 1.5 s, each after ~5 new frames.
+    assert!(pings >= 4, "{messages:?}");
+    assert!(statuses.iter().any(|s| s.contains("fps in")), "{statuses:?}");
+    assert!(messages.last().is_some_and(|(_, m)| m.contains("STOPPING=1")), "{messages:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 UTC timestamp as tracing prints it

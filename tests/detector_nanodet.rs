@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use smplcast::detect::nanodet::{Detector, Settings};
-use smplcast::detect::{Detection, PersonDetector};
+use smplcast::detect::{Detect, Detection, PersonDetector};
 use smplcast::source::files::decode;
 
 fn root() -> &'static Path {

@@ -17,6 +17,7 @@ use serde_json::Value;
 use smplcast::mqtt::publish::{self, Counters, Settings};
 use smplcast::mqtt::{self, QoS};
 use smplcast::queue;
+use smplcast::stages::output::Outgoing;
 use smplcast::wire::{self, Person, PoseMsg, Window, SCHEMA_VERSION};
 use tokio_util::sync::CancellationToken;
 
@@ -62,7 +63,7 @@ fn message(seq: u64) -> PoseMsg {
 /// A publisher on its own runtime, as the daemon runs it.
 struct Publisher {
     rt: tokio::runtime::Runtime,
-    pose_tx: queue::Sender<publish::Outgoing>,
+    pose_tx: queue::Sender<Outgoing>,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), publish::Error>>,
@@ -95,7 +96,7 @@ fn poses_reach_a_third_party_subscriber_and_status_goes_offline_on_clean_stop() 
         let online = |l: &[Value]| l.iter().any(|v| is_status(v, "online"));
         sub.until_async(&mut lines, Duration::from_secs(15), online).await;
         for seq in 0..20 {
-            pose_tx.send(publish::Outgoing::now(wire::encode(&message(seq)))).unwrap();
+            pose_tx.send(Outgoing::now(wire::encode(&message(seq)))).unwrap();
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let all_poses = |l: &[Value]| l.iter().filter(|v| v.get("pose").is_some()).count() >= 20;
@@ -156,7 +157,7 @@ fn smplcast_sub_prints_decoded_messages() {
             (Some("online"), Some(true))
         );
         for seq in 0..5 {
-            pose_tx.send(publish::Outgoing::now(wire::encode(&message(seq)))).unwrap();
+            pose_tx.send(Outgoing::now(wire::encode(&message(seq)))).unwrap();
         }
         let status = tokio::task::spawn_blocking(move || cli.wait()).await.unwrap().unwrap();
         assert!(status.success());
@@ -466,7 +467,7 @@ fn a_recording_replays_byte_identical_payloads() {
         });
         let recorder = recorder.await.unwrap();
         for seq in 0..n {
-            pose_tx.send(publish::Outgoing::now(wire::encode(&message(seq)))).unwrap();
+            pose_tx.send(Outgoing::now(wire::encode(&message(seq)))).unwrap();
             // Paced like a camera: a burst beyond the client's 16 requests is dropped.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

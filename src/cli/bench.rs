@@ -323,7 +323,6 @@ fn config(
         // f16: the f32 graphs loaded in half precision ([model] half_floats).
         half_floats: precision == "f16",
         threads,
-        extra_delay: Duration::ZERO,
         smpl_file: None,
     };
     smplcast::config::Config::builtin(
@@ -839,6 +838,7 @@ pub fn detector_loop(
     iterations: u64,
     profile: bool,
 ) -> Result<PartRuns> {
+    use smplcast::detect::Detect;
     let mut d = smplcast::detect::PersonDetector::load(file, settings)?;
     let mut seed = 0x9e37_79b9_u32;
     let pixels = (0..3 * width as usize * height as usize)

@@ -108,7 +108,6 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
         int8: opts.int8,
         half_floats: false,
         threads: 1,
-        extra_delay: Duration::ZERO,
         smpl_file: opts.smpl_file.clone(),
     };
     let people = match &opts.detector {

@@ -240,13 +240,6 @@ pub(super) fn model(m: &RawModel, base: &Path, c: &mut Checker) -> ModelConfig {
             PathBuf::new()
         }
     };
-    let delay = m.extra_delay_ms;
-    c.check(
-        "model.extra_delay_ms",
-        &delay,
-        delay <= 10_000,
-        "0 to 10000 (a test hook; 0 in production)",
-    );
     let threads = m.threads.unwrap_or(1);
     c.check("model.threads", &threads, (1..=64).contains(&threads), "1 to 64");
     ModelConfig {
@@ -254,7 +247,6 @@ pub(super) fn model(m: &RawModel, base: &Path, c: &mut Checker) -> ModelConfig {
         int8: m.int8,
         half_floats: m.half_floats,
         threads,
-        extra_delay: Duration::from_millis(delay),
         smpl_file: m.smpl_file.as_ref().map(|f| base.join(f)),
     }
 }

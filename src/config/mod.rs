@@ -115,7 +115,6 @@ pub struct ModelConfig {
     pub half_floats: bool,
     /// Threads for the models' matrix products (1: the inference thread alone).
     pub threads: usize,
-    pub extra_delay: Duration,
     /// SMPL model file for joints; `None`: messages carry no joints.
     pub smpl_file: Option<PathBuf>,
 }

@@ -136,9 +136,6 @@ pub struct RawModel {
     pub threads: Option<usize>,
     /// The user's SMPL model (.npz): adds 24 posed joints per person to the messages.
     pub smpl_file: Option<PathBuf>,
-    /// Test hook: sleep this long per frame in inference, to make the model slower than the
-    /// source. 0 in production.
-    pub extra_delay_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]

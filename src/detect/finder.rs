@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use super::cut::CutDetector;
 use super::nanodet::Settings as DetectorSettings;
 use super::track::{Settings as TrackerSettings, Tracked, Tracker};
-use super::PersonDetector;
+use super::{Detect, PersonDetector};
 use crate::geom::BBox;
 use crate::telemetry::stats::Counters;
 
@@ -35,7 +35,7 @@ pub enum Finder {
     Region(Option<BBox>),
     /// The detector every `every` frames, the tracker always.
     Detected {
-        detector: PersonDetector,
+        detector: Box<dyn Detect>,
         tracker: Tracker,
         cuts: CutDetector,
         every: u32,
@@ -44,31 +44,39 @@ pub enum Finder {
 }
 
 impl Finder {
+    /// The finder `people` asks for; loads the person detector it names.
+    ///
+    /// # Errors
+    /// The detector file's problem, naming `[person] detector`.
     pub fn new(people: &People) -> Result<Self> {
         Ok(match people {
             People::Region(b) => Finder::Region(*b),
-            People::Detected { detector, every, detection, tracker, cut_threshold } => {
+            People::Detected { detector, detection, .. } => {
                 let d = PersonDetector::load(detector, detection.clone()).with_context(|| {
                     format!(
                         "loading the person detector [person] detector = {:?}",
                         detector.display().to_string()
                     )
                 })?;
-                tracing::info!(
-                    detector = %detector.display(),
-                    kind = d.kind(),
-                    every,
-                    "Person detector loaded."
-                );
-                Finder::Detected {
-                    detector: d,
-                    tracker: Tracker::new(*tracker),
-                    cuts: CutDetector::new(*cut_threshold),
-                    every: *every,
-                    frames: 0,
-                }
+                tracing::info!(detector = %detector.display(), kind = d.kind(), "Person detector loaded.");
+                Finder::with_detector(people, Box::new(d))
             }
         })
+    }
+
+    /// The finder `people` asks for, with `detector` as its person detector (a region finder
+    /// ignores it).
+    pub fn with_detector(people: &People, detector: Box<dyn Detect>) -> Self {
+        match people {
+            People::Region(b) => Finder::Region(*b),
+            People::Detected { every, tracker, cut_threshold, .. } => Finder::Detected {
+                detector,
+                tracker: Tracker::new(*tracker),
+                cuts: CutDetector::new(*cut_threshold),
+                every: *every,
+                frames: 0,
+            },
+        }
     }
 
     /// The people of `image` (ascending id) and the tracks that ended.

@@ -26,6 +26,17 @@ pub struct Detection {
     pub score: f32,
 }
 
+/// What the tracker needs from a person detector: the people in a frame, best first. The
+/// seam between [`finder::Finder`] and the ONNX detectors ([`PersonDetector`]); tests put a
+/// scripted detector here.
+pub trait Detect: Send {
+    /// The people in `image`, best first.
+    ///
+    /// # Errors
+    /// [`model::Error`] when the detector's graph fails.
+    fn detect(&mut self, image: &Image) -> model::Result<Vec<Detection>>;
+}
+
 /// A loaded person detector, whichever the file holds.
 pub enum PersonDetector {
     NanoDet(Box<nanodet::Detector>),
@@ -53,12 +64,10 @@ impl PersonDetector {
             PersonDetector::BlazePose(_) => "BlazePose",
         }
     }
+}
 
-    /// The people in `image`, best first.
-    ///
-    /// # Errors
-    /// [`model::Error`] when tract fails.
-    pub fn detect(&mut self, image: &Image) -> model::Result<Vec<Detection>> {
+impl Detect for PersonDetector {
+    fn detect(&mut self, image: &Image) -> model::Result<Vec<Detection>> {
         match self {
             PersonDetector::NanoDet(d) => d.detect(image),
             PersonDetector::BlazePose(d) => Ok(d

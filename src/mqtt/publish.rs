@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Backoff, Broker, Failure, QoS, Will};
 use crate::queue;
+use crate::stages::output::{Outbox, Outgoing, Publisher, Running};
 use crate::telemetry::stats::MqttCounters;
 use crate::telemetry::Notice;
 
@@ -48,19 +49,6 @@ pub struct Settings {
     pub max_age: Duration,
 }
 
-/// An encoded pose message and when it was made.
-#[derive(Clone, Debug)]
-pub struct Outgoing {
-    pub bytes: Vec<u8>,
-    pub made: Instant,
-}
-
-impl Outgoing {
-    pub fn now(bytes: Vec<u8>) -> Self {
-        Outgoing { bytes, made: Instant::now() }
-    }
-}
-
 impl Settings {
     pub fn topic(&self, leaf: &str) -> String {
         format!("{}/{}/{leaf}", self.prefix, self.device_id)
@@ -74,6 +62,45 @@ pub struct Counters {
     pub stats: Arc<MqttCounters>,
     /// Why the last connection attempt failed, for the start-up error.
     pub last_failure: std::sync::Mutex<Option<Failure>>,
+}
+
+/// The daemon's publisher: [`run`] as a [`Publisher`], with start-up waiting for the broker
+/// ([`wait_for_broker`]).
+pub struct Mqtt {
+    settings: Settings,
+    connect_timeout: Option<Duration>,
+    counters: Arc<Counters>,
+}
+
+impl Mqtt {
+    /// `connect_timeout`: how long start-up waits for the broker (`None`: as long as it takes).
+    pub fn new(settings: Settings, connect_timeout: Option<Duration>) -> Self {
+        Mqtt { settings, connect_timeout, counters: Arc::default() }
+    }
+}
+
+impl Publisher for Mqtt {
+    fn run(&self, out: Outbox) -> Running {
+        let (settings, counters) = (self.settings.clone(), self.counters.clone());
+        Box::pin(async move {
+            run(settings, out.poses, Some(out.notices), counters, out.stop).await?;
+            Ok(())
+        })
+    }
+
+    fn wait_ready(
+        &self,
+        shutdown: &CancellationToken,
+        gone: &dyn Fn() -> bool,
+    ) -> anyhow::Result<()> {
+        let broker = &self.settings.broker;
+        wait_for_broker(broker, self.connect_timeout, &self.counters, shutdown, gone)?;
+        Ok(())
+    }
+
+    fn counters(&self) -> Arc<MqttCounters> {
+        self.counters.stats.clone()
+    }
 }
 
 /// Errors of the publisher.

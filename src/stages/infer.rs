@@ -13,13 +13,29 @@ use crate::queue;
 use crate::telemetry::stats::Counters;
 use crate::window::assemble::{FrameIn, PersonIn};
 
-/// The inference thread's state: the per-frame graphs and the person finder.
+/// What the inference stage needs from the backbone: one crop's feature vector. The seam
+/// between the stage and tract's ResNet-50 ([`crate::model::Backbone`]); tests put a
+/// stand-in of chosen speed here.
+pub trait Features: Send {
+    /// The features of one crop, given as `preprocess::crop_to_tensor` makes it.
+    ///
+    /// # Errors
+    /// [`crate::model::Error`] when the graph fails.
+    fn features(&mut self, crop: &[f32]) -> crate::model::Result<Vec<f32>>;
+}
+
+impl Features for crate::model::Backbone {
+    fn features(&mut self, crop: &[f32]) -> crate::model::Result<Vec<f32>> {
+        self.run(crop)
+    }
+}
+
+/// The inference thread's state: the per-frame model and the person finder.
 pub struct Infer {
-    pub backbone: crate::model::Backbone,
+    pub backbone: Box<dyn Features>,
     pub projector: Projector,
     pub finder: Finder,
     pub crop_scale: f32,
-    pub extra_delay: Duration,
 }
 
 impl Infer {
@@ -50,9 +66,6 @@ impl Infer {
             let t0 = Instant::now();
             let (width, height) = (frame.image.width, frame.image.height);
             let result = self.infer(&frame, &mut tensor, counters);
-            if !self.extra_delay.is_zero() {
-                std::thread::sleep(self.extra_delay);
-            }
             Counters::add(&counters.infer_ns, t0.elapsed().as_nanos() as u64);
             let (people, ended) = match result {
                 Ok(found) => found,
@@ -107,7 +120,7 @@ impl Infer {
             let stages = &counters.stages;
             let crop = t.bbox.crop(self.crop_scale);
             stages.preprocess.time(|| preprocess::crop_to_tensor(frame, crop, tensor));
-            let feature = stages.backbone.time(|| self.backbone.run(tensor))?;
+            let feature = stages.backbone.time(|| self.backbone.features(tensor))?;
             let cache = stages.project.time(|| self.projector.project(&feature))?.swap_remove(0);
             people.push(PersonIn {
                 id: t.id,

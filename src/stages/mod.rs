@@ -14,6 +14,7 @@ use crate::window::assemble::FrameIn;
 
 pub mod capture;
 pub mod infer;
+pub mod output;
 pub mod post;
 
 /// How often a blocked stage looks at its shutdown token.

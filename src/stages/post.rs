@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
+use super::output::Outgoing;
 use super::{Inferred, POLL};
 use crate::model::{HeadOutput, Stepper};
-use crate::mqtt::publish;
 use crate::queue;
 use crate::telemetry::stats::Counters;
 use crate::window::assemble::{self, Assembler};
@@ -23,7 +23,7 @@ impl Post {
     pub fn run(
         self,
         feature_rx: queue::Receiver<Inferred>,
-        pose_tx: queue::Sender<publish::Outgoing>,
+        pose_tx: queue::Sender<Outgoing>,
         counters: &Counters,
     ) -> Result<()> {
         let Post { mut stepper, mut assembler } = self;
@@ -57,7 +57,7 @@ impl Post {
                 Counters::add(&counters.bytes_out, bytes.len() as u64);
                 Counters::add(&counters.people_out, msg.people.len() as u64);
                 // Drop-oldest: never blocks on the broker; drops are counted by the queue.
-                if pose_tx.send(publish::Outgoing::now(bytes)).is_err() {
+                if pose_tx.send(Outgoing::now(bytes)).is_err() {
                     bail!("the publisher stopped taking messages");
                 }
             }

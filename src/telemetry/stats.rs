@@ -261,6 +261,30 @@ impl Reporter {
     }
 }
 
+/// The stats timer (a task on the io runtime): a report every `interval`, as a
+/// [`Notice::Stats`](super::Notice::Stats) for the publisher, until `stop`. The first report
+/// comes one interval after the start.
+pub async fn every(
+    interval: Duration,
+    mut reporter: Reporter,
+    notice_tx: crate::queue::Sender<super::Notice>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let report = reporter.report();
+        tracing::debug!(?report, "Stats.");
+        // Drop-oldest: a full queue loses its oldest report, never blocks the timer.
+        let _ = notice_tx.send(super::Notice::Stats(report));
+    }
+}
+
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -299,5 +323,32 @@ mod tests {
         // The next interval has no new frames: rates and means fall to 0, totals stay.
         let next = r.report();
         assert_eq!((next.fps_in, next.inference_ms, next.frames_in), (0.0, 0.0, 3));
+    }
+
+    /// The stats timer on tokio's paused clock: the first report one interval after the
+    /// start, then one per interval; the notice queue keeps the latest 8 and counts the rest;
+    /// nothing after the stop.
+    #[tokio::test(start_paused = true)]
+    async fn stats_timer_reports_every_interval_until_stopped() {
+        let (tx, rx) = queue::bounded("notices", 8);
+        let gauge = tx.gauge();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let reporter = Reporter::new(Arc::default(), Arc::default(), Vec::new());
+        let task = tokio::spawn(every(Duration::from_secs(5), reporter, tx, stop.clone()));
+        let secs = |s: f64| tokio::time::sleep(Duration::from_secs_f64(s));
+        secs(4.9).await;
+        assert!(rx.try_recv().is_none(), "nothing before the first interval");
+        secs(0.2).await;
+        assert!(matches!(rx.try_recv(), Some(crate::telemetry::Notice::Stats(_))));
+        secs(50.0).await; // ten more, nobody reading
+        stop.cancel();
+        task.await.unwrap();
+        secs(60.0).await;
+        let mut kept = 0;
+        while let Some(n) = rx.try_recv() {
+            assert!(matches!(n, crate::telemetry::Notice::Stats(_)));
+            kept += 1;
+        }
+        assert_eq!((kept, gauge.dropped()), (8, 2));
     }
 }

@@ -8,7 +8,9 @@
 //! `$WATCHDOG_USEC` too. Notification errors are logged once and never stop the daemon.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
@@ -96,14 +98,26 @@ pub fn status_line(report: &Report, stalled: Duration) -> String {
 
 /// The notifier task (on the io runtime): status lines, watchdog pings while inference moves,
 /// `STOPPING=1` when `shutdown` is cancelled. Returns at once when not supervised.
-pub async fn run(mut reporter: Reporter, shutdown: CancellationToken, io_stop: CancellationToken) {
+pub async fn run(reporter: Reporter, shutdown: CancellationToken, io_stop: CancellationToken) {
     if !supervised() {
         return;
     }
     let watchdog = sd_notify::watchdog_enabled();
-    // systemd's advice: ping at half the timeout.
-    let every = watchdog.map_or(STATUS_EVERY, |w| (w / 2).max(Duration::from_millis(10)));
     tracing::info!(watchdog = ?watchdog, "Supervised by systemd.");
+    notify(reporter, watchdog, send, shutdown, io_stop).await;
+}
+
+/// [`run`]'s loop, with the watchdog timeout and the way to notify given: every half
+/// timeout (systemd's advice), or every [`STATUS_EVERY`] without a watchdog, a status line,
+/// and a ping if inference moved since the last one.
+async fn notify(
+    mut reporter: Reporter,
+    watchdog: Option<Duration>,
+    mut send: impl FnMut(&[NotifyState]),
+    shutdown: CancellationToken,
+    io_stop: CancellationToken,
+) {
+    let every = watchdog.map_or(STATUS_EVERY, |w| (w / 2).max(Duration::from_millis(10)));
     let mut progress = Progress::new(Instant::now());
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -161,5 +175,64 @@ mod tests {
         let stalled = status_line(&report, Duration::from_secs(12));
         assert!(stalled.starts_with("stalled: no frame through inference for 12 s"), "{stalled}");
         assert!(stalled.contains("7 frames in"), "{stalled}");
+    }
+
+    /// The watchdog over time, on tokio's paused clock: a ping at every tick while frames go
+    /// through inference, none while it is stalled (systemd would restart the daemon), pings
+    /// again when it resumes, and `STOPPING=1` on a stop.
+    #[tokio::test(start_paused = true)]
+    async fn watchdog_pings_only_while_frames_flow() {
+        let counters = Arc::new(Counters::default());
+        let reporter = Reporter::new(counters.clone(), Arc::default(), Vec::new());
+        let sent = Arc::new(std::sync::Mutex::new(Vec::<(f64, String)>::new()));
+        let (shutdown, io_stop) = (CancellationToken::new(), CancellationToken::new());
+        let t0 = Instant::now();
+        let record = {
+            let sent = sent.clone();
+            move |states: &[NotifyState]| {
+                let line: Vec<String> = states.iter().map(ToString::to_string).collect();
+                sent.lock().unwrap().push((t0.elapsed().as_secs_f64(), line.join(" ")));
+            }
+        };
+        // WatchdogSec=400ms: a tick every 200 ms.
+        let watchdog = Some(Duration::from_millis(400));
+        let task =
+            tokio::spawn(notify(reporter, watchdog, record, shutdown.clone(), io_stop.clone()));
+        let flow = |seconds: u32| {
+            let counters = counters.clone();
+            async move {
+                for _ in 0..seconds * 20 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Counters::add(&counters.frames_inferred, 1);
+                }
+            }
+        };
+        flow(1).await; // 0–1 s: 20 frames/s
+        tokio::time::sleep(Duration::from_secs(3)).await; // 1–4 s: one frame takes 3 s
+        flow(1).await; // 4–5 s: flowing again
+        shutdown.cancel();
+        task.await.unwrap();
+
+        let sent = sent.lock().unwrap();
+        let pings = |from: f64, to: f64| {
+            sent.iter().filter(|(t, l)| l.starts_with("WATCHDOG=1") && *t > from && *t < to).count()
+        };
+        eprintln!(
+            "figure: watchdog on a paused clock (400 ms watchdog): {} pings in 1 s of frames, {} \
+             in the 3 s one frame took, {} in the 1 s after",
+            pings(0.0, 1.1),
+            pings(1.1, 3.9),
+            pings(4.1, 5.0)
+        );
+        assert_eq!(pings(0.1, 0.9), 4, "a ping every 200 ms while flowing: {sent:?}");
+        assert_eq!(pings(1.1, 3.9), 0, "no ping while stalled: {sent:?}");
+        assert!(pings(4.1, 5.0) >= 4, "pings resume with frames: {sent:?}");
+        let stalled = sent.iter().filter(|(t, _)| *t > 3.1 && *t < 3.9);
+        assert!(
+            stalled.clone().count() >= 3
+                && stalled.clone().all(|(_, l)| l.contains("stalled: no frame through inference")),
+            "the status says it is stalled: {sent:?}"
+        );
+        assert!(sent.last().unwrap().1.starts_with("STOPPING=1"), "{sent:?}");
     }
 }

@@ -1,0 +1,214 @@
+//! The pipeline in-process: the daemon built by `daemon::start_with` from the parts of a real
+//! config (the synthetic source, the bundled narrow models, the finder), with two parts
+//! swapped through its seams: a stand-in backbone of chosen speed, and a publisher that hands
+//! every message to the test over a channel. No broker, no child process: the subject here is
+//! the pipeline's own logic (queues, drops and their counts, ordering, shutdown and its
+//! deadline, a failing stage). tests/daemon.rs proves the product end to end.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use smplcast::config::Config;
+use smplcast::daemon::{self, Parts, Summary};
+use smplcast::model::Backbone;
+use smplcast::stages::infer::Features;
+use smplcast::stages::output::{Outbox, Publisher, Running};
+use smplcast::telemetry::stats::{MqttCounters, Report};
+use smplcast::telemetry::Notice;
+use smplcast::wire::{self, PoseMsg};
+
+fn narrow() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/fixtures/narrow")
+}
+
+/// A stand-in for the ResNet-50: `delay` per crop, features made from the crop's pixels.
+struct StandIn {
+    len: usize,
+    delay: Duration,
+    calls: Arc<AtomicU64>,
+    panic_on: Option<u64>,
+}
+
+impl Features for StandIn {
+    fn features(&mut self, crop: &[f32]) -> smplcast::model::Result<Vec<f32>> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        assert!(self.panic_on != Some(call), "the stand-in backbone panics on call {call}");
+        std::thread::sleep(self.delay);
+        let mean = crop.iter().sum::<f32>() / crop.len().max(1) as f32;
+        Ok((0..self.len).map(|i| mean * ((i % 7) as f32 - 3.0)).collect())
+    }
+}
+
+/// What the channel publisher hands over.
+enum Got {
+    Pose(Box<PoseMsg>),
+    Stats(Box<Report>),
+    Camera,
+    /// Its `run` ended: `clean` when the pose queue closed, not by `stop`.
+    Ended {
+        clean: bool,
+    },
+}
+
+/// A publisher that decodes each pose message and passes everything to the test.
+struct Channel {
+    tx: mpsc::Sender<Got>,
+    counters: Arc<MqttCounters>,
+}
+
+impl Publisher for Channel {
+    fn run(&self, out: Outbox) -> Running {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let mut notices_open = true;
+            let clean = loop {
+                tokio::select! {
+                    _ = out.stop.cancelled() => break false,
+                    pose = out.poses.recv_async() => match pose {
+                        Ok(p) => { let _ = tx.send(Got::Pose(Box::new(wire::decode(&p.bytes)?))); }
+                        Err(_) => break true,
+                    },
+                    n = out.notices.recv_async(), if notices_open => match n {
+                        Ok(Notice::Stats(r)) => { let _ = tx.send(Got::Stats(Box::new(r))); }
+                        Ok(Notice::Camera(_)) => { let _ = tx.send(Got::Camera); }
+                        Err(_) => notices_open = false,
+                    },
+                }
+            };
+            let _ = tx.send(Got::Ended { clean });
+            Ok(())
+        })
+    }
+
+    fn counters(&self) -> Arc<MqttCounters> {
+        self.counters.clone()
+    }
+}
+
+/// A daemon on `toml` (the narrow models, no `[mqtt]`), with a stand-in backbone of `delay`
+/// per crop (panicking on call `panic_on`) and the channel publisher.
+struct Rig {
+    running: daemon::Running,
+    got: mpsc::Receiver<Got>,
+    calls: Arc<AtomicU64>,
+}
+
+impl Rig {
+    fn start(toml: &str, delay: Duration, panic_on: Option<u64>) -> Rig {
+        let text = format!("[model]\ndir = {:?}\n{toml}", narrow().display().to_string());
+        let config = Config::from_toml(&text, &narrow()).unwrap();
+        let mut parts = Parts::load(&config).unwrap();
+        let len = Backbone::load(&narrow().join("backbone.onnx"), 1).unwrap().feature_len();
+        let calls = Arc::new(AtomicU64::new(0));
+        parts.backbone = Box::new(StandIn { len, delay, calls: calls.clone(), panic_on });
+        let (tx, got) = mpsc::channel();
+        parts.publisher = Arc::new(Channel { tx, counters: Arc::default() });
+        let running = daemon::start_with(&config, parts).unwrap();
+        Rig { running, got, calls }
+    }
+
+    /// Waits for the pipeline to end; what it returned and everything the publisher got.
+    fn wait(self) -> (anyhow::Result<Summary>, u64, Vec<Got>) {
+        let (counters, _) = self.running.counters();
+        let result = self.running.wait();
+        let inferred = counters.frames_inferred.load(Ordering::SeqCst);
+        (result, inferred, self.got.try_iter().collect())
+    }
+}
+
+fn poses(got: &[Got]) -> Vec<&PoseMsg> {
+    got.iter().filter_map(|g| if let Got::Pose(p) = g { Some(p.as_ref()) } else { None }).collect()
+}
+
+#[test]
+fn a_model_slower_than_a_live_source_drops_frames_before_inference_and_counts_them() {
+    // 50 fps in, 60 ms per frame in inference: at most ~16 fps through.
+    let toml = "[source]\nkind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 50\n\
+                [stats]\ninterval_s = 0.5\n";
+    let rig = Rig::start(toml, Duration::from_millis(60), None);
+    std::thread::sleep(Duration::from_millis(2200));
+    rig.running.stop();
+    let (result, inferred, got) = rig.wait();
+    let summary = result.unwrap();
+
+    // Nothing is lost uncounted: every frame captured was inferred or dropped (and counted).
+    assert!(summary.frames_dropped > 10, "{summary:?}");
+    assert_eq!(summary.frames_in, inferred + summary.frames_dropped, "{summary:?}");
+    let poses = poses(&got);
+    assert_eq!(
+        poses.len() as u64,
+        summary.messages_out,
+        "every message made reached the publisher"
+    );
+    assert_eq!(summary.messages_dropped, 0, "poses are not what is dropped: {summary:?}");
+    // Frames dropped before inference leave gaps in frame ids, never in seq.
+    let seq: Vec<u64> = poses.iter().map(|p| p.seq).collect();
+    assert_eq!(seq, (0..seq.len() as u64).collect::<Vec<_>>());
+    let frames: Vec<u64> = poses.iter().map(|p| p.frame).collect();
+    assert!(frames.windows(2).all(|w| w[1] > w[0]), "in capture order: {frames:?}");
+    assert!(frames.windows(2).any(|w| w[1] > w[0] + 1), "gaps: {frames:?}");
+
+    // The stats reports say so as it happens.
+    let reports: Vec<&Report> = got
+        .iter()
+        .filter_map(|g| if let Got::Stats(r) = g { Some(r.as_ref()) } else { None })
+        .collect();
+    assert!(reports.len() >= 3, "a report every 0.5 s for 2.2 s: {}", reports.len());
+    let last = reports.last().unwrap();
+    assert!(last.frames_dropped > 10 && last.frames_dropped == last.queues["frames"].dropped);
+    assert!(last.fps_in > 25.0 && last.fps_out < 0.75 * last.fps_in, "{last:?}");
+    assert!(last.inference_ms >= 60.0, "{last:?}");
+    assert!(last.queues["frames"].len <= 2, "bounded: {last:?}");
+    assert!(got.iter().any(|g| matches!(g, Got::Camera)), "the camera's state");
+    assert!(matches!(got.last(), Some(Got::Ended { clean: true })), "the publisher drained");
+}
+
+#[test]
+fn an_unpaced_source_waits_for_a_slow_model_and_every_frame_gets_its_result() {
+    // A replay: the source waits for inference, so nothing is dropped and every frame of
+    // the 40 gets a result, the last ones when the source ends and the windows flush.
+    let toml = "[source]\nkind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 0\nframes = 40\n";
+    let rig = Rig::start(toml, Duration::from_millis(5), None);
+    let (result, inferred, got) = rig.wait();
+    let summary = result.unwrap();
+    assert_eq!((summary.frames_in, summary.frames_dropped, inferred), (40, 0, 40), "{summary:?}");
+    let frames: Vec<u64> = poses(&got).iter().map(|p| p.frame).collect();
+    assert_eq!(frames, (0..40).collect::<Vec<_>>());
+    assert!(matches!(got.last(), Some(Got::Ended { clean: true })));
+}
+
+#[test]
+fn a_stop_that_overruns_its_deadline_is_reported_and_the_publisher_still_ends() {
+    // Inference takes 10 s per frame; the stop may take 0.5 s.
+    let toml = "[source]\nkind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 30\n\
+                [pipeline]\nshutdown_timeout_s = 0.5\n";
+    let rig = Rig::start(toml, Duration::from_secs(10), None);
+    let until = Instant::now() + Duration::from_secs(10);
+    while rig.calls.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < until, "no frame reached inference");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let asked = Instant::now();
+    rig.running.stop();
+    let (result, _, got) = rig.wait();
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(error.contains("did not stop within 500ms"), "{error}");
+    assert!(error.contains("pipeline.shutdown_timeout_s"), "names the setting: {error}");
+    // The deadline, plus the publisher's flush (stopped at once here), plus polling.
+    assert!(asked.elapsed() < Duration::from_secs(2), "the deadline holds: {:?}", asked.elapsed());
+    assert!(matches!(got.last(), Some(Got::Ended { clean: false })), "stopped, not drained");
+}
+
+#[test]
+fn a_panicking_stage_stops_the_others_and_is_reported() {
+    let toml = "[source]\nkind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 30\n";
+    let rig = Rig::start(toml, Duration::ZERO, Some(5));
+    let (result, inferred, got) = rig.wait(); // no stop asked: the panic stops it
+    let error = format!("{:#}", result.unwrap_err());
+    assert_eq!(error, "infer: panicked");
+    assert_eq!(inferred, 5);
+    assert!(matches!(got.last(), Some(Got::Ended { clean: true })), "post drained, then io");
+}
