@@ -3,7 +3,7 @@
 # under qemu-user. The release binaries need glibc <= 2.31 (Jetson on Ubuntu 20.04; Pi OS
 # bookworm has 2.36), and the script fails if one needs more.
 #
-#   cross/build-debian.sh [--setup] [--tests] [--check] [--deb] [aarch64] [armv7]
+#   cross/build-debian.sh [--setup] [--cargo-deb] [--tests] [--check] [--deb] [aarch64] [armv7]
 #
 #   (no flag)  build target/cross/<triple>/release/smplcast for each target (default: both)
 #   --setup    only install what the builds need (Debian packages, zig): the test command
@@ -15,6 +15,8 @@
 #              --tests, the unit, model-parity, streaming, detector and wire tests
 #   --deb      Debian packages with cargo-deb: target/cross/packages/smplcast_<v>_<arch>.deb
 #              (not cargo-deb's own target/cross/debian/: it deletes other versions there)
+#   --cargo-deb  only build cargo-deb into target/cross/tools (the test command does this
+#              early, beside the ARM builds, so that packaging waits on nothing)
 #
 # How (verified on Debian 12, 2 cores; times in README "Deploying"):
 # - Rust: Debian's rustc-web/cargo-web 1.96 from bookworm-security (rustup cannot download
@@ -36,15 +38,16 @@ CARGO_ZIGBUILD=0.24.1
 TOOLS=$PWD/target/cross/tools
 export CARGO_TARGET_DIR=$PWD/target/cross
 
-tests=0 check=0 deb=0 setup_only=0 targets=()
+tests=0 check=0 deb=0 setup_only=0 cargo_deb_only=0 targets=()
 for a in "$@"; do
   case "$a" in
     --setup) setup_only=1 ;;
+    --cargo-deb) cargo_deb_only=1 ;;
     --tests) tests=1 ;;
     --check) check=1 ;;
     --deb) deb=1 ;;
     aarch64 | armv7) targets+=("$a") ;;
-    *) echo "usage: $0 [--setup] [--tests] [--check] [--deb] [aarch64] [armv7]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--setup] [--cargo-deb] [--tests] [--check] [--deb] [aarch64] [armv7]" >&2; exit 2 ;;
   esac
 done
 [ ${#targets[@]} -gt 0 ] || targets=(aarch64 armv7)
@@ -149,13 +152,17 @@ unit_tests() {
     cargo-zigbuild test $(cargo_args "$t") "${QEMU_TESTS[@]}"
 }
 
-package() { # DEB_VERSION=V overrides the package version; DEB_OUT=DIR the output directory
-  local t=$1 version=${DEB_VERSION:-} out=${DEB_OUT:-$CARGO_TARGET_DIR/packages}
+install_cargo_deb() {
   if [ ! -x "$TOOLS/bin/cargo-deb" ]; then
     # rustup's or Debian's cargo, whichever is first on the caller's PATH: a host tool.
     env -u RUSTC_BOOTSTRAP CARGO_TARGET_DIR="$TOOLS/build" \
       cargo install --quiet --locked --root "$TOOLS" cargo-deb --version 3.8.0
   fi
+}
+
+package() { # DEB_VERSION=V overrides the package version; DEB_OUT=DIR the output directory
+  local t=$1 version=${DEB_VERSION:-} out=${DEB_OUT:-$CARGO_TARGET_DIR/packages}
+  install_cargo_deb
   echo "== deb $t"
   mkdir -p "$out"
   "$TOOLS/bin/cargo-deb" --no-build --strip --target "$(triple "$t")" \
@@ -164,6 +171,7 @@ package() { # DEB_VERSION=V overrides the package version; DEB_OUT=DIR the outpu
 
 setup
 [ $setup_only = 0 ] || exit 0
+if [ $cargo_deb_only = 1 ]; then install_cargo_deb; exit 0; fi
 for t in "${targets[@]}"; do
   build "$t"
   if [ $check = 1 ]; then

@@ -18,21 +18,37 @@ export CARGO_HOME="${SMPLCAST_CARGO_HOME:-$PWD/target/cargo-home}"
 mkdir -p "$CARGO_HOME"
 
 # Steps run in three lanes, so that the CPU-bound builds overlap the steps that wait on the
-# network or the wall clock. The x86 checks come first and fail fast; each lane's output goes
-# to target/ci/LANE.log and is printed when the lane ends (or fails). At the end: one line per
-# step (lane, start and length, in seconds from the start), and the wall time.
+# network or the wall clock. The cheap checks (fmt, module cycles) come first; a failing main
+# step (clippy, the build, a test) stops every lane at once, a failed lane fails the run when
+# it is joined. Each lane's output goes to target/ci/LANE.log and is printed when it ends. At the end: one line per step (lane, start and length in
+# seconds from the start, CPU seconds), the wall time and the CPU in all.
 #
-#   main   install, cargo fetch, fmt, clippy, x86 build; then the x86 tests (after python)
-#   python the test venv, the PyTorch venv, models/ tests, full-size models (from the start)
-#   arm    aarch64 and armv7 builds, qemu tests, .debs (after clippy: the longest lane)
+#   main   install, cargo fetch, fmt; clippy, x86 build; then the x86 tests (after python)
+#   python the test venv, the PyTorch venv, models/ tests, full-size models; then what the
+#          .deb step needs (cargo-deb, the arm64 root), so that the ARM lane never waits on it
+#   arm    aarch64 and armv7 builds, qemu tests, .debs (the longest lane: it starts beside
+#          clippy, which still stops everything if it fails)
 CI=target/ci
 rm -rf "$CI" && mkdir -p "$CI"
 T0=$SECONDS
-step() { # step NAME COMMAND...: runs a part and records its lane, start and length
-  local name="$1" t0=$SECONDS; shift
+# CPU_NOW: CPU seconds (user + system) used so far by this shell's finished children. A lane
+# is one subshell running its steps one after another, so the difference around a step is
+# that step's CPU. `times` must run in this shell (not in a $(...) subshell): its second line
+# is the children's user and system time, "1m2.345s 0m6.789s".
+child_cpu() {
+  local f="$CI/.times.$BASHPID" u s
+  times > "$f"
+  { read -r _; read -r u s; } < "$f"
+  local us=${u#*m} ss=${s#*m}   # "2.345s": whole seconds before the dot
+  CPU_NOW=$(( ${u%%m*} * 60 + 10#${us%%.*} + ${s%%m*} * 60 + 10#${ss%%.*} ))
+}
+step() { # step NAME COMMAND...: runs a part and records its lane, start, length and CPU
+  local name="$1" t0=$SECONDS c0; child_cpu; c0=$CPU_NOW; shift
   echo; echo "=== $name"
   "$@"
-  printf '%-7s %5d %5d  %s\n' "${LANE:-main}" $((t0 - T0)) $((SECONDS - t0)) "$name" >> "$CI/timings"
+  child_cpu
+  printf '%-7s %5d %5d %5d  %s\n' "${LANE:-main}" $((t0 - T0)) $((SECONDS - t0)) \
+    $((CPU_NOW - c0)) "$name" >> "$CI/timings"
 }
 
 # lane NAME FUNCTION: runs FUNCTION in the background, its output in target/ci/NAME.log.
@@ -64,9 +80,9 @@ on_exit() {
 }
 trap on_exit EXIT
 table() {
-  echo; echo "=== per part (lane, start s, length s)"
+  echo; echo "=== per part (lane, start s, length s, CPU s)"
   sort -k2 -n "$CI/timings" 2>/dev/null || true
-  echo "wall: $((SECONDS - T0)) s"
+  echo "wall: $((SECONDS - T0)) s; CPU: $(awk '{ s += $4 } END { print s }' "$CI/timings" 2>/dev/null) s"
 }
 
 install_packages() {
@@ -110,9 +126,12 @@ full_models() {
 
 # Everything is built and tested with the V4L2 source (feature v4l2, as deployed); clippy also
 # checks the default build (the README's main command) and the wire-only build.
-rust_checks() {
+rust_format() {
   cargo fmt --check
   python3 scripts/module-deps.py   # the library's modules depend one way: no import cycle
+}
+
+rust_checks() {
   cargo clippy --release --all-targets --features v4l2 --locked -- -D warnings
   cargo clippy --release --bins --locked -- -D warnings
   cargo clippy --release --lib --no-default-features --locked -- -D warnings
@@ -198,6 +217,12 @@ python_lane() {
   step "test venv + independent subscriber (pytest)" tests/run -m pytest tests/subscriber -q
   step "PyTorch venv + models/ tests (pytest)" python_tests
   step "full-size random models (convert.py)" full_models
+  step ".deb tools: cargo-deb, arm64 root (debootstrap)" deb_tools
+}
+
+deb_tools() {
+  cross/build-debian.sh --cargo-deb
+  bash tests/deb/run-deb-test.sh --prepare
 }
 
 crates_before=$(crate_count)
@@ -205,9 +230,10 @@ echo "cargo home: $CARGO_HOME ($crates_before crates present before this run; 0 
 disk_report
 step "install Debian packages, Rust, ARM tools" install_packages
 step "cargo fetch (all platforms) into target/cargo-home" cargo_fetch
+step "cargo fmt, module cycles" rust_format
 lane python python_lane
-step "cargo fmt + clippy" rust_checks
 lane arm arm_builds
+step "cargo clippy" rust_checks
 # Everything the tests run (clippy above has checked the benches too).
 step "cargo build (release: lib, bins, tests, examples)" \
   cargo build --release --lib --bins --tests --examples --features v4l2 --locked

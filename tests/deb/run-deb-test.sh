@@ -4,6 +4,8 @@
 # Run as root after `cross/build-debian.sh --deb aarch64` built the two packages:
 #
 #   tests/deb/run-deb-test.sh OLD.deb NEW.deb
+#   tests/deb/run-deb-test.sh --prepare     only make the arm64 root (the test command does
+#                                           this early, while the packages are being built)
 #
 # Checks: files land where the unit and the config expect them; the packaged binary runs in
 # the root and accepts the packaged config (models included); the unit verifies
@@ -11,8 +13,8 @@
 # and installs the new version; remove keeps the config; purge removes it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-old=$(realpath "$1") new=$(realpath "$2")
 ROOT=$PWD/target/cross/arm64-root
+prepare=0; [ "${1:-}" != --prepare ] || prepare=1
 
 # binfmt_misc: the root's own arm64 programs (dpkg, sh, smplcast) run under qemu, also when
 # exec'd from one another. The F flag loads the interpreter now, so it works in the chroot.
@@ -30,6 +32,8 @@ if [ ! -x "$ROOT/usr/bin/dpkg" ]; then
 fi
 in_root() { chroot "$ROOT" "$@"; }
 [ "$(in_root dpkg --print-architecture)" = arm64 ]
+[ $prepare = 0 ] || { echo "arm64 root ready: $ROOT"; exit 0; }
+old=$(realpath "$1") new=$(realpath "$2")
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 version() { in_root dpkg-query -W -f='${Version}' smplcast 2>/dev/null || true; }
