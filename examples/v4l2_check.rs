@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use smplcast::config::{Config, ModelConfig, MqttConfig, SourceConfig};
-use smplcast::mqtt::publish;
+use smplcast::mqtt;
 use smplcast::{daemon, wire};
 
 // The embedded broker of `smplcast demo`: part of the command-line tools, not the library.
@@ -339,7 +339,7 @@ fn daemon_check() -> Result<String, String> {
             smpl_file: None,
         },
         mqtt: Some(MqttConfig {
-            settings: publish::Settings {
+            settings: mqtt::Settings {
                 broker: smplcast::mqtt::Broker::plain("127.0.0.1", port),
                 prefix: "smplcast".into(),
                 device_id: "vivid".into(),
@@ -353,6 +353,7 @@ fn daemon_check() -> Result<String, String> {
         stats_interval: Some(Duration::from_millis(500)),
         frame_queue: 2,
         shutdown_timeout: Duration::from_secs(10),
+        workers: 1,
     };
     let running = daemon::start(&config).map_err(|e| format!("{e:#}"))?;
     let result = (|| -> Result<usize, String> {

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # (what is tried, what must happen, figure-line pattern, test)
 ROWS = [
-    ("MQTT broker killed for 30 s while streaming, then restarted",
+    ("MQTT broker killed for 10 s while streaming, then restarted",
      "reconnects within 2 s, `online` again (retained), poses made during the outage dropped "
      "as stale and counted, not flooded; RSS bounded",
      r"broker outage", "tests/daemon.rs `broker_outage_reconnects_fast_drops_stale_poses_and_stays_bounded`"),

@@ -2,14 +2,16 @@
 //! bodies are in [`crate::stages`]), owns the shutdown.
 //!
 //! ```text
-//!  capture ──frames(2)──▶ infer ──features(4)──▶ post ──poses(mqtt.queue)──▶ io: publisher
-//!  source      drop-oldest  crop → backbone   wait     window → step →   drop-oldest  rumqttc
-//!  (paced)     or wait      → projection              SMPL → CBOR                   + stats
+//!  capture ─frames(2)─▶ find ─jobs(N)─▶ infer ×N ─features─▶ post ─poses(mqtt.queue)─▶ io
+//!  source    drop-oldest detector  wait   crop → backbone  wait  reorder → window   drop-  publisher
+//!  (paced)   or wait     tracker          → projection           → step → SMPL      oldest + stats
 //! ```
 //!
-//! Threads: `capture` (the source, blocking), `infer` (tract: preprocessing, backbone, per-frame
-//! projection), `post` (per-track window, temporal step, SMPL decoding, wire encoding) and `io`
-//! (a current-thread tokio runtime: MQTT publisher, stats timer, SIGTERM/SIGINT).
+//! Threads: `capture` (the source, blocking), `find` (detector and tracker, in frame order),
+//! `infer-0` … `infer-{N-1}` (`pipeline.workers`: preprocessing, backbone, per-frame
+//! projection; frames in parallel), `post` (frames back in order, per-track window, temporal
+//! step, SMPL decoding, wire encoding) and `io` (a current-thread tokio runtime: the publisher,
+//! stats timer, SIGTERM/SIGINT).
 //!
 //! Queues: a live (paced) source drops the oldest waiting frame when inference is behind;
 //! an unpaced one waits, so nothing is lost and a replay is reproducible. Features wait for
@@ -41,6 +43,7 @@ use crate::queue;
 use crate::smpl::joints::Skeleton;
 use crate::source::{files::Files, synthetic::Synthetic, FrameSource};
 use crate::stages::capture::capture;
+use crate::stages::find::Find;
 use crate::stages::infer::{Features, Infer};
 use crate::stages::output::{Discard, Outbox, Publisher};
 use crate::stages::post::Post;
@@ -49,7 +52,7 @@ use crate::telemetry::systemd;
 use crate::telemetry::Notice;
 use crate::window::assemble::Assembler;
 
-/// Features waiting for the post thread.
+/// Results waiting for the post thread, besides one per worker.
 const FEATURE_QUEUE: usize = 4;
 
 /// A started daemon. Dropping it does not stop it: call [`Running::stop`] or send a signal,
@@ -201,21 +204,32 @@ pub fn start(config: &Config) -> Result<Running> {
 pub fn start_with(config: &Config, parts: Parts) -> Result<Running> {
     let Parts { source, finder, backbone, projector, stepper, model_id, skeleton, publisher } =
         parts;
+    // The workers: one more state each over the same weights.
+    let workers = config.workers.max(1);
+    let first = Infer { backbone, projector, crop_scale: config.crop_scale };
+    let mut infers = Vec::with_capacity(workers);
+    for _ in 1..workers {
+        infers.push(first.fork().context("making an inference worker (pipeline.workers)")?);
+    }
+    infers.insert(0, first);
     let shutdown = CancellationToken::new();
     let io_stop = CancellationToken::new();
     let counters = Arc::new(Counters::default());
     let mqtt_counters = publisher.counters();
     // Frames for inference: drop-oldest for a live source, wait for an unpaced one.
     let (frame_tx, frame_rx) = queue::bounded("frames", config.frame_queue);
-    // Per-frame model outputs for the post thread: it waits (post is fast; windows need every
+    // Frames and their people for the workers: `find` waits while they are all busy (so the
+    // frame queue is where frames drop).
+    let (job_tx, job_rx) = queue::bounded("jobs", workers);
+    // Per-frame model outputs for the post thread: they wait (post is fast; windows need every
     // frame they are told about).
-    let (feature_tx, feature_rx) = queue::bounded("features", FEATURE_QUEUE);
+    let (feature_tx, feature_rx) = queue::bounded("features", FEATURE_QUEUE + workers);
     // Encoded pose messages for the publisher: drop-oldest (a stale pose is worth nothing).
     let pose_cap = config.mqtt.as_ref().map_or(64, |m| m.queue);
     let (pose_tx, pose_rx) = queue::bounded("poses", pose_cap);
     // Stats reports and camera states for the publisher: a few waiting, drop-oldest.
     let (notice_tx, notice_rx) = queue::bounded("notices", 8);
-    let gauges = vec![frame_tx.gauge(), feature_tx.gauge(), pose_tx.gauge()];
+    let gauges = vec![frame_tx.gauge(), job_tx.gauge(), feature_tx.gauge(), pose_tx.gauge()];
 
     let outbox = Outbox { poses: pose_rx, notices: notice_rx, stop: io_stop.clone() };
     let io = spawn_io(
@@ -233,23 +247,29 @@ pub fn start_with(config: &Config, parts: Parts) -> Result<Running> {
     }
 
     let live = source.is_live();
-    let infer = Infer { backbone, projector, finder, crop_scale: config.crop_scale };
+    let find = Find { finder };
     let assembler = Assembler::new(config.device_id.clone(), model_id).with_skeleton(skeleton);
     let post = Post { stepper, assembler };
-    let stages = vec![
+    let mut stages = vec![
         spawn_stage("capture", &shutdown, {
             let (counters, shutdown) = (counters.clone(), shutdown.clone());
             move || capture(source, live, frame_tx, notice_tx, &counters, &shutdown)
         })?,
-        spawn_stage("infer", &shutdown, {
-            let counters = counters.clone();
-            move || infer.run(frame_rx, feature_tx, &counters)
-        })?,
-        spawn_stage("post", &shutdown, {
-            let counters = counters.clone();
-            move || post.run(feature_rx, pose_tx, &counters)
+        spawn_stage("find", &shutdown, {
+            let (counters, feature_tx) = (counters.clone(), feature_tx.clone());
+            move || find.run(frame_rx, job_tx, feature_tx, &counters)
         })?,
     ];
+    for (k, infer) in infers.into_iter().enumerate() {
+        let (counters, job_rx, feature_tx) = (counters.clone(), job_rx.clone(), feature_tx.clone());
+        let run = move || infer.run(job_rx, feature_tx, &counters);
+        stages.push(spawn_stage(&format!("infer-{k}"), &shutdown, run)?);
+    }
+    drop((job_rx, feature_tx)); // the queues close when their stages are done
+    stages.push(spawn_stage("post", &shutdown, {
+        let counters = counters.clone();
+        move || post.run(feature_rx, pose_tx, &counters)
+    })?);
     tracing::info!("Running.");
     systemd::ready();
     Ok(Running {

@@ -40,11 +40,17 @@ impl<T> Clone for Sender<T> {
     }
 }
 
-/// Receiving side.
+/// Receiving side. Cloneable: several consumers share the queue, each item goes to one.
 #[derive(Debug)]
 pub struct Receiver<T> {
     rx: flume::Receiver<T>,
     name: &'static str,
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        Receiver { rx: self.rx.clone(), name: self.name }
+    }
 }
 
 /// A queue of at most `capacity` items (at least 1) named `name` in errors and stats.

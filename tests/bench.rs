@@ -32,7 +32,7 @@ fn bench(args: &[&str]) -> String {
 }
 
 #[test]
-fn bench_reports_every_stage_for_each_precision_and_thread_count() {
+fn bench_reports_every_stage_for_each_precision_thread_and_worker_count() {
     let dir = std::env::temp_dir().join(format!("smplcast-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (json, svg) = (dir.join("bench.json"), dir.join("bench.svg"));
@@ -40,6 +40,8 @@ fn bench_reports_every_stage_for_each_precision_and_thread_count() {
         "--precision",
         "f32,int8",
         "--threads",
+        "1,2",
+        "--workers",
         "1,2",
         "--frames",
         "24",
@@ -53,14 +55,26 @@ fn bench_reports_every_stage_for_each_precision_and_thread_count() {
     assert!(text.contains("throughput ÷ the first run"), "{text}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let runs = report["runs"].as_array().unwrap();
-    let which: Vec<(String, u64)> = runs
+    let which: Vec<String> = runs
         .iter()
-        .map(|r| (r["precision"].as_str().unwrap().to_string(), r["threads"].as_u64().unwrap()))
+        .map(|r| {
+            format!("{} {}t {}w", r["precision"].as_str().unwrap(), r["threads"], r["workers"])
+        })
         .collect();
-    assert_eq!(
-        which,
-        [("f32".into(), 1), ("f32".into(), 2), ("int8".into(), 1), ("int8".into(), 2)]
-    );
+    let want = ["f32 1t 1w", "f32 1t 2w", "f32 2t 1w", "f32 2t 2w"];
+    let want: Vec<String> =
+        ["f32", "int8"].iter().flat_map(|p| want.map(|w| w.replacen("f32", p, 1))).collect();
+    assert_eq!(which, want);
+    // Each 2-worker run against its 1-worker run.
+    let scaling = report["scaling"].as_array().unwrap();
+    let scaled: Vec<&str> = scaling.iter().map(|s| s["run"].as_str().unwrap()).collect();
+    assert_eq!(scaled, ["f32 1t 2w", "f32 2t 2w", "int8 1t 2w", "int8 2t 2w"]);
+    for s in scaling {
+        let e = s["efficiency"].as_f64().unwrap();
+        assert!(e > 0.0 && e < 1.5, "{s}");
+        assert!(s["rss_mb_per_extra_worker"].as_f64().unwrap().is_finite(), "{s}");
+    }
+    assert!(text.contains("RSS per extra worker"), "{text}");
     let names = [
         "capture",
         "detect",
@@ -106,7 +120,7 @@ fn bench_reports_every_stage_for_each_precision_and_thread_count() {
     let drawing = std::fs::read_to_string(&svg).unwrap();
     assert!(drawing.starts_with("<svg") && drawing.trim_end().ends_with("</svg>"));
     // One bar segment per stage and run, plus the legend.
-    assert_eq!(drawing.matches("<rect").count(), 4 * names.len() + names.len(), "{drawing}");
+    assert_eq!(drawing.matches("<rect").count(), 8 * names.len() + names.len(), "{drawing}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

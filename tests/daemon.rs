@@ -279,13 +279,16 @@ fn killed_daemon_goes_offline_by_its_last_will() {
     assert_retained_offline(broker.port, device);
 }
 
-/// Runs the file source over tests/data/frames to its end and returns the pose lines.
-fn replay(broker: &Broker, device: &str) -> (Vec<Value>, String) {
+/// Runs the file source over tests/data/frames to its end on `workers` inference workers and
+/// returns the pose lines.
+fn replay(broker: &Broker, device: &str, workers: usize) -> (Vec<Value>, String) {
     let sub = Subscriber::start(broker.port, device, 60);
     sub.until(Duration::from_secs(15), |v| v["ready"] == true);
     let frames = root().join("tests/data/frames");
     let source = format!("kind = \"files\"\npath = {:?}\nfps = 0", frames.display().to_string());
-    let mut daemon = Daemon::start(device, &config(device, broker.port, &source, "", 0.0));
+    let cfg = config(device, broker.port, &source, "", 0.0)
+        + &format!("[pipeline]\nworkers = {workers}\n");
+    let mut daemon = Daemon::start(device, &cfg);
     let (status, stderr) = daemon.wait(Duration::from_secs(60));
     assert!(status.success(), "the replay ends by itself: {stderr}");
     // The retained `offline` of an earlier run may come first: wait for this run's.
@@ -302,8 +305,9 @@ fn replay(broker: &Broker, device: &str) -> (Vec<Value>, String) {
 fn replaying_files_gives_identical_payloads_apart_from_timestamps() {
     let device = "daemon-replay";
     let broker = Broker::start();
-    let (first, stderr) = replay(&broker, device);
-    let (second, _) = replay(&broker, device);
+    // The second run on 3 workers: parallel inference changes nothing a subscriber gets.
+    let (first, stderr) = replay(&broker, device, 1);
+    let (second, _) = replay(&broker, device, 3);
     assert!(stderr.contains("frame_010.jpg"), "the corrupt frame is named: {stderr}");
 
     let first_refs: Vec<&Value> = first.iter().collect();
@@ -635,13 +639,13 @@ fn unix_seconds_reads_tracing_timestamps() {
 /// are dropped as stale and counted instead of flooding subscribers on reconnection.
 #[test]
 fn broker_outage_reconnects_fast_drops_stale_poses_and_stays_bounded() {
-    const OUTAGE_S: u64 = 30;
+    const OUTAGE_S: u64 = 10;
     let device = "daemon-outage";
     let broker = Broker::start();
     let port = broker.port;
     let sub = Subscriber::start(port, device, 60);
     sub.until(Duration::from_secs(15), |v| v["ready"] == true);
-    // A queue that could hold the whole outage (25 fps × 30 s = 750): only the age limit
+    // A queue that could hold the whole outage (25 fps × 10 s = 250): only the age limit
     // keeps the old poses from going out on reconnection.
     let cfg = format!(
         "device_id = \"{device}\"\n[source]\nkind = \"synthetic\"\nwidth = 160\nheight = 120\n\

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use common::mqtt::{assert_retained_offline, is_status, root, Broker, Subscriber};
 
 use serde_json::Value;
-use smplcast::mqtt::publish::{self, Counters, Settings};
+use smplcast::mqtt::publish::{self, Counters};
+use smplcast::mqtt::Settings;
 use smplcast::mqtt::{self, QoS};
 use smplcast::queue;
 use smplcast::stages::output::Outgoing;

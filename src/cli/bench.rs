@@ -39,9 +39,12 @@ pub struct Args {
     /// ARMv8.2 cores; emulated, slowly, elsewhere), int8 (the int8 backbone).
     #[arg(long, value_delimiter = ',', default_value = "f32,int8")]
     precision: Vec<String>,
-    /// Thread counts for the models' matrix products, comma-separated.
+    /// Thread counts for the models' matrix products (per worker), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     threads: Vec<usize>,
+    /// Inference worker counts (`pipeline.workers`), comma-separated: frames in parallel.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    workers: Vec<usize>,
     /// Frames measured per run.
     #[arg(long, default_value_t = 60)]
     frames: u64,
@@ -126,6 +129,7 @@ pub fn main(args: Args) -> Result<()> {
         models,
         precisions: args.precision,
         threads: args.threads,
+        workers: args.workers,
         frames: args.frames,
         warmup: args.warmup,
         source: args.source,
@@ -154,6 +158,8 @@ pub struct BenchOptions {
     pub precisions: Vec<String>,
     /// Thread counts for the models' matrix products.
     pub threads: Vec<usize>,
+    /// Inference worker counts.
+    pub workers: Vec<usize>,
     /// Frames measured, after `warmup` frames.
     pub frames: u64,
     pub warmup: u64,
@@ -195,11 +201,12 @@ pub struct Latency {
     pub goal_own_ms: f64,
 }
 
-/// One precision × thread count.
+/// One precision × thread count × worker count.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunFigure {
     pub precision: String,
     pub threads: usize,
+    pub workers: usize,
     pub frames: u64,
     pub seconds: f64,
     pub people_per_frame: f64,
@@ -227,6 +234,19 @@ pub struct Report {
     pub runs: Vec<RunFigure>,
     /// Throughput of each run ÷ the first run's (f32 or the first precision, 1 thread).
     pub throughput_ratios: Vec<(String, f64)>,
+    /// Each run on N > 1 workers against the same precision and threads on 1 worker.
+    pub scaling: Vec<Scaling>,
+}
+
+/// What N workers give over one.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scaling {
+    pub run: String,
+    pub workers: usize,
+    /// Throughput ÷ (N × the 1-worker throughput): 1 is perfect scaling.
+    pub efficiency: f64,
+    /// (Steady RSS − the 1-worker run's) ÷ (N − 1).
+    pub rss_mb_per_extra_worker: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -269,23 +289,26 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             "--precision {precision:?}: expected {PRECISIONS:?}"
         );
         for &threads in &opts.threads {
-            eprintln!("bench: {precision}, {threads} thread(s): throughput …");
-            let mut figure = throughput(opts, precision, threads, port)?;
-            if !opts.no_latency {
-                let fps = (0.8 * figure.person_frames_per_s / figure.people_per_frame.max(1.0))
-                    .clamp(0.5, 1000.0);
-                eprintln!("bench: {precision}, {threads} thread(s): latency at {fps:.1} fps …");
-                figure.latency = Some(latency(opts, precision, threads, port, fps, &figure)?);
+            for &workers in &opts.workers {
+                ensure!((1..=64).contains(&workers), "--workers {workers}: expected 1 to 64");
+                let setting = Setting { precision, threads, workers };
+                eprintln!("bench: {}: throughput …", setting.name());
+                let mut figure = throughput(opts, &setting, port)?;
+                if !opts.no_latency {
+                    let fps = (0.8 * figure.person_frames_per_s / figure.people_per_frame.max(1.0))
+                        .clamp(0.5, 1000.0);
+                    eprintln!("bench: {}: latency at {fps:.1} fps …", setting.name());
+                    figure.latency = Some(latency(opts, &setting, port, fps, &figure)?);
+                }
+                runs.push(figure);
             }
-            runs.push(figure);
         }
     }
     smplcast::model::set_threads(1)?;
     let base = runs.first().map_or(1.0, |r| r.person_frames_per_s.max(1e-9));
-    let throughput_ratios = runs
-        .iter()
-        .map(|r| (format!("{} {}t", r.precision, r.threads), r.person_frames_per_s / base))
-        .collect();
+    let throughput_ratios =
+        runs.iter().map(|r| (run_name(r), r.person_frames_per_s / base)).collect();
+    let scaling = scaling(&runs);
     Ok(Report {
         smplcast: env!("CARGO_PKG_VERSION"),
         tract: "0.23.9",
@@ -294,7 +317,44 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
         options: opts.clone(),
         runs,
         throughput_ratios,
+        scaling,
     })
+}
+
+/// One run's settings.
+struct Setting<'a> {
+    precision: &'a str,
+    threads: usize,
+    workers: usize,
+}
+
+impl Setting<'_> {
+    fn name(&self) -> String {
+        format!("{}, {} thread(s), {} worker(s)", self.precision, self.threads, self.workers)
+    }
+}
+
+fn run_name(r: &RunFigure) -> String {
+    format!("{} {}t {}w", r.precision, r.threads, r.workers)
+}
+
+/// Each run on N > 1 workers against its 1-worker run (same precision and threads), if any.
+fn scaling(runs: &[RunFigure]) -> Vec<Scaling> {
+    runs.iter()
+        .filter(|r| r.workers > 1)
+        .filter_map(|r| {
+            let one = runs
+                .iter()
+                .find(|o| o.workers == 1 && o.precision == r.precision && o.threads == r.threads)?;
+            let n = r.workers as f64;
+            Some(Scaling {
+                run: run_name(r),
+                workers: r.workers,
+                efficiency: r.person_frames_per_s / (n * one.person_frames_per_s.max(1e-9)),
+                rss_mb_per_extra_worker: (r.rss_mb_steady - one.rss_mb_steady) / (n - 1.0),
+            })
+        })
+        .collect()
 }
 
 fn utc_now() -> String {
@@ -302,13 +362,8 @@ fn utc_now() -> String {
 }
 
 /// The daemon's configuration for one run.
-fn config(
-    opts: &BenchOptions,
-    precision: &str,
-    threads: usize,
-    port: u16,
-    fps: f64,
-) -> smplcast::config::Config {
+fn config(opts: &BenchOptions, setting: &Setting, port: u16, fps: f64) -> smplcast::config::Config {
+    let Setting { precision, threads, workers } = *setting;
     let source = match &opts.source {
         None => SourceConfig::Synthetic { width: 640, height: 480, fps, frames: None },
         Some(dir) => SourceConfig::Files { path: dir.clone(), fps, looping: true },
@@ -325,13 +380,15 @@ fn config(
         threads,
         smpl_file: None,
     };
-    smplcast::config::Config::builtin(
+    let mut config = smplcast::config::Config::builtin(
         "bench",
         source,
         model,
         people,
         Some(("127.0.0.1".into(), port)),
-    )
+    );
+    config.workers = workers;
+    config
 }
 
 /// Counters at one instant.
@@ -434,13 +491,8 @@ fn drive(
     Ok(received)
 }
 
-fn throughput(
-    opts: &BenchOptions,
-    precision: &str,
-    threads: usize,
-    port: u16,
-) -> Result<RunFigure> {
-    let config = config(opts, precision, threads, port, 0.0);
+fn throughput(opts: &BenchOptions, setting: &Setting, port: u16) -> Result<RunFigure> {
+    let config = config(opts, setting, port, 0.0);
     let (warmup, end) = (opts.warmup, opts.warmup + opts.frames);
     let mut first: Option<Snapshot> = None;
     let mut last: Option<Snapshot> = None;
@@ -485,8 +537,9 @@ fn throughput(
     let inference_ms = a.inference_ms_until(&b);
     rss.sort_by(f64::total_cmp);
     Ok(RunFigure {
-        precision: precision.to_string(),
-        threads,
+        precision: setting.precision.to_string(),
+        threads: setting.threads,
+        workers: setting.workers,
         frames,
         seconds,
         people_per_frame: people / frames as f64,
@@ -505,13 +558,12 @@ fn throughput(
 
 fn latency(
     opts: &BenchOptions,
-    precision: &str,
-    threads: usize,
+    setting: &Setting,
     port: u16,
     fps: f64,
     throughput: &RunFigure,
 ) -> Result<Latency> {
-    let config = config(opts, precision, threads, port, fps);
+    let config = config(opts, setting, port, fps);
     let (warmup, end) = (opts.warmup, opts.warmup + opts.frames);
     let (mut first, mut last) = (None, None);
     let received = drive(&config, end, |c, m| {
@@ -570,10 +622,11 @@ pub fn render(report: &Report) -> String {
     for r in &report.runs {
         let _ = writeln!(
             out,
-            "\n{} backbone, {} thread(s): {:.2} person-frames/s, {:.1} ms/frame, {:.2} people/frame, \
-             RSS {:.0} MB (max {:.0}), {:.0} B per person-frame",
+            "\n{} backbone, {} thread(s), {} worker(s): {:.2} person-frames/s, {:.1} ms/frame, \
+             {:.2} people/frame, RSS {:.0} MB (max {:.0}), {:.0} B per person-frame",
             r.precision,
             r.threads,
+            r.workers,
             r.person_frames_per_s,
             r.frame_ms,
             r.people_per_frame,
@@ -625,7 +678,17 @@ pub fn render(report: &Report) -> String {
     if report.runs.len() > 1 {
         let _ = writeln!(out, "\nthroughput ÷ the first run:");
         for (name, ratio) in &report.throughput_ratios {
-            let _ = writeln!(out, "  {name:<12} {ratio:.2}");
+            let _ = writeln!(out, "  {name:<15} {ratio:.2}");
+        }
+    }
+    if !report.scaling.is_empty() {
+        let _ = writeln!(out, "\nworkers: throughput ÷ (N × 1 worker's), RSS per extra worker:");
+        for s in &report.scaling {
+            let _ = writeln!(
+                out,
+                "  {:<15} {:.2}  {:+.1} MB",
+                s.run, s.efficiency, s.rss_mb_per_extra_worker
+            );
         }
     }
     out
@@ -663,10 +726,9 @@ pub fn svg(report: &Report) -> String {
         let y = 40.0 + i as f64 * (bar + gap);
         let _ = writeln!(
             out,
-            r#"<text x="10" y="{:.1}">{} {}t: {:.1} ms</text>"#,
+            r#"<text x="10" y="{:.1}">{}: {:.1} ms</text>"#,
             y + bar * 0.65,
-            r.precision,
-            r.threads,
+            run_name(r),
             r.stages.iter().map(|s| s.ms_per_frame).sum::<f64>()
         );
         let mut x = left;

@@ -18,7 +18,7 @@ use crate::cli::broker;
 use smplcast::config::{Config, ModelConfig, People, SourceConfig};
 use smplcast::model::Bundle;
 use smplcast::mqtt::client::{Incoming, Subscriber};
-use smplcast::mqtt::{publish, QoS};
+use smplcast::mqtt::{self, QoS};
 use smplcast::{daemon, wire};
 
 pub fn default_models() -> PathBuf {
@@ -133,7 +133,7 @@ pub(crate) struct Received {
 
 /// Subscribes to the pose topic and counts and decodes what arrives, until `stop`.
 async fn watch(
-    settings: publish::Settings,
+    settings: mqtt::Settings,
     received: Arc<Received>,
     subscribed: std::sync::mpsc::Sender<()>,
     stop: CancellationToken,
@@ -179,7 +179,7 @@ async fn watch(
 
 /// Starts the watching subscriber on its own thread; returns once it is subscribed (or 5 s).
 pub(crate) fn spawn_watch(
-    settings: publish::Settings,
+    settings: mqtt::Settings,
     received: Arc<Received>,
     stop: CancellationToken,
 ) -> Result<(std::thread::JoinHandle<()>, bool)> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::raw::{RawModel, RawMqtt, RawPerson, RawPipeline, RawSource, RawStats};
 use super::{Config, ModelConfig, MqttConfig, People, SourceConfig};
 use crate::geom::BBox;
-use crate::mqtt::{self, publish, QoS};
+use crate::mqtt::{self, QoS};
 
 /// `[source]`.
 pub(super) fn source(s: &RawSource, base: &Path, c: &mut Checker) -> SourceConfig {
@@ -240,6 +240,9 @@ pub(super) fn model(m: &RawModel, base: &Path, c: &mut Checker) -> ModelConfig {
             PathBuf::new()
         }
     };
+    if m.extra_delay_ms.is_some() {
+        tracing::warn!("[model] extra_delay_ms is no longer read (it was a test hook): remove it.");
+    }
     let threads = m.threads.unwrap_or(1);
     c.check("model.threads", &threads, (1..=64).contains(&threads), "1 to 64");
     ModelConfig {
@@ -279,7 +282,7 @@ pub(super) fn mqtt(m: &RawMqtt, device_id: &str, base: &Path, c: &mut Checker) -
     c.check("mqtt.queue", &m.queue, (1..=10_000).contains(&m.queue), "1 to 10000 messages");
     let max_age = c.seconds("mqtt.max_age_s", m.max_age_s, 0.05, 86_400.0);
     MqttConfig {
-        settings: publish::Settings {
+        settings: mqtt::Settings {
             broker,
             prefix: m.prefix.clone(),
             device_id: device_id.to_string(),
@@ -303,12 +306,18 @@ pub(super) fn stats(s: &RawStats, c: &mut Checker) -> Option<Duration> {
 }
 
 /// `[pipeline]`: the frame queue and the shutdown deadline.
-pub(super) fn pipeline(p: &RawPipeline, c: &mut Checker) -> (usize, Duration) {
+pub(super) fn pipeline(
+    p: &RawPipeline,
+    threads: usize,
+    c: &mut Checker,
+) -> (usize, Duration, usize) {
     let q = p.frame_queue;
     c.check("pipeline.frame_queue", &q, (1..=64).contains(&q), "1 to 64 frames");
     let shutdown_timeout =
         c.seconds("pipeline.shutdown_timeout_s", p.shutdown_timeout_s, 0.5, 300.0);
-    (q, shutdown_timeout)
+    let workers = p.workers.unwrap_or_else(|| super::default_workers(threads));
+    c.check("pipeline.workers", &workers, (1..=64).contains(&workers), "1 to 64");
+    (q, shutdown_timeout, workers)
 }
 
 /// Collects problems.

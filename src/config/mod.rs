@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::detect::nanodet::Settings as DetectorSettings;
 use crate::detect::track::Settings as TrackerSettings;
-use crate::mqtt::{self, publish, QoS};
+use crate::mqtt::{self, QoS};
 
 mod check;
 mod raw;
@@ -44,6 +44,16 @@ pub struct Config {
     pub stats_interval: Option<Duration>,
     pub frame_queue: usize,
     pub shutdown_timeout: Duration,
+    /// Inference workers: frames inferred in parallel ([`default_workers`] unless set).
+    pub workers: usize,
+}
+
+/// `pipeline.workers` when it is not set: the cores but one (capture, finding people and post
+/// share the last), over the `model.threads` each worker's matrix products use; at least 1, at
+/// most 8. A 2-core machine gets 1, a 4-core Pi 3, a 6-core Jetson Orin Nano 5.
+pub fn default_workers(threads: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    (cores.saturating_sub(1) / threads.max(1)).clamp(1, 8)
 }
 
 /// The person detector the packaged config, the demo's `--detector` and the bench use.
@@ -121,7 +131,7 @@ pub struct ModelConfig {
 
 #[derive(Clone, Debug)]
 pub struct MqttConfig {
-    pub settings: publish::Settings,
+    pub settings: mqtt::Settings,
     /// How long start-up waits for the broker; `None`: until it answers.
     pub connect_timeout: Option<Duration>,
     pub queue: usize,
@@ -140,8 +150,9 @@ impl Config {
         people: People,
         broker: Option<(String, u16)>,
     ) -> Config {
+        let workers = default_workers(model.threads);
         let mqtt = broker.map(|(host, port)| MqttConfig {
-            settings: publish::Settings {
+            settings: mqtt::Settings {
                 broker: mqtt::Broker::plain(host, port),
                 prefix: "smplcast".into(),
                 device_id: device.to_string(),
@@ -162,6 +173,7 @@ impl Config {
             stats_interval: None,
             frame_queue: 2,
             shutdown_timeout: Duration::from_secs(5),
+            workers,
         }
     }
 
@@ -201,7 +213,8 @@ impl Config {
         let model = check::model(&raw.model, base, &mut c);
         let mqtt = check::mqtt(&raw.mqtt, &device_id, base, &mut c);
         let stats_interval = check::stats(&raw.stats, &mut c);
-        let (frame_queue, shutdown_timeout) = check::pipeline(&raw.pipeline, &mut c);
+        let (frame_queue, shutdown_timeout, workers) =
+            check::pipeline(&raw.pipeline, model.threads, &mut c);
         c.finish(Config {
             device_id,
             source,
@@ -212,6 +225,7 @@ impl Config {
             stats_interval,
             frame_queue,
             shutdown_timeout,
+            workers,
         })
     }
 
@@ -289,6 +303,20 @@ mod tests {
         assert_eq!(c.stats_interval, Some(Duration::from_secs(5)));
         assert!(check("").unwrap_err().contains("model.dir: missing"));
         assert!(m.settings.broker.tls.is_none());
+    }
+
+    /// A config copied from the old example (it set the removed test hook to 0) still starts,
+    /// and `pipeline.workers` is checked.
+    #[test]
+    fn the_removed_extra_delay_key_is_accepted_and_workers_are_checked() {
+        let old = MODEL.replace("[model]\n", "[model]\nextra_delay_ms = 0\n");
+        assert!(old.contains("extra_delay_ms"), "{old}");
+        assert!(check(&old).is_ok());
+        let c = check(&format!("[pipeline]\nworkers = 3\n{MODEL}")).unwrap();
+        assert_eq!(c.workers, 3);
+        assert!((1..=8).contains(&check(MODEL).unwrap().workers));
+        let err = check(&format!("[pipeline]\nworkers = 0\n{MODEL}")).unwrap_err();
+        assert!(err.contains("pipeline.workers = 0: expected 1 to 64"), "{err}");
     }
 
     #[test]

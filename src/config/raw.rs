@@ -136,6 +136,9 @@ pub struct RawModel {
     pub threads: Option<usize>,
     /// The user's SMPL model (.npz): adds 24 posed joints per person to the messages.
     pub smpl_file: Option<PathBuf>,
+    /// Removed (a test hook, in config.example.toml until 0.1): read only to say so, so that a
+    /// config copied from that example still starts.
+    pub extra_delay_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,11 +216,14 @@ pub struct RawPipeline {
     pub frame_queue: usize,
     /// How long a stop (SIGTERM, SIGINT) may take to flush what is in flight.
     pub shutdown_timeout_s: f64,
+    /// Inference workers (frames in parallel); default: the cores but one, over
+    /// `model.threads`.
+    pub workers: Option<usize>,
 }
 
 impl Default for RawPipeline {
     fn default() -> Self {
-        RawPipeline { frame_queue: 2, shutdown_timeout_s: 5.0 }
+        RawPipeline { frame_queue: 2, shutdown_timeout_s: 5.0, workers: None }
     }
 }
 

@@ -330,6 +330,16 @@ impl Graph {
         Ok(Graph { precision, half, graph: iface.graph, state })
     }
 
+    /// Another execution state over the same optimised graph (the weights are shared, not
+    /// copied): one per worker thread.
+    ///
+    /// # Errors
+    /// [`Error::Run`] if tract cannot make the state.
+    pub fn fork(&self) -> Result<Self> {
+        let state = self.state.plan().spawn().map_err(|e| self.run_err(e))?;
+        Ok(Graph { precision: self.precision, half: self.half, graph: self.graph, state })
+    }
+
     /// Runs the graph on f32 inputs laid out as the interface says (row-major). While
     /// [`super::profile_ops`] is on for this thread, each node's time is added to its profile.
     ///

@@ -283,6 +283,14 @@ impl Backbone {
         self.graph.precision
     }
 
+    /// Another backbone over the same weights, with its own state: one per worker.
+    ///
+    /// # Errors
+    /// [`Error::Run`] if tract cannot make the state.
+    pub fn fork(&self) -> Result<Self> {
+        Ok(Backbone { graph: self.graph.fork()?, batch: self.batch, feat: self.feat })
+    }
+
     /// `images`: `batch` crops, [batch, 3, 224, 224] f32 RGB, ImageNet mean/std →
     /// features [batch, C].
     ///
@@ -524,6 +532,14 @@ impl Streaming {
 }
 
 impl Projector {
+    /// Another projector over the same weights, with its own state: one per worker.
+    ///
+    /// # Errors
+    /// [`Error::Run`] if tract cannot make the state.
+    pub fn fork(&self) -> Result<Self> {
+        Ok(Projector { graph: self.graph.fork()?, batch: self.batch, dims: self.dims })
+    }
+
     /// Per-frame projections of `batch` new features ([batch, C]).
     ///
     /// # Errors

@@ -128,26 +128,8 @@ impl Sender {
                 Err(e) => return Err(Error::connect(broker, &e)),
             }
         }
-        // The event loop sends what `client` queues. After the disconnect it reads on until
-        // the broker closes the connection: closing it first, with an acknowledgement still
-        // unread, makes the kernel reset the connection, and the broker drops what it has not
-        // read yet.
-        let driver = tokio::spawn(async move {
-            let (mut disconnecting, mut backoff) = (false, Backoff::new());
-            loop {
-                match events.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => backoff.reset(),
-                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => disconnecting = true,
-                    Ok(_) => {}
-                    Err(_) if disconnecting => break,
-                    Err(e) => {
-                        let delay = backoff.next_delay();
-                        tracing::warn!(error = %e, retry_in = ?delay, "MQTT connection lost; reconnecting.");
-                        tokio::time::sleep(delay).await;
-                    }
-                }
-            }
-        });
+        // The event loop sends what `client` queues (until the disconnect is through).
+        let driver = tokio::spawn(super::drive(events, |_| {}));
         Ok(Sender { client, driver })
     }
 

@@ -4,8 +4,10 @@
 //! - [`Broker`]: a broker and how to reach it (host, port, login, TLS), and the one builder
 //!   of rumqttc clients ([`Broker::client`]), used by the publisher, `smplcast sub`, the demo's
 //!   watcher and the examples;
+//! - [`Settings`]: where and how the daemon publishes (`[mqtt]`, built by `config`);
+//! - `drive`: a client's event loop, shared by the publisher and the replay sender:
+//!   reconnection with [`Backoff`], and the clean disconnect;
 //! - [`Failure`]: what a failed connection means for the user, and the fix to print;
-//! - [`Backoff`]: the reconnection delays;
 //! - [`publish`]: the daemon's publisher; [`tls`]: the rustls configuration of `[mqtt]`.
 
 use std::sync::Arc;
@@ -17,6 +19,27 @@ use rumqttc::{AsyncClient, EventLoop, LastWill, MqttOptions, TlsConfiguration, T
 pub mod client;
 pub mod publish;
 pub mod tls;
+
+/// Where and how the daemon publishes (`[mqtt]`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub broker: Broker,
+    /// Topic prefix, without trailing slash.
+    pub prefix: String,
+    pub device_id: String,
+    /// QoS of pose messages (0 recommended: a stale pose is worth nothing).
+    pub pose_qos: QoS,
+    /// Capacity of rumqttc's request channel (messages waiting for the socket).
+    pub client_cap: usize,
+    /// A pose message that waited this long for the broker is stale: dropped, not sent.
+    pub max_age: Duration,
+}
+
+impl Settings {
+    pub fn topic(&self, leaf: &str) -> String {
+        format!("{}/{}/{leaf}", self.prefix, self.device_id)
+    }
+}
 
 /// A broker and how to reach it: what the daemon's `[mqtt]` and `smplcast sub` share.
 #[derive(Clone, Debug)]
@@ -126,6 +149,41 @@ impl Backoff {
 impl Default for Backoff {
     fn default() -> Self {
         Backoff::new()
+    }
+}
+
+/// What [`drive`] reports from the event loop.
+pub(crate) enum Seen<'a> {
+    Event(&'a rumqttc::Event),
+    /// A connection attempt failed, or the connection broke; a retry follows.
+    Failed(&'a rumqttc::ConnectionError),
+}
+
+/// Drives a client's event loop (its socket: connection, sending, acknowledgements) and
+/// shows `on` everything it sees. After an error it reconnects, with [`Backoff`]. After the
+/// client's DISCONNECT it reads on until the broker closes the connection, then returns:
+/// closing first, with an acknowledgement still unread, makes the kernel reset the
+/// connection, and the broker drops what it has not read yet (the last messages).
+pub(crate) async fn drive(mut events: EventLoop, mut on: impl FnMut(Seen<'_>)) {
+    let (mut disconnecting, mut backoff) = (false, Backoff::new());
+    loop {
+        match events.poll().await {
+            Ok(event) => {
+                match &event {
+                    rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => backoff.reset(),
+                    rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect) => disconnecting = true,
+                    _ => {}
+                }
+                on(Seen::Event(&event));
+            }
+            Err(_) if disconnecting => return,
+            Err(e) => {
+                on(Seen::Failed(&e));
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?delay, "MQTT connection failed; retrying.");
+                tokio::time::sleep(delay).await;
+            }
+        }
     }
 }
 

@@ -28,32 +28,11 @@ use std::time::{Duration, Instant};
 use rumqttc::{Event, Packet};
 use tokio_util::sync::CancellationToken;
 
-use super::{Backoff, Broker, Failure, QoS, Will};
+use super::{Broker, Failure, QoS, Seen, Settings, Will};
 use crate::queue;
 use crate::stages::output::{Outbox, Outgoing, Publisher, Running};
 use crate::telemetry::stats::MqttCounters;
 use crate::telemetry::Notice;
-
-/// Where and how to publish.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub broker: Broker,
-    /// Topic prefix, without trailing slash.
-    pub prefix: String,
-    pub device_id: String,
-    /// QoS of pose messages (0 recommended: a stale pose is worth nothing).
-    pub pose_qos: QoS,
-    /// Capacity of rumqttc's request channel (messages waiting for the socket).
-    pub client_cap: usize,
-    /// A pose message that waited this long for the broker is stale: dropped, not sent.
-    pub max_age: Duration,
-}
-
-impl Settings {
-    pub fn topic(&self, leaf: &str) -> String {
-        format!("{}/{}/{leaf}", self.prefix, self.device_id)
-    }
-}
 
 /// What the publisher shares with the daemon.
 #[derive(Debug, Default)]
@@ -170,10 +149,13 @@ const STATUS_OFFLINE: &str = "offline";
 /// How long a clean shutdown waits for `offline` and the disconnect to reach the broker.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 
+/// A notice as it is published: topic leaf, JSON payload, retained.
+type NoticeMessage = (&'static str, Vec<u8>, bool);
+
 /// A [`Notice`]'s topic leaf (`<prefix>/<device_id>/<leaf>`), JSON payload and whether it
 /// is a retained state (QoS 1, a late subscriber must see it) or a report (QoS 0, not
 /// retained: the next one replaces it).
-fn notice_message(n: &Notice) -> Option<(&'static str, Vec<u8>, bool)> {
+fn notice_message(n: &Notice) -> Option<NoticeMessage> {
     match n {
         Notice::Camera(state) => Some(("camera", serde_json::to_vec(state).ok()?, true)),
         Notice::Stats(report) => Some(("stats", serde_json::to_vec(report).ok()?, false)),
@@ -196,7 +178,7 @@ pub async fn run(
     let status = settings.topic("status");
     let pose = settings.topic("pose");
     let will = Will { topic: status.clone(), payload: STATUS_OFFLINE };
-    let (client, mut eventloop) = settings.broker.client(
+    let (client, eventloop) = settings.broker.client(
         format!("smplcast-{}", settings.device_id),
         settings.client_cap,
         Some(will),
@@ -217,48 +199,32 @@ pub async fn run(
     // Whether the broker has accepted the current connection: poses go to rumqttc only then.
     let (connected_tx, mut connected_rx) = tokio::sync::watch::channel(false);
     let driver = tokio::spawn(async move {
-        let mut backoff = Backoff::new();
-        let mut disconnecting = false;
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    backoff.reset();
-                    loop_counters.stats.connections.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(topic = %loop_status, "Connected to the MQTT broker.");
-                    if loop_client
-                        .try_publish(&loop_status, QoS::AtLeastOnce, true, STATUS_ONLINE)
-                        .is_ok()
-                    {
-                        loop_sent_qos1.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let _ = connected_tx.send(true);
+        super::drive(eventloop, |seen| match seen {
+            Seen::Event(Event::Incoming(Packet::ConnAck(_))) => {
+                loop_counters.stats.connections.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(topic = %loop_status, "Connected to the MQTT broker.");
+                if loop_client
+                    .try_publish(&loop_status, QoS::AtLeastOnce, true, STATUS_ONLINE)
+                    .is_ok()
+                {
+                    loop_sent_qos1.fetch_add(1, Ordering::Relaxed);
                 }
-                // QoS 1 acks, and QoS 2's completions.
-                Ok(Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_))) => {
-                    acks_tx.send_modify(|n| *n += 1);
-                }
-                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
-                    // Keep reading until the broker closes the connection: closing a socket
-                    // with unread acks in it makes the kernel send a reset, and the broker
-                    // then discards what it has not read yet (the last poses, `offline`).
-                    disconnecting = true;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if disconnecting {
-                        let _ = done_tx.send(true);
-                        return;
-                    }
-                    let _ = connected_tx.send(false);
-                    if let Ok(mut last) = loop_counters.last_failure.lock() {
-                        *last = Some(Failure::of(&e));
-                    }
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?delay, "MQTT connection failed.");
-                    tokio::time::sleep(delay).await;
+                let _ = connected_tx.send(true);
+            }
+            // QoS 1 acks, and QoS 2's completions.
+            Seen::Event(Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_))) => {
+                acks_tx.send_modify(|n| *n += 1);
+            }
+            Seen::Event(_) => {}
+            Seen::Failed(e) => {
+                let _ = connected_tx.send(false);
+                if let Ok(mut last) = loop_counters.last_failure.lock() {
+                    *last = Some(Failure::of(e));
                 }
             }
-        }
+        })
+        .await;
+        let _ = done_tx.send(true);
     });
 
     let max_age = settings.max_age;
@@ -275,8 +241,7 @@ pub async fn run(
         }
         counters.stats.handoff.add(t0.elapsed());
     };
-    let publish_notice = |n: Notice| {
-        let Some((leaf, payload, retain)) = notice_message(&n) else { return };
+    let publish_notice = |(leaf, payload, retain): NoticeMessage| {
         let qos = if retain { QoS::AtLeastOnce } else { QoS::AtMostOnce };
         // A stats report lost to a full request channel is replaced soon; a state is
         // published again on its next change.
@@ -290,8 +255,8 @@ pub async fn run(
             None => std::future::pending().await,
         }
     };
-    // Retained states that arrived while disconnected: the latest per topic.
-    let mut held: BTreeMap<&'static str, Notice> = BTreeMap::new();
+    // Retained states that arrived while disconnected: the latest per topic, ready to send.
+    let mut held: BTreeMap<&'static str, NoticeMessage> = BTreeMap::new();
     let mut connected = *connected_rx.borrow_and_update();
     loop {
         tokio::select! {
@@ -317,13 +282,12 @@ pub async fn run(
                     break;
                 }
             }
-            Some(n) = next_notice() => {
-                if connected {
-                    publish_notice(n);
-                } else if let Some((leaf, _, true)) = notice_message(&n) {
-                    held.insert(leaf, n);
-                }
-            }
+            Some(n) = next_notice() => match notice_message(&n) {
+                Some(m) if connected => publish_notice(m),
+                // Disconnected: a state waits for the connection, a report is dropped.
+                Some(m @ (leaf, _, true)) => { held.insert(leaf, m); }
+                Some(_) | None => {}
+            },
         };
     }
     // What was already queued goes out before `offline` (the queue is bounded: a few items).

@@ -1,12 +1,14 @@
-//! The inference stage: finds the people of each frame, crops each and runs the per-frame
-//! model (the backbone, then the temporal head's per-frame projection) for each.
+//! The inference workers: each takes a frame's people from `find`, crops each person and
+//! runs the per-frame model (the backbone, then the temporal head's per-frame projection).
+//! Frames run in parallel, one per worker; each worker has its own tract state over one shared
+//! copy of the weights ([`Infer::fork`]). `post` puts the results back in frame order.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use super::{Captured, Inferred, POLL};
-use crate::detect::finder::Finder;
+use super::find::Job;
+use super::{Inferred, Numbered, POLL};
 use crate::model::preprocess;
 use crate::model::Projector;
 use crate::queue;
@@ -22,53 +24,68 @@ pub trait Features: Send {
     /// # Errors
     /// [`crate::model::Error`] when the graph fails.
     fn features(&mut self, crop: &[f32]) -> crate::model::Result<Vec<f32>>;
+
+    /// Another one over the same weights, with a state of its own: one per worker.
+    ///
+    /// # Errors
+    /// [`crate::model::Error`] when the state cannot be made.
+    fn fork(&self) -> crate::model::Result<Box<dyn Features>>;
 }
 
 impl Features for crate::model::Backbone {
     fn features(&mut self, crop: &[f32]) -> crate::model::Result<Vec<f32>> {
         self.run(crop)
     }
+
+    fn fork(&self) -> crate::model::Result<Box<dyn Features>> {
+        Ok(Box::new(crate::model::Backbone::fork(self)?))
+    }
 }
 
-/// The inference thread's state: the per-frame model and the person finder.
+/// A worker's state: the per-frame model.
 pub struct Infer {
     pub backbone: Box<dyn Features>,
     pub projector: Projector,
-    pub finder: Finder,
     pub crop_scale: f32,
 }
 
 impl Infer {
+    /// Another worker over the same weights.
+    ///
+    /// # Errors
+    /// [`crate::model::Error`] when tract cannot make the states.
+    pub fn fork(&self) -> crate::model::Result<Infer> {
+        Ok(Infer {
+            backbone: self.backbone.fork()?,
+            projector: self.projector.fork()?,
+            crop_scale: self.crop_scale,
+        })
+    }
+
+    /// Runs until `find` closes the job queue and it is drained.
     pub fn run(
         mut self,
-        frame_rx: queue::Receiver<Captured>,
-        feature_tx: queue::Sender<Inferred>,
+        job_rx: queue::Receiver<Job>,
+        feature_tx: queue::Sender<Numbered>,
         counters: &Counters,
     ) -> Result<()> {
         let mut tensor = Vec::new();
         let mut last_warning: Option<Instant> = None;
-        let mut segment = None;
-        // Runs until capture closes the queue and it is drained.
-        while let Ok(next) = frame_rx.recv_timeout(POLL) {
-            let frame = match next {
-                Some(Captured::Frame(frame)) => frame,
-                Some(Captured::Gap) => {
-                    self.gap(&feature_tx)?;
-                    continue;
-                }
-                None => continue,
-            };
-            if segment.is_some_and(|s| s != frame.segment) {
-                // A restart whose gap marker a live source's drop-oldest queue evicted.
-                self.gap(&feature_tx)?;
-            }
-            segment = Some(frame.segment);
+        while let Ok(next) = job_rx.recv_timeout(POLL) {
+            let Some(job) = next else { continue };
             let t0 = Instant::now();
-            let (width, height) = (frame.image.width, frame.image.height);
-            let result = self.infer(&frame, &mut tensor, counters);
+            let result = self.infer(&job, &mut tensor, counters);
             Counters::add(&counters.infer_ns, t0.elapsed().as_nanos() as u64);
-            let (people, ended) = match result {
-                Ok(found) => found,
+            let Job { seq, frame, ended, .. } = job;
+            let item = match result {
+                Ok(people) => {
+                    Counters::add(&counters.frames_inferred, 1);
+                    Counters::add(&counters.people_inferred, people.len() as u64);
+                    let image = [frame.image.width, frame.image.height];
+                    let frame_in =
+                        FrameIn { frame_id: frame.id, time: frame.time, image, people, ended };
+                    Inferred::Frame(Box::new(frame_in))
+                }
                 Err(e) => {
                     Counters::add(&counters.frames_failed, 1);
                     if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
@@ -79,47 +96,28 @@ impl Infer {
                         );
                         last_warning = Some(Instant::now());
                     }
-                    continue;
+                    Inferred::Skipped { ended }
                 }
             };
-            Counters::add(&counters.frames_inferred, 1);
-            Counters::add(&counters.people_inferred, people.len() as u64);
-            let frame_in = FrameIn {
-                frame_id: frame.id,
-                time: frame.time,
-                image: [width, height],
-                people,
-                ended,
-            };
-            if feature_tx.send_wait(Inferred::Frame(Box::new(frame_in))).is_err() {
+            if feature_tx.send_wait(Numbered { seq, item }).is_err() {
                 bail!("the post thread stopped taking frames");
             }
         }
         Ok(())
     }
 
-    /// The source lost its input: every track ends here and in `post`.
-    fn gap(&mut self, feature_tx: &queue::Sender<Inferred>) -> Result<()> {
-        self.finder.reset();
-        if feature_tx.send_wait(Inferred::Gap).is_err() {
-            bail!("the post thread stopped taking frames");
-        }
-        Ok(())
-    }
-
-    /// Finds the people of one frame and runs the per-frame model for each.
+    /// Runs the per-frame model for each person of one frame.
     fn infer(
         &mut self,
-        frame: &crate::source::Frame,
+        job: &Job,
         tensor: &mut Vec<f32>,
         counters: &Counters,
-    ) -> Result<(Vec<PersonIn>, Vec<u32>)> {
-        let (tracked, ended) = self.finder.find(&frame.image, counters)?;
-        let mut people = Vec::with_capacity(tracked.len());
-        for t in tracked {
+    ) -> Result<Vec<PersonIn>> {
+        let mut people = Vec::with_capacity(job.people.len());
+        for t in &job.people {
             let stages = &counters.stages;
             let crop = t.bbox.crop(self.crop_scale);
-            stages.preprocess.time(|| preprocess::crop_to_tensor(frame, crop, tensor));
+            stages.preprocess.time(|| preprocess::crop_to_tensor(&job.frame, crop, tensor));
             let feature = stages.backbone.time(|| self.backbone.features(tensor))?;
             let cache = stages.project.time(|| self.projector.project(&feature))?.swap_remove(0);
             people.push(PersonIn {
@@ -131,6 +129,6 @@ impl Infer {
                 cache,
             });
         }
-        Ok((people, ended))
+        Ok(people)
     }
 }

@@ -1,18 +1,25 @@
-//! The pipeline's stages, one thread each; `daemon` creates their queues and threads.
+//! The pipeline's stages, one thread each (the inference workers: as many as
+//! `pipeline.workers`); `daemon` creates their queues and threads.
 //!
 //! - [`capture`]: frames from the source into the frame queue, the camera's state to the
 //!   publisher;
-//! - [`infer`]: finds the people of each frame (`detect::Finder`), crops them and runs the
-//!   per-frame model (backbone, projection);
-//! - [`post`]: per-track windows, the temporal step, SMPL decoding and wire encoding.
+//! - [`find`]: the people of each frame (`detect::finder::Finder`: detector, tracker), in
+//!   frame order; numbers the frames and hands them to the workers;
+//! - [`infer`]: the workers: crop each person and run the per-frame model (backbone,
+//!   projection), frames in parallel;
+//! - [`post`]: puts the frames back in order, then per-track windows, the temporal step, SMPL
+//!   decoding and wire encoding;
+//! - [`output`]: the seam to whatever publishes the messages.
 //!
-//! What passes between them: [`Captured`] (capture → infer) and [`Inferred`] (infer → post).
+//! What passes between them: [`Captured`] (capture → find), [`find::Job`] (find → infer) and
+//! [`Numbered`] [`Inferred`] (find and infer → post).
 
 use std::time::Duration;
 
 use crate::window::assemble::FrameIn;
 
 pub mod capture;
+pub mod find;
 pub mod infer;
 pub mod output;
 pub mod post;
@@ -27,9 +34,21 @@ pub enum Captured {
     Gap,
 }
 
-/// What `infer` hands to `post`.
+/// What `find` and the workers hand to `post`.
 pub enum Inferred {
-    /// Boxed: a frame's people and caches are large next to the marker.
+    /// Boxed: a frame's people and caches are large next to the markers.
     Frame(Box<FrameIn>),
+    /// The source lost its input: every track ends here.
     Gap,
+    /// A frame whose people could not be found or inferred (counted in `frames_bad`): no
+    /// result, but the tracks that ended before it still end.
+    Skipped { ended: Vec<u32> },
+}
+
+/// An [`Inferred`] with its place in the stream: `find` numbers what it sends on from 0, one
+/// number per frame or gap, and `post` takes them in that order whatever order the workers
+/// finish in.
+pub struct Numbered {
+    pub seq: u64,
+    pub item: Inferred,
 }

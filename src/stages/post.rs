@@ -1,12 +1,14 @@
-//! The post stage: each track's window, the temporal step when a window is ready, SMPL
-//! decoding and wire encoding; encoded messages to the publisher's queue (drop-oldest).
+//! The post stage: the workers' frames back in order, then each track's window, the temporal
+//! step when a window is ready, SMPL decoding and wire encoding; encoded messages to the
+//! publisher's queue (drop-oldest).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
 use super::output::Outgoing;
-use super::{Inferred, POLL};
+use super::{Inferred, Numbered, POLL};
 use crate::model::{HeadOutput, Stepper};
 use crate::queue;
 use crate::telemetry::stats::Counters;
@@ -22,7 +24,7 @@ pub struct Post {
 impl Post {
     pub fn run(
         self,
-        feature_rx: queue::Receiver<Inferred>,
+        feature_rx: queue::Receiver<Numbered>,
         pose_tx: queue::Sender<Outgoing>,
         counters: &Counters,
     ) -> Result<()> {
@@ -43,6 +45,7 @@ impl Post {
             stepping.set(Duration::ZERO);
             let msgs = match next {
                 Some(Inferred::Frame(frame)) => assembler.push(*frame, &mut step)?,
+                Some(Inferred::Skipped { ended }) => assembler.end_tracks(&ended, &mut step)?,
                 // The source lost its input (a gap), or inference is done (`None`): every
                 // track ends, and the frames still waiting for lookahead get results now.
                 Some(Inferred::Gap) | None => assembler.end_all(&mut step)?,
@@ -63,11 +66,24 @@ impl Post {
             }
             Ok(())
         };
+        // What arrived ahead of its turn (a worker finished a later frame first): at most one
+        // per worker and job slot, as `find` waits for the workers.
+        let mut ahead: BTreeMap<u64, Inferred> = BTreeMap::new();
+        let mut turn = 0u64;
         while let Ok(next) = feature_rx.recv_timeout(POLL) {
-            let Some(next) = next else { continue };
-            let t0 = Instant::now();
-            send(assemble(Some(next))?)?;
-            Counters::add(&counters.post_ns, t0.elapsed().as_nanos() as u64);
+            let Some(Numbered { seq, item }) = next else { continue };
+            ahead.insert(seq, item);
+            while let Some(item) = ahead.remove(&turn) {
+                turn += 1;
+                let t0 = Instant::now();
+                send(assemble(Some(item))?)?;
+                Counters::add(&counters.post_ns, t0.elapsed().as_nanos() as u64);
+            }
+        }
+        // The queue closed: a number can only be missing if a worker failed; the rest go in
+        // order.
+        for (_, item) in std::mem::take(&mut ahead) {
+            send(assemble(Some(item))?)?;
         }
         send(assemble(None)?)
     }

@@ -179,6 +179,18 @@ impl Assembler {
         Ok(out)
     }
 
+    /// Ends the tracks `ids` (a frame that was skipped named them as ended): their windows
+    /// flush, and the messages that completes are returned.
+    ///
+    /// # Errors
+    /// The head's failure, or a broken invariant ([`Error`]).
+    pub fn end_tracks(&mut self, ids: &[u32], step: &mut impl Step) -> Result<Vec<wire::PoseMsg>> {
+        for id in ids {
+            self.end(*id, step)?;
+        }
+        Ok(self.complete())
+    }
+
     /// Flushes and forgets track `id`.
     fn end(&mut self, id: u32, step: &mut impl Step) -> Result<()> {
         let Some(mut track) = self.tracks.remove(&id) else { return Ok(()) };
