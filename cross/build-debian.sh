@@ -155,7 +155,8 @@ unit_tests() {
 install_cargo_deb() {
   if [ ! -x "$TOOLS/bin/cargo-deb" ]; then
     # rustup's or Debian's cargo, whichever is first on the caller's PATH: a host tool.
-    env -u RUSTC_BOOTSTRAP CARGO_TARGET_DIR="$TOOLS/build" \
+    # Plainly optimised: packaging a few files needs no speed (its C compressor keeps its own).
+    env -u RUSTC_BOOTSTRAP CARGO_TARGET_DIR="$TOOLS/build" CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
       cargo install --quiet --locked --root "$TOOLS" cargo-deb --version 3.8.0
   fi
 }

@@ -17,24 +17,27 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_HOME="${SMPLCAST_CARGO_HOME:-$PWD/target/cargo-home}"
 mkdir -p "$CARGO_HOME"
 
-# Steps run in three lanes, so that the CPU-bound builds overlap the steps that wait on the
-# network or the wall clock. The cheap checks (fmt, module cycles) come first; a failing main
-# step (clippy, the build, a test) stops every lane at once, a failed lane fails the run when
-# it is joined. Each lane's output goes to target/ci/LANE.log and is printed when it ends. At the end: one line per step (lane, start and length in
-# seconds from the start, CPU seconds), the wall time and the CPU in all.
+# Steps run in four lanes, so that the CPU-bound builds overlap the steps that wait on the
+# network or the wall clock: on 2 cores the run is CPU-bound, so the lanes are there to keep
+# both cores busy to the end. The cheap checks (fmt, module cycles) come first; a failing
+# main step (clippy, the build, a test) stops every lane at once, a failed lane fails the run
+# when it is joined. Each lane's output goes to target/ci/LANE.log and is printed when it
+# ends. At the end: one line per step (lane, start and length in seconds from the start, CPU
+# seconds), the wall time and the CPU in all.
 #
 #   main   install, cargo fetch, fmt; clippy, x86 build; then the x86 tests (after python)
 #   python the test venv, the PyTorch venv, models/ tests, full-size models; then what the
-#          .deb step needs (cargo-deb, the arm64 root), so that the ARM lane never waits on it
-#   arm    aarch64 and armv7 builds, qemu tests, .debs (the longest lane: it starts beside
-#          clippy, which still stops everything if it fails)
+#          packaging steps need (cargo-deb, the arm64 root)
+#   arm64  aarch64 build (with the qemu tests), qemu tests, the arm64 .debs and their
+#          install/upgrade/remove test
+#   armv7  armv7 build, qemu smoke run, the armhf .deb
 CI=target/ci
 rm -rf "$CI" && mkdir -p "$CI"
 T0=$SECONDS
-# CPU_NOW: CPU seconds (user + system) used so far by this shell's finished children. A lane
-# is one subshell running its steps one after another, so the difference around a step is
-# that step's CPU. `times` must run in this shell (not in a $(...) subshell): its second line
-# is the children's user and system time, "1m2.345s 0m6.789s".
+# CPU_NOW: CPU seconds (user + system) used so far by this shell's finished children. Each
+# step runs in a subshell of its own, which reads this just before it ends: its own CPU, with
+# nothing of the lanes that the main shell reaps meanwhile. `times` must run in that shell,
+# not in a $(...): its second line is the children's user and system time, "1m2.345s 0m6.7s".
 child_cpu() {
   local f="$CI/.times.$BASHPID" u s
   times > "$f"
@@ -43,18 +46,18 @@ child_cpu() {
   CPU_NOW=$(( ${u%%m*} * 60 + 10#${us%%.*} + ${s%%m*} * 60 + 10#${ss%%.*} ))
 }
 step() { # step NAME COMMAND...: runs a part and records its lane, start, length and CPU
-  local name="$1" t0=$SECONDS c0; child_cpu; c0=$CPU_NOW; shift
+  local name="$1" t0=$SECONDS cpu_file="$CI/.cpu.${LANE:-main}"; shift
   echo; echo "=== $name"
-  "$@"
-  child_cpu
+  ( "$@"; child_cpu; echo "$CPU_NOW" > "$cpu_file" )
   printf '%-7s %5d %5d %5d  %s\n' "${LANE:-main}" $((t0 - T0)) $((SECONDS - t0)) \
-    $((CPU_NOW - c0)) "$name" >> "$CI/timings"
+    "$(cat "$cpu_file")" "$name" >> "$CI/timings"
 }
 
-# lane NAME FUNCTION: runs FUNCTION in the background, its output in target/ci/NAME.log.
+# lane NAME FUNCTION [NICE]: runs FUNCTION in the background, its output in
+# target/ci/NAME.log, at niceness NICE (default 0).
 declare -A lane_pids=()
 lane() {
-  ( LANE=$1; "$2" ) > "$CI/$1.log" 2>&1 &
+  ( LANE=$1; renice -n "${3:-0}" -p $BASHPID >/dev/null; "$2" ) > "$CI/$1.log" 2>&1 &
   lane_pids[$1]=$!
   echo "=== lane $1 started (target/ci/$1.log)"
 }
@@ -174,17 +177,26 @@ systemd_unit() {
 # ARM: cross/build-debian.sh (Debian's Rust + cargo-zigbuild, glibc <= 2.31), run under
 # qemu-user. aarch64 runs the unit and model tests (tract's aarch64 kernels, int8 included);
 # armv7 a smoke run of the whole pipeline. Both release binaries pass the glibc check.
-arm_packages() {
-  # Two versions of the arm64 package for the upgrade test, and the armhf one. --tests: the
-  # arm64 package holds the binary the qemu tests above ran; it was built together with the
-  # test binaries, and a build without them would relink everything with other features.
+arm64_packages() {
+  # Two versions of the arm64 package for the upgrade test. --tests: the package holds the
+  # binary the qemu tests above ran; it was built together with the test binaries, and a build
+  # without them would relink everything with other features.
+  wait_for_deb_tools
   cross/build-debian.sh --tests --deb aarch64
-  cross/build-debian.sh --deb armv7
   DEB_VERSION=0.1.0-99~upgradetest DEB_OUT=target/cross/packages-upgradetest \
     cross/build-debian.sh --tests --deb aarch64
   bash tests/deb/run-deb-test.sh target/cross/packages/smplcast_*_arm64.deb \
     target/cross/packages-upgradetest/smplcast_*_arm64.deb
-  for d in target/cross/packages/*.deb; do dpkg-deb --info "$d" | grep -E 'Package|Version|Architecture|Depends'; done
+}
+
+armhf_package() {
+  wait_for_deb_tools
+  cross/build-debian.sh --deb armv7
+}
+
+# The python lane makes cargo-deb and the arm64 root; the packaging steps wait for them.
+wait_for_deb_tools() {
+  until [ -e "$CI/deb-tools.done" ]; do sleep 5; done
 }
 
 disk_report() { # what the suite keeps on disk (CI has failed on a full disk before)
@@ -203,12 +215,16 @@ cargo_fetch() {
   echo "cargo home $CARGO_HOME: $(crate_count) crates, $crates_before of them there before this run"
 }
 
-arm_builds() {
+arm64_lane() {
   step "aarch64: build release + qemu tests" cross/build-debian.sh --tests aarch64
   step "aarch64: qemu (glibc, smoke, unit+model tests)" cross/build-debian.sh --tests --check aarch64
+  step ".deb arm64: build, install/upgrade/remove" arm64_packages
+}
+
+armv7_lane() {
   step "armv7: build release" cross/build-debian.sh armv7
   step "armv7: qemu (glibc, smoke)" cross/build-debian.sh --check armv7
-  step ".deb arm64+armhf; install/upgrade/remove" arm_packages
+  step ".deb armhf: build" armhf_package
 }
 
 python_lane() {
@@ -223,6 +239,7 @@ python_lane() {
 deb_tools() {
   cross/build-debian.sh --cargo-deb
   bash tests/deb/run-deb-test.sh --prepare
+  touch "$CI/deb-tools.done"
 }
 
 crates_before=$(crate_count)
@@ -232,7 +249,11 @@ step "install Debian packages, Rust, ARM tools" install_packages
 step "cargo fetch (all platforms) into target/cargo-home" cargo_fetch
 step "cargo fmt, module cycles" rust_format
 lane python python_lane
-lane arm arm_builds
+# The ARM lanes yield to the main lane (niceness 10): clippy and the x86 build still fail
+# fast, and the ARM builds take every cycle the x86 steps leave (the tests wait on the wall
+# clock at times). Two ARM lanes, so that the end of the run is never one build alone.
+lane arm64 arm64_lane 10
+lane armv7 armv7_lane 10
 step "cargo clippy" rust_checks
 # Everything the tests run (clippy above has checked the benches too).
 step "cargo build (release: lib, bins, tests, examples)" \
@@ -245,7 +266,11 @@ step "soak, 60 s at full speed (scripts/soak.sh)" bash scripts/soak.sh 60
 step "V4L2 in a qemu guest (vivid driver)" vivid_test
 step "systemd unit: security exposure" systemd_unit
 step "cargo deny (advisories, licences, bans, sources)" bash scripts/deny.sh
-join arm
+join arm64
+join armv7
+for d in target/cross/packages/*.deb; do
+  dpkg-deb --info "$d" | grep -E 'Package|Version|Architecture|Depends'
+done
 
 echo; echo "=== all tests passed"; table
 echo; echo "=== disk"; disk_report
