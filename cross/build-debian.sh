@@ -5,7 +5,8 @@
 #
 #   cross/build-debian.sh [--setup] [--cargo-deb] [--tests] [--check] [--deb] [aarch64] [armv7]
 #
-#   (no flag)  build target/cross/<triple>/release/smplcast for each target (default: both)
+#   (no flag)  build target/cross/aarch64-unknown-linux-gnu/release/smplcast and
+#              target/cross/armv7/armv7-unknown-linux-gnueabihf/release/smplcast (default: both)
 #   --setup    only install what the builds need (Debian packages, zig): the test command
 #              does this up front, so that its ARM builds never run apt beside other steps
 #   --tests    also build the test binaries that --check runs under qemu (in the same cargo
@@ -35,8 +36,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 GLIBC=2.31
 ZIGLANG=0.17.1
 CARGO_ZIGBUILD=0.24.1
-TOOLS=$PWD/target/cross/tools
-export CARGO_TARGET_DIR=$PWD/target/cross
+CROSS=$PWD/target/cross
+TOOLS=$CROSS/tools
+# Each target builds in a target directory of its own, so that the two can build at once
+# (cargo locks a target directory for a build): aarch64's is target/cross itself, where the
+# scripts and docs look for it, armv7's target/cross/armv7.
+target_dir() { case "$1" in aarch64) echo "$CROSS" ;; armv7) echo "$CROSS/armv7" ;; esac; }
 
 tests=0 check=0 deb=0 setup_only=0 cargo_deb_only=0 targets=()
 for a in "$@"; do
@@ -162,7 +167,7 @@ install_cargo_deb() {
 }
 
 package() { # DEB_VERSION=V overrides the package version; DEB_OUT=DIR the output directory
-  local t=$1 version=${DEB_VERSION:-} out=${DEB_OUT:-$CARGO_TARGET_DIR/packages}
+  local t=$1 version=${DEB_VERSION:-} out=${DEB_OUT:-$CROSS/packages}
   install_cargo_deb
   echo "== deb $t"
   mkdir -p "$out"
@@ -174,6 +179,7 @@ setup
 [ $setup_only = 0 ] || exit 0
 if [ $cargo_deb_only = 1 ]; then install_cargo_deb; exit 0; fi
 for t in "${targets[@]}"; do
+  export CARGO_TARGET_DIR; CARGO_TARGET_DIR=$(target_dir "$t")
   build "$t"
   if [ $check = 1 ]; then
     check_glibc "$t"
