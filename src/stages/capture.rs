@@ -1,8 +1,6 @@
 //! The capture stage: frames from the source into the frame queue until the source ends or
 //! the daemon stops; the source's state (streaming, lost) to the publisher, retained.
 
-use std::time::{Duration, Instant};
-
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +20,7 @@ pub fn capture(
     counters: &Counters,
     shutdown: &CancellationToken,
 ) -> Result<()> {
-    let mut last_warning: Option<Instant> = None;
+    let mut throttle = super::Throttle::default();
     // The source's state as last published: None before the first frame.
     let mut streaming: Option<bool> = None;
     let say = |state: Streaming, reason: Option<String>, source: &dyn FrameSource| {
@@ -66,9 +64,8 @@ pub fn capture(
             }
             Err(e) => {
                 Counters::add(&counters.frames_bad, 1);
-                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                if throttle.ready() {
                     tracing::warn!(error = %e, "Frame skipped (counted in stats as frames_bad).");
-                    last_warning = Some(Instant::now());
                 }
             }
         }

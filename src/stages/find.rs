@@ -1,7 +1,7 @@
 //! The find stage: the people of each frame, in frame order (the tracker needs them so), handed
 //! to the inference workers as numbered jobs.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Result};
 
@@ -47,7 +47,7 @@ impl Find {
             }
             Ok(())
         };
-        let mut last_warning: Option<Instant> = None;
+        let mut throttle = super::Throttle::default();
         let mut segment = None;
         while let Ok(item) = frame_rx.recv_timeout(POLL) {
             let frame = match item {
@@ -78,13 +78,12 @@ impl Find {
                 }
                 Err(e) => {
                     Counters::add(&counters.frames_failed, 1);
-                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    if throttle.ready() {
                         tracing::error!(
                             error = format!("{e:#}"),
                             frame = frame.id,
                             "Finding people failed; frame skipped."
                         );
-                        last_warning = Some(Instant::now());
                     }
                     to_post(seq, Inferred::Skipped { ended: Vec::new() })?;
                 }

@@ -3,7 +3,7 @@
 //! Frames run in parallel, one per worker; each worker has its own tract state over one shared
 //! copy of the weights ([`Infer::fork`]). `post` puts the results back in frame order.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Result};
 
@@ -70,7 +70,7 @@ impl Infer {
         counters: &Counters,
     ) -> Result<()> {
         let mut tensor = Vec::new();
-        let mut last_warning: Option<Instant> = None;
+        let mut throttle = super::Throttle::default();
         while let Ok(next) = job_rx.recv_timeout(POLL) {
             let Some(job) = next else { continue };
             let t0 = Instant::now();
@@ -88,13 +88,12 @@ impl Infer {
                 }
                 Err(e) => {
                     Counters::add(&counters.frames_failed, 1);
-                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    if throttle.ready() {
                         tracing::error!(
                             error = format!("{e:#}"),
                             frame = frame.id,
                             "Inference failed; frame skipped."
                         );
-                        last_warning = Some(Instant::now());
                     }
                     Inferred::Skipped { ended }
                 }

@@ -27,6 +27,21 @@ pub mod post;
 /// How often a blocked stage looks at its shutdown token.
 pub(crate) const POLL: Duration = Duration::from_millis(100);
 
+/// Logs a repeated failure (a bad frame) at most once every 10 s; stats count every one.
+#[derive(Default)]
+pub(crate) struct Throttle(Option<std::time::Instant>);
+
+impl Throttle {
+    /// Whether to log this one.
+    pub(crate) fn ready(&mut self) -> bool {
+        let ready = self.0.is_none_or(|t| t.elapsed() > Duration::from_secs(10));
+        if ready {
+            self.0 = Some(std::time::Instant::now());
+        }
+        ready
+    }
+}
+
 /// What the capture thread queues for inference.
 pub enum Captured {
     Frame(crate::source::Frame),
