@@ -77,14 +77,7 @@ impl Find {
                     }
                 }
                 Err(e) => {
-                    Counters::add(&counters.frames_failed, 1);
-                    if throttle.ready() {
-                        tracing::error!(
-                            error = format!("{e:#}"),
-                            frame = frame.id,
-                            "Finding people failed; frame skipped."
-                        );
-                    }
+                    throttle.frame_failed(counters, frame.id, "Finding people", &e);
                     to_post(seq, Inferred::Skipped { ended: Vec::new() })?;
                 }
             }

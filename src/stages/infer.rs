@@ -87,14 +87,7 @@ impl Infer {
                     Inferred::Frame(Box::new(frame_in))
                 }
                 Err(e) => {
-                    Counters::add(&counters.frames_failed, 1);
-                    if throttle.ready() {
-                        tracing::error!(
-                            error = format!("{e:#}"),
-                            frame = frame.id,
-                            "Inference failed; frame skipped."
-                        );
-                    }
+                    throttle.frame_failed(counters, frame.id, "Inference", &e);
                     Inferred::Skipped { ended }
                 }
             };

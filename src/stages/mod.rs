@@ -40,6 +40,21 @@ impl Throttle {
         }
         ready
     }
+
+    /// A frame whose people could not be found or inferred (`what` failed): counted in
+    /// `frames_failed`, logged when the throttle allows.
+    pub(crate) fn frame_failed(
+        &mut self,
+        counters: &crate::telemetry::stats::Counters,
+        frame: u64,
+        what: &str,
+        e: &anyhow::Error,
+    ) {
+        crate::telemetry::stats::Counters::add(&counters.frames_failed, 1);
+        if self.ready() {
+            tracing::error!(error = format!("{e:#}"), frame, "{what} failed; frame skipped.");
+        }
+    }
 }
 
 /// What the capture thread queues for inference.
