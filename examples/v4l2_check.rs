@@ -336,6 +336,7 @@ fn daemon_check() -> Result<String, String> {
             int8: false,
             half_floats: false,
             threads: 1,
+            device: smplcast::model::Device::Cpu,
             smpl_file: None,
         },
         mqtt: Some(MqttConfig {
@@ -354,6 +355,8 @@ fn daemon_check() -> Result<String, String> {
         frame_queue: 2,
         shutdown_timeout: Duration::from_secs(10),
         workers: 1,
+        model_rate: smplcast::stages::rate::ModelRate::Auto,
+        save_crops: None,
     };
     let running = daemon::start(&config).map_err(|e| format!("{e:#}"))?;
     let result = (|| -> Result<usize, String> {

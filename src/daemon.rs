@@ -36,13 +36,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, SourceConfig};
 use crate::detect::finder::Finder;
-use crate::model::Bundle;
+use crate::model::{Bundle, Target};
 use crate::model::{Projector, Stepper};
 use crate::mqtt::publish;
 use crate::queue;
 use crate::smpl::joints::Skeleton;
 use crate::source::{files::Files, synthetic::Synthetic, FrameSource};
 use crate::stages::capture::capture;
+use crate::stages::crops::CropSaver;
 use crate::stages::find::Find;
 use crate::stages::infer::{Features, Infer};
 use crate::stages::output::{Discard, Outbox, Publisher};
@@ -77,6 +78,8 @@ pub struct Running {
 pub struct Summary {
     pub frames_in: u64,
     pub frames_dropped: u64,
+    /// Left out by the model's rate (`pipeline.model_fps`).
+    pub frames_strided: u64,
     pub messages_out: u64,
     pub messages_dropped: u64,
 }
@@ -130,10 +133,21 @@ impl Parts {
                  only."
             );
         }
-        let bundle = crate::model::with_half_floats(half, || Bundle::load(dir, config.model.int8))
-            .with_context(|| {
-                format!("loading the models of [model] dir = {:?}", dir.display().to_string())
-            })?;
+        let target = crate::model::device::select(config.model.device)?;
+        if target == Target::Cuda {
+            // The first start on a machine compiles tract's GPU kernels (about a minute on a
+            // server GPU; cached after, see the unit's CacheDirectory=).
+            systemd::waiting(
+                "loading the models on the GPU (the first start compiles kernels)",
+                Duration::from_secs(600),
+            );
+        }
+        let bundle = crate::model::with_device(target, || {
+            crate::model::with_half_floats(half, || Bundle::load(dir, config.model.int8))
+        })
+        .with_context(|| {
+            format!("loading the models of [model] dir = {:?}", dir.display().to_string())
+        })?;
         if !bundle.trained {
             tracing::warn!(dir = %dir.display(), "Model weights are random (untrained): poses are meaningless.");
         }
@@ -142,6 +156,8 @@ impl Parts {
             dir = %dir.display(),
             backbone = %bundle.backbone.precision(),
             head = %bundle.streaming.precision(),
+            backbone_on = %bundle.backbone.target(),
+            head_on = %bundle.streaming.target(),
             feature = bundle.backbone.feature_len(),
             model_id = %bundle.model_id,
             "Models loaded."
@@ -159,7 +175,7 @@ impl Parts {
         crate::model::set_threads(config.model.threads).with_context(|| {
             format!("starting {} threads for [model] threads", config.model.threads)
         })?;
-        let finder = Finder::new(&config.people)?;
+        let finder = crate::model::with_device(target, || Finder::new(&config.people))?;
         let source = open_source(&config.source)?;
         tracing::info!(source = %source.describe(), "Source opened.");
         let publisher: Arc<dyn Publisher> = match &config.mqtt {
@@ -206,7 +222,11 @@ pub fn start_with(config: &Config, parts: Parts) -> Result<Running> {
         parts;
     // The workers: one more state each over the same weights.
     let workers = config.workers.max(1);
-    let first = Infer { backbone, projector, crop_scale: config.crop_scale };
+    let crops = match &config.save_crops {
+        Some((dir, max)) => Some(Arc::new(CropSaver::new(dir, *max)?)),
+        None => None,
+    };
+    let first = Infer { backbone, projector, crop_scale: config.crop_scale, crops };
     let mut infers = Vec::with_capacity(workers);
     for _ in 1..workers {
         infers.push(first.fork().context("making an inference worker (pipeline.workers)")?);
@@ -247,13 +267,14 @@ pub fn start_with(config: &Config, parts: Parts) -> Result<Running> {
     }
 
     let live = source.is_live();
+    let rate = config.model_rate;
     let find = Find { finder };
     let assembler = Assembler::new(config.device_id.clone(), model_id).with_skeleton(skeleton);
     let post = Post { stepper, assembler };
     let mut stages = vec![
         spawn_stage("capture", &shutdown, {
             let (counters, shutdown) = (counters.clone(), shutdown.clone());
-            move || capture(source, live, frame_tx, notice_tx, &counters, &shutdown)
+            move || capture(source, live, rate, frame_tx, notice_tx, &counters, &shutdown)
         })?,
         spawn_stage("find", &shutdown, {
             let (counters, feature_tx) = (counters.clone(), feature_tx.clone());
@@ -394,12 +415,14 @@ impl Running {
         let summary = Summary {
             frames_in: r.frames_in,
             frames_dropped: r.frames_dropped,
+            frames_strided: r.frames_strided,
             messages_out: r.messages_out,
             messages_dropped: r.messages_dropped,
         };
         tracing::info!(
             frames_in = summary.frames_in,
             frames_dropped = summary.frames_dropped,
+            frames_strided = summary.frames_strided,
             messages_out = summary.messages_out,
             messages_dropped = summary.messages_dropped,
             mqtt_queued = self.mqtt_counters.queued.load(Ordering::Relaxed),

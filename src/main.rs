@@ -28,6 +28,14 @@ enum Command {
         /// Configuration file (TOML; see config.example.toml).
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+        /// Save a sample of the person crops the backbone sees to this directory, as PNG (one
+        /// per person per second): `models/run convert.py --calib-dir DIR` calibrates the
+        /// int8 backbone on them (docs/MODEL.md).
+        #[arg(long, value_name = "DIR")]
+        save_crops: Option<PathBuf>,
+        /// With --save-crops: how many at most.
+        #[arg(long, default_value_t = 200, value_name = "N", requires = "save_crops")]
+        save_crops_max: usize,
     },
     /// Checks a configuration file and that its models load; prints the effective config.
     CheckConfig {
@@ -237,8 +245,9 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Run { config } => {
-            let config = config::Config::load(&config)?;
+        Command::Run { config, save_crops, save_crops_max } => {
+            let mut config = config::Config::load(&config)?;
+            config.save_crops = save_crops.map(|dir| (dir, save_crops_max));
             daemon::start(&config)?.wait()?;
             Ok(())
         }

@@ -68,7 +68,8 @@ fn bench_reports_every_stage_for_each_precision_thread_and_worker_count() {
     // Each 2-worker run against its 1-worker run.
     let scaling = report["scaling"].as_array().unwrap();
     let scaled: Vec<&str> = scaling.iter().map(|s| s["run"].as_str().unwrap()).collect();
-    assert_eq!(scaled, ["f32 1t 2w", "f32 2t 2w", "int8 1t 2w", "int8 2t 2w"]);
+    assert_eq!(scaled, ["cpu f32 1t 2w", "cpu f32 2t 2w", "cpu int8 1t 2w", "cpu int8 2t 2w"]);
+    assert!(runs.iter().all(|r| r["device"] == "cpu"), "the default device");
     for s in scaling {
         let e = s["efficiency"].as_f64().unwrap();
         assert!(e > 0.0 && e < 1.5, "{s}");
@@ -141,6 +142,12 @@ fn bench_only_runs_one_part_in_a_loop() {
             .parse()
             .unwrap();
         assert!(mb > 1.0, "{text}");
+    }
+    // `--device auto` runs where `model.device = "auto"` would, and says where.
+    let gpu = Path::new("/dev/nvidiactl").exists() || Path::new("/dev/nvmap").exists();
+    if !gpu {
+        let text = bench(&["--only", "backbone", "--iterations", "1", "--device", "auto"]);
+        assert!(text.starts_with("Backbone (f32, cpu): ms per run ["), "{text}");
     }
 }
 

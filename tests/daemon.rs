@@ -40,16 +40,18 @@ impl Daemon {
     }
 
     fn start_with_env(name: &str, config: &str, env: &[(&str, &OsStr)]) -> Daemon {
-        Daemon::start_in(&scratch(name), config, env)
+        Daemon::start_in(&scratch(name), config, env, &[])
     }
 
-    /// A daemon with its config in `dir`, which may hold other files the config names.
-    fn start_in(dir: &Path, config: &str, env: &[(&str, &OsStr)]) -> Daemon {
+    /// A daemon with its config in `dir`, which may hold other files the config names, and
+    /// more `args` after `run --config FILE`.
+    fn start_in(dir: &Path, config: &str, env: &[(&str, &OsStr)], args: &[&OsStr]) -> Daemon {
         let dir = dir.to_path_buf();
         std::fs::write(dir.join("config.toml"), config).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_smplcast"))
             .args(["run", "--config"])
             .arg(dir.join("config.toml"))
+            .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
@@ -106,6 +108,11 @@ impl Drop for Daemon {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Whether this machine has an NVIDIA driver: the CUDA error paths are checked elsewhere.
+fn gpu_here() -> bool {
+    Path::new("/dev/nvidiactl").exists() || Path::new("/dev/nvmap").exists()
 }
 
 fn narrow() -> PathBuf {
@@ -281,12 +288,12 @@ fn killed_daemon_goes_offline_by_its_last_will() {
 
 /// Runs the file source over tests/data/frames to its end on `workers` inference workers and
 /// returns the pose lines.
-fn replay(broker: &Broker, device: &str, workers: usize) -> (Vec<Value>, String) {
+fn replay(broker: &Broker, device: &str, workers: usize, model: &str) -> (Vec<Value>, String) {
     let sub = Subscriber::start(broker.port, device, 60);
     sub.until(Duration::from_secs(15), |v| v["ready"] == true);
     let frames = root().join("tests/data/frames");
     let source = format!("kind = \"files\"\npath = {:?}\nfps = 0", frames.display().to_string());
-    let cfg = config(device, broker.port, &source, "", 0.0)
+    let cfg = config(device, broker.port, &source, model, 0.0)
         + &format!("[pipeline]\nworkers = {workers}\n");
     let mut daemon = Daemon::start(device, &cfg);
     let (status, stderr) = daemon.wait(Duration::from_secs(60));
@@ -305,10 +312,18 @@ fn replay(broker: &Broker, device: &str, workers: usize) -> (Vec<Value>, String)
 fn replaying_files_gives_identical_payloads_apart_from_timestamps() {
     let device = "daemon-replay";
     let broker = Broker::start();
-    // The second run on 3 workers: parallel inference changes nothing a subscriber gets.
-    let (first, stderr) = replay(&broker, device, 1);
-    let (second, _) = replay(&broker, device, 3);
+    // The second run on 3 workers: parallel inference changes nothing a subscriber gets. It
+    // asks for `model.device = "auto"`, which runs on the CPU where CUDA is not usable.
+    let (first, stderr) = replay(&broker, device, 1, "");
+    let (second, auto) = replay(&broker, device, 3, "device = \"auto\"");
     assert!(stderr.contains("frame_010.jpg"), "the corrupt frame is named: {stderr}");
+    if !gpu_here() {
+        assert!(
+            auto.contains("model.device = auto: running on the CPU. CUDA is not usable: "),
+            "{auto}"
+        );
+        assert!(auto.contains("backbone_on=cpu"), "{auto}");
+    }
 
     let first_refs: Vec<&Value> = first.iter().collect();
     check_against_rust(&first_refs);
@@ -331,6 +346,48 @@ fn replaying_files_gives_identical_payloads_apart_from_timestamps() {
     assert!(differing.is_empty(), "messages {differing:?} differ beyond their timestamps");
     assert_ne!(first[0]["hex"], second[0]["hex"], "the timestamps do differ");
     assert_eq!(first[0]["pose"]["img"], serde_json::json!([192, 144]));
+}
+
+#[test]
+fn save_crops_keeps_one_crop_per_person_per_second_as_png() {
+    // 20 frames at 10 fps (one unreadable), the whole frame as one person: 2 s, so 2 crops.
+    let broker = Broker::start();
+    let dir = scratch("save-crops");
+    let crops = dir.join("crops");
+    let frames = root().join("tests/data/frames");
+    let source = format!("kind = \"files\"\npath = {:?}\nfps = 10", frames.display().to_string());
+    let cfg = config("daemon-crops", broker.port, &source, "", 0.0);
+    let args = [
+        OsStr::new("--save-crops"),
+        crops.as_os_str(),
+        OsStr::new("--save-crops-max"),
+        OsStr::new("5"),
+    ];
+    let mut daemon = Daemon::start_in(&dir, &cfg, &[], &args);
+    let (status, stderr) = daemon.wait(Duration::from_secs(30));
+    assert!(status.success(), "{stderr}");
+    let mut names: Vec<String> = std::fs::read_dir(&crops)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}\n{stderr}");
+    assert_eq!(names[0], "t00000-f000000000.png", "{names:?}");
+    assert!(names[1].starts_with("t00000-f0000000"), "{names:?}");
+    for name in &names {
+        let png = std::fs::read(crops.join(name)).unwrap();
+        let mut decoder = zune_png::PngDecoder::new(std::io::Cursor::new(png));
+        let pixels = decoder.decode_raw().unwrap();
+        assert_eq!(
+            (decoder.dimensions(), pixels.len()),
+            (Some((224, 224)), 224 * 224 * 3),
+            "{name}"
+        );
+    }
+    // A second run into the same directory is refused: samples of two runs do not mix.
+    let mut again = Daemon::start_in(&dir, &cfg, &[], &args);
+    let error = again.start_up_error("a used crop directory", Duration::from_secs(30));
+    assert!(error.contains("already holds 2 .png files"), "{error}");
 }
 
 #[test]
@@ -388,6 +445,10 @@ fn start_up_errors_name_the_input_and_exit_non_zero() {
                 vec!["source.fps = 5000.0: expected 0 (unpaced) or 1 to 1000".into()],
             ),
             (
+                format!("{model}device = \"gpu\"\n"),
+                vec!["model.device = \"gpu\": expected \"cpu\", \"cuda\" or \"auto\"".into()],
+            ),
+            (
                 "[model]\ndir = \"/nonexistent/models\"\n".into(),
                 vec!["model.dir = \"/nonexistent/models\": not a directory".into()],
             ),
@@ -413,6 +474,25 @@ fn start_up_errors_name_the_input_and_exit_non_zero() {
             ),
         ])
         .collect();
+    // `cuda` where it cannot run: one error naming what is missing and where it comes from.
+    let cuda = if !cfg!(any(feature = "cuda", feature = "cuda12")) {
+        vec!["model.device = \"cuda\": this smplcast was built without CUDA support".into()]
+    } else {
+        let package = if cfg!(feature = "cuda") { "cuda-cudart-13-0" } else { "cuda-cudart-12-6" };
+        vec![
+            "model.device = \"cuda\": the dynamic loader cannot open libcuda.so.1 (the NVIDIA \
+             driver"
+                .into(),
+            format!("({package})"),
+            "libcudnn.so.9".into(),
+            "Or set model.device = \"cpu\" or \"auto\"".into(),
+        ]
+    };
+    let cases: Vec<(String, Vec<String>)> = if gpu_here() {
+        cases
+    } else {
+        cases.into_iter().chain([(format!("{model}device = \"cuda\"\n"), cuda)]).collect()
+    };
     let n = cases.len();
     for (text, wanted) in cases {
         let mut daemon = Daemon::start("bad", &text);
@@ -762,8 +842,12 @@ fn broker_login_from_a_file_or_credential_and_refusals_name_the_fix() {
         let own = scratch(&device);
         std::fs::copy(dir.join("good"), own.join("good")).unwrap();
         std::fs::copy(dir.join("bad"), own.join("bad")).unwrap();
-        let mut daemon =
-            Daemon::start_in(&own, &cfg, &[("CREDENTIALS_DIRECTORY", credentials.as_os_str())]);
+        let mut daemon = Daemon::start_in(
+            &own,
+            &cfg,
+            &[("CREDENTIALS_DIRECTORY", credentials.as_os_str())],
+            &[],
+        );
         let port = broker.port.to_string();
         let sub = |password: &str| {
             let file = own.join(password).display().to_string();

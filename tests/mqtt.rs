@@ -45,7 +45,7 @@ fn message(seq: u64) -> PoseMsg {
         utc_us: 1_795_600_000_000_000 + seq as i64 * 33_333,
         mono_ns: 5_000_000_000 + seq * 33_333_333,
         model: "mpsnet-random-0-w8".into(),
-        win: Window { len: 16, lookahead: 7 },
+        win: Window { len: 16, lookahead: 7, fps: None },
         img: [640, 480],
         people: vec![Person {
             id: 7,

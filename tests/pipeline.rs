@@ -132,8 +132,9 @@ fn poses(got: &[Got]) -> Vec<&PoseMsg> {
 #[test]
 fn a_model_slower_than_a_live_source_drops_frames_before_inference_and_counts_them() {
     // 50 fps in, 100–300 ms per frame in inference on 2 workers: at most ~10 fps through.
+    // Every frame is offered to the model (model_fps = 0), so the queue drops the rest.
     let toml = "[source]\nkind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 50\n\
-                [stats]\ninterval_s = 0.5\n[pipeline]\nworkers = 2\n";
+                [stats]\ninterval_s = 0.5\n[pipeline]\nworkers = 2\nmodel_fps = 0\n";
     let rig = Rig::start(toml, Duration::from_millis(100), None);
     std::thread::sleep(Duration::from_millis(3000));
     rig.running.stop();
@@ -174,6 +175,34 @@ fn a_model_slower_than_a_live_source_drops_frames_before_inference_and_counts_th
 }
 
 #[test]
+fn a_model_rate_keeps_every_kth_frame_and_every_message_says_the_rate() {
+    // A 60 fps camera, the model at 20 fps: every 3rd frame, from the first.
+    let toml = "[source]\nkind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 60\n\
+                [stats]\ninterval_s = 0.5\n[pipeline]\nworkers = 2\nmodel_fps = 20\n";
+    let rig = Rig::start(toml, Duration::from_millis(1), None);
+    std::thread::sleep(Duration::from_millis(1500));
+    rig.running.stop();
+    let (result, inferred, got) = rig.wait();
+    let summary = result.unwrap();
+    assert_eq!(
+        summary.frames_in,
+        inferred + summary.frames_dropped + summary.frames_strided,
+        "every frame inferred, dropped or left out by the rate: {summary:?}"
+    );
+    assert!(summary.frames_strided >= 2 * inferred - 2, "2 of 3 left out: {summary:?}");
+    assert_eq!(summary.frames_dropped, 0, "the model keeps up at 20 fps: {summary:?}");
+    let poses = poses(&got);
+    assert!(poses.len() > 15, "{}", poses.len());
+    let frames: Vec<u64> = poses.iter().map(|p| p.frame).collect();
+    assert!(frames.iter().all(|f| f % 3 == 0), "every 3rd frame: {frames:?}");
+    assert!(frames.windows(2).all(|w| w[1] == w[0] + 3), "none missing: {frames:?}");
+    assert!(poses.iter().all(|p| p.win.fps == Some(20.0)), "the rate in every message");
+    let last = got.iter().rev().find_map(|g| if let Got::Stats(r) = g { Some(r) } else { None });
+    let last = last.expect("a stats report");
+    assert_eq!((last.model_fps, last.frames_strided > 0), (Some(20.0), true), "{last:?}");
+}
+
+#[test]
 fn an_unpaced_source_waits_for_a_slow_model_and_every_frame_gets_its_result() {
     // A replay: the source waits for inference, so nothing is dropped and every frame of
     // the 40 gets a result, the last ones when the source ends and the windows flush.
@@ -185,6 +214,7 @@ fn an_unpaced_source_waits_for_a_slow_model_and_every_frame_gets_its_result() {
     assert_eq!((summary.frames_in, summary.frames_dropped, inferred), (40, 0, 40), "{summary:?}");
     let frames: Vec<u64> = poses(&got).iter().map(|p| p.frame).collect();
     assert_eq!(frames, (0..40).collect::<Vec<_>>());
+    assert!(poses(&got).iter().all(|p| p.win.fps.is_none()), "an unpaced source has no rate");
     assert!(matches!(got.last(), Some(Got::Ended { clean: true })));
 }
 

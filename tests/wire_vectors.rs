@@ -42,7 +42,7 @@ fn vectors() -> Vec<(&'static str, PoseMsg)> {
         utc_us: 1_795_600_000_000_000,
         mono_ns: 12_000_000_000,
         model: "mpsnet-random-0-w64".into(),
-        win: Window { len: 16, lookahead: 7 },
+        win: Window { len: 16, lookahead: 7, fps: None },
         img: [640, 480],
         people: vec![],
     };
@@ -66,12 +66,22 @@ fn vectors() -> Vec<(&'static str, PoseMsg)> {
     let coasting = Person { predicted: true, ..person(8, 1.5) };
     let predicted =
         PoseMsg { seq: 3, frame: 10, people: vec![person(7, 0.25), coasting], ..base.clone() };
+    // The model's frame rate (optional key, added within v1): a 30 fps camera, every 4th
+    // frame.
+    let rate = PoseMsg {
+        seq: 5,
+        frame: 24,
+        win: Window { fps: Some(7.5), ..base.win },
+        people: vec![person(9, 0.75)],
+        ..base.clone()
+    };
     vec![
         ("v1-empty", base),
         ("v1-one-person", one),
         ("v1-two-people", two),
         ("v1-joints", joints),
         ("v1-predicted", predicted),
+        ("v1-model-fps", rate),
     ]
 }
 

@@ -45,6 +45,10 @@ pub struct Args {
     /// Inference worker counts (`pipeline.workers`), comma-separated: frames in parallel.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     workers: Vec<usize>,
+    /// Where the graphs run (`model.device`), comma-separated: cpu, cuda, auto. With `--only`,
+    /// the first.
+    #[arg(long, value_delimiter = ',', default_value = "cpu", value_parser = parse_device)]
+    device: Vec<smplcast::model::Device>,
     /// Frames measured per run.
     #[arg(long, default_value_t = 60)]
     frames: u64,
@@ -111,16 +115,20 @@ pub fn main(args: Args) -> Result<()> {
         if !args.detector_sizes.is_empty() {
             detection.sizes = args.detector_sizes.clone();
         }
-        let runs = if part == Part::Detector {
-            detector_loop(dir, detection, args.frame, args.iterations, args.profile)?
-        } else {
-            part_loop(dir, part, int8, args.iterations, args.profile)?
-        };
+        let device = args.device.first().copied().unwrap_or_default();
+        let target = smplcast::model::device::select(device)?;
+        let runs = smplcast::model::with_device(target, || {
+            if part == Part::Detector {
+                detector_loop(dir, detection, args.frame, args.iterations, args.profile)
+            } else {
+                part_loop(dir, part, int8, args.iterations, args.profile)
+            }
+        })?;
         if args.profile {
             print!("{}", render_profile(&runs.ops, args.iterations.max(1)));
         } else {
             let shown: Vec<String> = runs.ms.iter().map(|m| format!("{m:.2}")).collect();
-            println!("{part:?} ({precision}): ms per run [{}]", shown.join(", "));
+            println!("{part:?} ({precision}, {target}): ms per run [{}]", shown.join(", "));
         }
         println!("RSS after the runs: {:.1} MB", runs.rss_mb);
         return Ok(());
@@ -130,6 +138,7 @@ pub fn main(args: Args) -> Result<()> {
         precisions: args.precision,
         threads: args.threads,
         workers: args.workers,
+        devices: args.device,
         frames: args.frames,
         warmup: args.warmup,
         source: args.source,
@@ -160,6 +169,8 @@ pub struct BenchOptions {
     pub threads: Vec<usize>,
     /// Inference worker counts.
     pub workers: Vec<usize>,
+    /// `model.device` of the runs.
+    pub devices: Vec<smplcast::model::Device>,
     /// Frames measured, after `warmup` frames.
     pub frames: u64,
     pub warmup: u64,
@@ -204,6 +215,8 @@ pub struct Latency {
 /// One precision × thread count × worker count.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunFigure {
+    /// Where the backbone ran.
+    pub device: smplcast::model::Target,
     pub precision: String,
     pub threads: usize,
     pub workers: usize,
@@ -283,26 +296,34 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
     ensure!(opts.frames >= 10, "--frames must be at least 10");
     let port = crate::cli::broker::start().context("starting the embedded MQTT broker")?.mqtt;
     let mut runs = Vec::new();
-    for precision in &opts.precisions {
+    let settings = opts.devices.iter().flat_map(|&device| {
+        opts.precisions.iter().flat_map(move |precision| {
+            opts.threads.iter().flat_map(move |&threads| {
+                opts.workers.iter().map(move |&workers| Setting {
+                    device,
+                    precision,
+                    threads,
+                    workers,
+                })
+            })
+        })
+    });
+    for setting in settings {
+        let Setting { precision, workers, .. } = setting;
         ensure!(
-            PRECISIONS.contains(&precision.as_str()),
+            PRECISIONS.contains(&precision),
             "--precision {precision:?}: expected {PRECISIONS:?}"
         );
-        for &threads in &opts.threads {
-            for &workers in &opts.workers {
-                ensure!((1..=64).contains(&workers), "--workers {workers}: expected 1 to 64");
-                let setting = Setting { precision, threads, workers };
-                eprintln!("bench: {}: throughput …", setting.name());
-                let mut figure = throughput(opts, &setting, port)?;
-                if !opts.no_latency {
-                    let fps = (0.8 * figure.person_frames_per_s / figure.people_per_frame.max(1.0))
-                        .clamp(0.5, 1000.0);
-                    eprintln!("bench: {}: latency at {fps:.1} fps …", setting.name());
-                    figure.latency = Some(latency(opts, &setting, port, fps, &figure)?);
-                }
-                runs.push(figure);
-            }
+        ensure!((1..=64).contains(&workers), "--workers {workers}: expected 1 to 64");
+        eprintln!("bench: {}: throughput …", setting.name());
+        let mut figure = throughput(opts, &setting, port)?;
+        if !opts.no_latency {
+            let fps = (0.8 * figure.person_frames_per_s / figure.people_per_frame.max(1.0))
+                .clamp(0.5, 1000.0);
+            eprintln!("bench: {}: latency at {fps:.1} fps …", setting.name());
+            figure.latency = Some(latency(opts, &setting, port, fps, &figure)?);
         }
+        runs.push(figure);
     }
     smplcast::model::set_threads(1)?;
     let base = runs.first().map_or(1.0, |r| r.person_frames_per_s.max(1e-9));
@@ -323,6 +344,7 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
 
 /// One run's settings.
 struct Setting<'a> {
+    device: smplcast::model::Device,
     precision: &'a str,
     threads: usize,
     workers: usize,
@@ -330,12 +352,15 @@ struct Setting<'a> {
 
 impl Setting<'_> {
     fn name(&self) -> String {
-        format!("{}, {} thread(s), {} worker(s)", self.precision, self.threads, self.workers)
+        format!(
+            "{}, {}, {} thread(s), {} worker(s)",
+            self.device, self.precision, self.threads, self.workers
+        )
     }
 }
 
 fn run_name(r: &RunFigure) -> String {
-    format!("{} {}t {}w", r.precision, r.threads, r.workers)
+    format!("{} {} {}t {}w", r.device, r.precision, r.threads, r.workers)
 }
 
 /// Each run on N > 1 workers against its 1-worker run (same precision and threads), if any.
@@ -343,9 +368,12 @@ fn scaling(runs: &[RunFigure]) -> Vec<Scaling> {
     runs.iter()
         .filter(|r| r.workers > 1)
         .filter_map(|r| {
-            let one = runs
-                .iter()
-                .find(|o| o.workers == 1 && o.precision == r.precision && o.threads == r.threads)?;
+            let one = runs.iter().find(|o| {
+                o.workers == 1
+                    && o.device == r.device
+                    && o.precision == r.precision
+                    && o.threads == r.threads
+            })?;
             let n = r.workers as f64;
             Some(Scaling {
                 run: run_name(r),
@@ -363,7 +391,7 @@ fn utc_now() -> String {
 
 /// The daemon's configuration for one run.
 fn config(opts: &BenchOptions, setting: &Setting, port: u16, fps: f64) -> smplcast::config::Config {
-    let Setting { precision, threads, workers } = *setting;
+    let Setting { device, precision, threads, workers } = *setting;
     let source = match &opts.source {
         None => SourceConfig::Synthetic { width: 640, height: 480, fps, frames: None },
         Some(dir) => SourceConfig::Files { path: dir.clone(), fps, looping: true },
@@ -378,6 +406,7 @@ fn config(opts: &BenchOptions, setting: &Setting, port: u16, fps: f64) -> smplca
         // f16: the f32 graphs loaded in half precision ([model] half_floats).
         half_floats: precision == "f16",
         threads,
+        device,
         smpl_file: None,
     };
     let mut config = smplcast::config::Config::builtin(
@@ -537,6 +566,8 @@ fn throughput(opts: &BenchOptions, setting: &Setting, port: u16) -> Result<RunFi
     let inference_ms = a.inference_ms_until(&b);
     rss.sort_by(f64::total_cmp);
     Ok(RunFigure {
+        // What the daemon's start-up chose (auto: the GPU or the CPU), asked again.
+        device: smplcast::model::device::select(setting.device)?,
         precision: setting.precision.to_string(),
         threads: setting.threads,
         workers: setting.workers,
@@ -622,9 +653,11 @@ pub fn render(report: &Report) -> String {
     for r in &report.runs {
         let _ = writeln!(
             out,
-            "\n{} backbone, {} thread(s), {} worker(s): {:.2} person-frames/s, {:.1} ms/frame, \
-             {:.2} people/frame, RSS {:.0} MB (max {:.0}), {:.0} B per person-frame",
+            "\n{} backbone on the {}, {} thread(s), {} worker(s): {:.2} person-frames/s, \
+             {:.1} ms/frame, {:.2} people/frame, RSS {:.0} MB (max {:.0}), {:.0} B per \
+             person-frame",
             r.precision,
+            r.device,
             r.threads,
             r.workers,
             r.person_frames_per_s,
@@ -926,6 +959,11 @@ pub fn detector_loop(
         .collect::<Result<_>>()?;
     let ops = smplcast::model::profile_ops(false);
     Ok(PartRuns { ms, ops, rss_mb: rss_mb() })
+}
+
+fn parse_device(s: &str) -> Result<smplcast::model::Device, String> {
+    serde_json::from_value(serde_json::Value::String(s.into()))
+        .map_err(|_| format!("{s:?}: expected cpu, cuda or auto"))
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {

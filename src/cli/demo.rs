@@ -108,6 +108,7 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
         int8: opts.int8,
         half_floats: false,
         threads: 1,
+        device: smplcast::model::Device::Cpu,
         smpl_file: opts.smpl_file.clone(),
     };
     let people = match &opts.detector {

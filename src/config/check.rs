@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{RawModel, RawMqtt, RawPerson, RawPipeline, RawSource, RawStats};
+use super::raw::{RawModel, RawMqtt, RawPerson, RawPipeline, RawRate, RawSource, RawStats};
 use super::{Config, ModelConfig, MqttConfig, People, SourceConfig};
 use crate::geom::BBox;
+use crate::model::Device;
 use crate::mqtt::{self, QoS};
+use crate::stages::rate::ModelRate;
 
 /// `[source]`.
 pub(super) fn source(s: &RawSource, base: &Path, c: &mut Checker) -> SourceConfig {
@@ -245,11 +247,26 @@ pub(super) fn model(m: &RawModel, base: &Path, c: &mut Checker) -> ModelConfig {
     }
     let threads = m.threads.unwrap_or(1);
     c.check("model.threads", &threads, (1..=64).contains(&threads), "1 to 64");
+    let device = match m.device.as_deref() {
+        None | Some("cpu") => Device::Cpu,
+        Some("auto") => Device::Auto,
+        // A build without CUDA cannot honour it: said here, so that `check-config` says it too.
+        Some("cuda") if !crate::model::device::CUDA_BUILT => {
+            c.problem(format!("model.device = \"cuda\": {}", crate::model::device::NOT_BUILT));
+            Device::Cpu
+        }
+        Some("cuda") => Device::Cuda,
+        Some(other) => {
+            c.problem(format!("model.device = {other:?}: expected \"cpu\", \"cuda\" or \"auto\""));
+            Device::Cpu
+        }
+    };
     ModelConfig {
         dir,
         int8: m.int8,
         half_floats: m.half_floats,
         threads,
+        device,
         smpl_file: m.smpl_file.as_ref().map(|f| base.join(f)),
     }
 }
@@ -310,14 +327,29 @@ pub(super) fn pipeline(
     p: &RawPipeline,
     threads: usize,
     c: &mut Checker,
-) -> (usize, Duration, usize) {
+) -> (usize, Duration, usize, ModelRate) {
     let q = p.frame_queue;
     c.check("pipeline.frame_queue", &q, (1..=64).contains(&q), "1 to 64 frames");
     let shutdown_timeout =
         c.seconds("pipeline.shutdown_timeout_s", p.shutdown_timeout_s, 0.5, 300.0);
     let workers = p.workers.unwrap_or_else(|| super::default_workers(threads));
     c.check("pipeline.workers", &workers, (1..=64).contains(&workers), "1 to 64");
-    (q, shutdown_timeout, workers)
+    let expected = "\"auto\", 0 (every frame) or 1 to 1000 frames per second";
+    let rate = match &p.model_fps {
+        None => ModelRate::Auto,
+        Some(RawRate::Word(w)) if w == "auto" => ModelRate::Auto,
+        Some(RawRate::Fps(f)) if *f == 0.0 => ModelRate::Every,
+        Some(RawRate::Fps(f)) if (1.0..=1000.0).contains(f) => ModelRate::At(*f),
+        Some(RawRate::Word(w)) => {
+            c.problem(format!("pipeline.model_fps = {w:?}: expected {expected}"));
+            ModelRate::Auto
+        }
+        Some(RawRate::Fps(f)) => {
+            c.problem(format!("pipeline.model_fps = {f}: expected {expected}"));
+            ModelRate::Auto
+        }
+    };
+    (q, shutdown_timeout, workers, rate)
 }
 
 /// Collects problems.

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use crate::detect::nanodet::Settings as DetectorSettings;
 use crate::detect::track::Settings as TrackerSettings;
+use crate::model::Device;
 use crate::mqtt::{self, QoS};
+use crate::stages::rate::ModelRate;
 
 mod check;
 mod raw;
@@ -46,6 +48,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Inference workers: frames inferred in parallel ([`default_workers`] unless set).
     pub workers: usize,
+    /// Which camera frames the model gets (`pipeline.model_fps`).
+    pub model_rate: ModelRate,
+    /// `smplcast run --save-crops DIR --save-crops-max N`: a sample of the person crops.
+    pub save_crops: Option<(PathBuf, usize)>,
 }
 
 /// `pipeline.workers` when it is not set: the cores but one (capture, finding people and post
@@ -125,6 +131,8 @@ pub struct ModelConfig {
     pub half_floats: bool,
     /// Threads for the models' matrix products (1: the inference thread alone).
     pub threads: usize,
+    /// Where the graphs run (`model.device`); decided at start-up by `model::device::select`.
+    pub device: Device,
     /// SMPL model file for joints; `None`: messages carry no joints.
     pub smpl_file: Option<PathBuf>,
 }
@@ -174,6 +182,8 @@ impl Config {
             frame_queue: 2,
             shutdown_timeout: Duration::from_secs(5),
             workers,
+            model_rate: ModelRate::Auto,
+            save_crops: None,
         }
     }
 
@@ -213,7 +223,7 @@ impl Config {
         let model = check::model(&raw.model, base, &mut c);
         let mqtt = check::mqtt(&raw.mqtt, &device_id, base, &mut c);
         let stats_interval = check::stats(&raw.stats, &mut c);
-        let (frame_queue, shutdown_timeout, workers) =
+        let (frame_queue, shutdown_timeout, workers, model_rate) =
             check::pipeline(&raw.pipeline, model.threads, &mut c);
         c.finish(Config {
             device_id,
@@ -226,6 +236,8 @@ impl Config {
             frame_queue,
             shutdown_timeout,
             workers,
+            model_rate,
+            save_crops: None,
         })
     }
 

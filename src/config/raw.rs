@@ -134,6 +134,8 @@ pub struct RawModel {
     pub half_floats: bool,
     /// Threads for the models' matrix products; default 1 (the inference thread alone).
     pub threads: Option<usize>,
+    /// Where the graphs run: "cpu" (default), "cuda" or "auto".
+    pub device: Option<String>,
     /// The user's SMPL model (.npz): adds 24 posed joints per person to the messages.
     pub smpl_file: Option<PathBuf>,
     /// Removed (a test hook, in config.example.toml until 0.1): read only to say so, so that a
@@ -219,11 +221,22 @@ pub struct RawPipeline {
     /// Inference workers (frames in parallel); default: the cores but one, over
     /// `model.threads`.
     pub workers: Option<usize>,
+    /// The model's frame rate: "auto" (default), a number of frames per second, or 0 (every
+    /// frame).
+    pub model_fps: Option<RawRate>,
+}
+
+/// `pipeline.model_fps`: a word or a number.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawRate {
+    Word(String),
+    Fps(f64),
 }
 
 impl Default for RawPipeline {
     fn default() -> Self {
-        RawPipeline { frame_queue: 2, shutdown_timeout_s: 5.0, workers: None }
+        RawPipeline { frame_queue: 2, shutdown_timeout_s: 5.0, workers: None, model_fps: None }
     }
 }
 

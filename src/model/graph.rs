@@ -116,6 +116,9 @@ impl fmt::Display for Precision {
 }
 
 thread_local! {
+    /// [`super::with_device`].
+    pub(super) static DEVICE: std::cell::Cell<super::Target> =
+        const { std::cell::Cell::new(super::Target::Cpu) };
     /// [`super::set_half_floats`].
     pub(super) static HALF_FLOATS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// [`super::profile_ops`]: the time per op kind of the graphs run on this thread, when on.
@@ -126,11 +129,14 @@ thread_local! {
 /// A loaded, optimised graph with a reusable execution state.
 pub(crate) struct Graph {
     pub precision: Precision,
+    /// Where it runs: the CPU, or the GPU (tract-cuda), see [`super::with_device`].
+    pub target: super::Target,
     /// Runs in f16: inputs are cast to it, outputs back to f32.
     half: bool,
     graph: &'static str,
-    /// Reused across calls so tract does not re-allocate its buffers every frame.
-    state: TypedSimpleState,
+    /// Reused across calls so tract does not re-allocate its buffers every frame. A plan of
+    /// tract's default runtime on the CPU (a `TypedSimpleState`), or of its CUDA runtime.
+    state: Box<dyn State>,
 }
 
 type Declared = Vec<(String, i32, Vec<Option<usize>>)>;
@@ -307,8 +313,6 @@ impl Graph {
         } else {
             precision
         };
-        let typed = typed.into_optimized().map_err(optimise)?;
-
         let mut found_out = Vec::new();
         let mut ok = true;
         for (ix, port) in iface.outputs.iter().enumerate() {
@@ -325,9 +329,9 @@ impl Graph {
         if !ok {
             return Err(interface_err(widths, format!("outputs {}", found_out.join(", "))));
         }
-        let plan = typed.into_runnable().map_err(|e| parse(format!("{e:#}")))?;
-        let state = plan.spawn().map_err(|e| parse(format!("{e:#}")))?;
-        Ok(Graph { precision, half, graph: iface.graph, state })
+        let (target, runnable) = prepare(typed, path, iface.graph).map_err(optimise)?;
+        let state = runnable.spawn().map_err(|e| parse(format!("{e:#}")))?;
+        Ok(Graph { precision, target, half, graph: iface.graph, state })
     }
 
     /// Another execution state over the same optimised graph (the weights are shared, not
@@ -336,8 +340,8 @@ impl Graph {
     /// # Errors
     /// [`Error::Run`] if tract cannot make the state.
     pub fn fork(&self) -> Result<Self> {
-        let state = self.state.plan().spawn().map_err(|e| self.run_err(e))?;
-        Ok(Graph { precision: self.precision, half: self.half, graph: self.graph, state })
+        let state = self.state.runnable().spawn().map_err(|e| self.run_err(e))?;
+        Ok(Graph { state, graph: self.graph, ..*self })
     }
 
     /// Runs the graph on f32 inputs laid out as the interface says (row-major). While
@@ -347,11 +351,13 @@ impl Graph {
     /// [`Error::Run`] if tract fails (an input of the wrong length included).
     pub fn run(&mut self, inputs: &[(&[usize], &[f32])]) -> Result<TVec<TValue>> {
         let values = self.values(inputs)?;
-        let Some(mut profile) = PROFILE.take() else {
+        let profile = PROFILE.take();
+        let cpu = self.state.downcast_mut::<TypedSimpleState>();
+        let (Some(mut profile), Some(cpu)) = (profile, cpu) else {
             let out = self.state.run(values).map_err(|e| self.run_err(e))?;
             return self.to_f32(out);
         };
-        let out = self.state.run_plan_with_eval(values, |ctx, state, node, input| {
+        let out = cpu.run_plan_with_eval(values, |ctx, state, node, input| {
             let t0 = std::time::Instant::now();
             let out = tract_onnx::tract_core::plan::eval(ctx, state, node, input);
             let entry = profile.entry(node.op().name().to_string()).or_default();
@@ -397,6 +403,39 @@ impl Graph {
     pub fn name(&self) -> &'static str {
         self.graph
     }
+}
+
+/// The decluttered graph made runnable where [`super::with_device`] says: optimised for
+/// tract's CPU runtime, or handed to its CUDA runtime, which moves what it can run to the GPU.
+/// A graph the CUDA runtime cannot prepare runs on the CPU, with a warning that says why.
+#[cfg_attr(not(any(feature = "cuda", feature = "cuda12")), allow(unused_variables))]
+fn prepare(
+    typed: TypedModel,
+    path: &Path,
+    graph: &'static str,
+) -> TractResult<(super::Target, Box<dyn Runnable>)> {
+    #[cfg(any(feature = "cuda", feature = "cuda12"))]
+    if DEVICE.get() == super::Target::Cuda {
+        let t0 = std::time::Instant::now();
+        match super::device::gpu::prepare(typed.clone()) {
+            Ok(runnable) => {
+                tracing::info!(
+                    graph,
+                    seconds = format_args!("{:.1}", t0.elapsed().as_secs_f64()),
+                    "Graph prepared on the GPU."
+                );
+                return Ok((super::Target::Cuda, runnable));
+            }
+            Err(reason) => tracing::warn!(
+                graph,
+                file = %path.display(),
+                %reason,
+                "This graph runs on the CPU: tract's CUDA runtime cannot prepare it."
+            ),
+        }
+    }
+    let plan = typed.into_optimized()?.into_runnable()?;
+    Ok((super::Target::Cpu, Box::new(plan)))
 }
 
 /// Copies an f32 output of `run` out as a slice.

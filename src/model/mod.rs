@@ -18,6 +18,7 @@
 //! C is 2048 for the published model, I = C / 2, H = 256 (a narrow test variant divides all by 8);
 //! 157 is the regressor's state (pose6d, shape, cam).
 
+pub mod device;
 mod fuse;
 mod graph;
 pub mod preprocess;
@@ -25,6 +26,7 @@ mod quantize;
 
 use std::path::{Path, PathBuf};
 
+pub use device::{Device, Target};
 use graph::{f32_slice, Dim, Graph, Interface, Port, Widths};
 pub use graph::{OpProfile, Precision};
 
@@ -128,6 +130,17 @@ pub fn with_half_floats<T>(half: bool, load: impl FnOnce() -> T) -> T {
     let before = graph::HALF_FLOATS.replace(half);
     let out = load();
     graph::HALF_FLOATS.set(before);
+    out
+}
+
+/// Runs `load` with the graphs it loads made runnable on `target` (see [`device::select`]),
+/// and restores the setting after. On the GPU, tract runs there what its CUDA runtime supports
+/// and the rest of the graph on the CPU; a graph it cannot prepare at all runs on the CPU, with
+/// a warning. Per thread, like [`with_half_floats`].
+pub fn with_device<T>(target: Target, load: impl FnOnce() -> T) -> T {
+    let before = graph::DEVICE.replace(target);
+    let out = load();
+    graph::DEVICE.set(before);
     out
 }
 
@@ -281,6 +294,11 @@ impl Backbone {
     /// Precision of the loaded graph.
     pub fn precision(&self) -> Precision {
         self.graph.precision
+    }
+
+    /// Where it runs.
+    pub fn target(&self) -> Target {
+        self.graph.target
     }
 
     /// Another backbone over the same weights, with its own state: one per worker.
@@ -507,6 +525,11 @@ impl Streaming {
     /// Precision of the loaded graphs (the step graph's; both are exported together).
     pub fn precision(&self) -> Precision {
         self.stepper.graph.precision
+    }
+
+    /// Where the step graph runs.
+    pub fn target(&self) -> Target {
+        self.stepper.graph.target
     }
 
     /// See [`Projector::project`].

@@ -24,6 +24,19 @@ pub fn crop_to_tensor(frame: &Frame, crop: Crop, out: &mut Vec<f32>) {
     );
 }
 
+/// The inverse of [`crop_to_tensor`]'s normalisation: a [3, 224, 224] tensor back to 224 × 224
+/// RGB bytes, row by row (what the backbone saw, as an image).
+pub fn tensor_to_rgb(tensor: &[f32]) -> Vec<u8> {
+    let plane = IMAGE_SIZE * IMAGE_SIZE;
+    (0..plane * 3)
+        .map(|i| {
+            let (pixel, c) = (i / 3, i % 3);
+            let v = tensor.get(c * plane + pixel).copied().unwrap_or(0.0);
+            ((v * STD[c] + MEAN[c]) * 255.0).round().clamp(0.0, 255.0) as u8
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +66,14 @@ mod tests {
                 assert!((got - want[c]).abs() < 1e-3, "({x},{y}) c{c}: {got} vs {}", want[c]);
             }
         }
+    }
+
+    #[test]
+    fn a_tensor_turns_back_into_the_crop_it_was_made_from() {
+        let f = frame(224, 224, |x, y| [x as u8, y as u8, (x ^ y) as u8]);
+        let mut t = Vec::new();
+        crop_to_tensor(&f, BBox::full(224, 224).crop(1.0), &mut t);
+        assert_eq!(tensor_to_rgb(&t), f.image.data);
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub fn wait_for_broker(
                     "{status}; retrying (mqtt.connect_timeout_s = 0: until it answers)."
                 );
             }
-            crate::telemetry::systemd::waiting(&status);
+            crate::telemetry::systemd::waiting(&status, Duration::from_secs(10));
             next_report += Duration::from_secs(1);
         }
         std::thread::sleep(Duration::from_millis(10));

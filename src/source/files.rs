@@ -74,6 +74,10 @@ impl FrameSource for Files {
         self.pacer.is_paced()
     }
 
+    fn fps(&self) -> Option<f64> {
+        (self.fps > 0.0).then_some(self.fps)
+    }
+
     fn describe(&self) -> String {
         let rate = if self.fps > 0.0 { format!("{} fps", self.fps) } else { "unpaced".into() };
         let looping = if self.looping { ", looping" } else { "" };

@@ -87,6 +87,12 @@ pub trait FrameSource: Send {
     /// up, so the queue after it drops the oldest frame. False: it waits for the pipeline.
     fn is_live(&self) -> bool;
 
+    /// The rate frames come at, when the source has one (a camera, a paced replay); `None`:
+    /// unpaced or unknown. The model's rate is a stride of it (`pipeline.model_fps`).
+    fn fps(&self) -> Option<f64> {
+        None
+    }
+
     /// One line for the log: kind, size, rate.
     fn describe(&self) -> String;
 }

@@ -204,6 +204,10 @@ impl FrameSource for Camera {
         true
     }
 
+    fn fps(&self) -> Option<f64> {
+        self.layout().map(|l| 1.0 / l.interval).filter(|f| f.is_finite() && *f > 0.0)
+    }
+
     fn describe(&self) -> String {
         match self.layout() {
             Some(l) => format!(

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
+use super::rate::{ModelRate, Sampler};
 use super::Captured;
 use crate::queue;
 use crate::source::FrameSource;
@@ -15,12 +16,15 @@ use crate::telemetry::{CameraState, Notice, Streaming};
 pub fn capture(
     mut source: Box<dyn FrameSource>,
     live: bool,
+    rate: ModelRate,
     frame_tx: queue::Sender<Captured>,
     notice_tx: queue::Sender<Notice>,
     counters: &Counters,
     shutdown: &CancellationToken,
 ) -> Result<()> {
     let mut throttle = super::Throttle::default();
+    let mut sampler = Sampler::new(rate, source.fps());
+    let mut fps = None;
     // The source's state as last published: None before the first frame.
     let mut streaming: Option<bool> = None;
     let say = |state: Streaming, reason: Option<String>, source: &dyn FrameSource| {
@@ -41,7 +45,16 @@ pub fn capture(
                     streaming = Some(true);
                 }
                 Counters::add(&counters.frames_in, 1);
-                let frame = Captured::Frame(frame);
+                if !sampler.keep(frame_tx.dropped()) {
+                    Counters::add(&counters.frames_strided, 1);
+                    continue;
+                }
+                if sampler.fps() != fps {
+                    fps = sampler.fps();
+                    let milli = fps.map_or(0, |f| (f * 1e3).round() as u64);
+                    counters.model_fps_milli.store(milli, std::sync::atomic::Ordering::Relaxed);
+                }
+                let frame = Captured::Frame { frame, fps: fps.map(|f| f as f32) };
                 let sent = if live { frame_tx.send(frame) } else { frame_tx.send_wait(frame) };
                 if sent.is_err() {
                     break; // inference is gone; it reports why

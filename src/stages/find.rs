@@ -16,6 +16,8 @@ use crate::telemetry::stats::Counters;
 pub struct Job {
     pub seq: u64,
     pub frame: Frame,
+    /// The model's frame rate when it was captured (`pipeline.model_fps`).
+    pub fps: Option<f32>,
     /// The people to infer, ascending id.
     pub people: Vec<Tracked>,
     /// Tracks that ended before this frame.
@@ -50,8 +52,8 @@ impl Find {
         let mut throttle = super::Throttle::default();
         let mut segment = None;
         while let Ok(item) = frame_rx.recv_timeout(POLL) {
-            let frame = match item {
-                Some(Captured::Frame(frame)) => frame,
+            let (frame, fps) = match item {
+                Some(Captured::Frame { frame, fps }) => (frame, fps),
                 Some(Captured::Gap) => {
                     // The source lost its input: every track ends here and in `post`.
                     self.finder.reset();
@@ -72,7 +74,7 @@ impl Find {
             let seq = next();
             match found {
                 Ok((people, ended)) => {
-                    if job_tx.send_wait(Job { seq, frame, people, ended }).is_err() {
+                    if job_tx.send_wait(Job { seq, frame, fps, people, ended }).is_err() {
                         bail!("the inference workers stopped taking frames");
                     }
                 }

@@ -47,6 +47,8 @@ pub struct Infer {
     pub backbone: Box<dyn Features>,
     pub projector: Projector,
     pub crop_scale: f32,
+    /// `--save-crops`: where a sample of the crops goes, shared by the workers.
+    pub crops: Option<std::sync::Arc<super::crops::CropSaver>>,
 }
 
 impl Infer {
@@ -59,6 +61,7 @@ impl Infer {
             backbone: self.backbone.fork()?,
             projector: self.projector.fork()?,
             crop_scale: self.crop_scale,
+            crops: self.crops.clone(),
         })
     }
 
@@ -76,14 +79,14 @@ impl Infer {
             let t0 = Instant::now();
             let result = self.infer(&job, &mut tensor, counters);
             Counters::add(&counters.infer_ns, t0.elapsed().as_nanos() as u64);
-            let Job { seq, frame, ended, .. } = job;
+            let Job { seq, frame, fps, ended, .. } = job;
             let item = match result {
                 Ok(people) => {
                     Counters::add(&counters.frames_inferred, 1);
                     Counters::add(&counters.people_inferred, people.len() as u64);
                     let image = [frame.image.width, frame.image.height];
                     let frame_in =
-                        FrameIn { frame_id: frame.id, time: frame.time, image, people, ended };
+                        FrameIn { frame_id: frame.id, time: frame.time, fps, image, people, ended };
                     Inferred::Frame(Box::new(frame_in))
                 }
                 Err(e) => {
@@ -110,6 +113,9 @@ impl Infer {
             let stages = &counters.stages;
             let crop = t.bbox.crop(self.crop_scale);
             stages.preprocess.time(|| preprocess::crop_to_tensor(&job.frame, crop, tensor));
+            if let Some(crops) = &self.crops {
+                crops.offer(t.id, job.frame.id, job.frame.time.mono_ns, tensor);
+            }
             let feature = stages.backbone.time(|| self.backbone.features(tensor))?;
             let cache = stages.project.time(|| self.projector.project(&feature))?.swap_remove(0);
             people.push(PersonIn {

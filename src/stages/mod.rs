@@ -19,10 +19,12 @@ use std::time::Duration;
 use crate::window::assemble::FrameIn;
 
 pub mod capture;
+pub mod crops;
 pub mod find;
 pub mod infer;
 pub mod output;
 pub mod post;
+pub mod rate;
 
 /// How often a blocked stage looks at its shutdown token.
 pub(crate) const POLL: Duration = Duration::from_millis(100);
@@ -59,7 +61,9 @@ impl Throttle {
 
 /// What the capture thread queues for inference.
 pub enum Captured {
-    Frame(crate::source::Frame),
+    /// A frame the model gets, with the rate the model gets frames at (`pipeline.model_fps`;
+    /// `None` for an unpaced source).
+    Frame { frame: crate::source::Frame, fps: Option<f32> },
     /// The source lost its input: the frames before it end their track windows.
     Gap,
 }

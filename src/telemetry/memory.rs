@@ -12,7 +12,8 @@
 /// Returns whether glibc released anything.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn release_freed() -> bool {
-    // The one unsafe block of the crate (lib.rs denies unsafe code everywhere else).
+    // One of the crate's two unsafe blocks (lib.rs denies unsafe code elsewhere; the other is
+    // model::device::loads).
     // SAFETY: malloc_trim takes a plain integer, touches only the allocator's own free lists
     // under its arena locks, and is safe to call from any thread at any time (glibc ≥ 2.0).
     #[allow(unsafe_code)]

@@ -19,6 +19,10 @@ pub struct Counters {
     pub frames_in: AtomicU64,
     /// Frames the source could not read (a corrupt image): skipped.
     pub frames_bad: AtomicU64,
+    /// Frames left out by the model's rate (`pipeline.model_fps`): every `stride`-th is kept.
+    pub frames_strided: AtomicU64,
+    /// The model's frame rate in thousandths of a frame per second; 0: the source has none.
+    pub model_fps_milli: AtomicU64,
     /// Times the source lost its input (camera unplugged, stalled).
     pub source_losses: AtomicU64,
     /// Hard cuts (scene changes) seen by the person finder: every track ended there.
@@ -150,6 +154,11 @@ pub struct Report {
     pub frames_dropped: u64,
     /// Frames unreadable or failed in inference.
     pub frames_bad: u64,
+    /// Frames left out by the model's rate (`pipeline.model_fps`), not dropped.
+    pub frames_strided: u64,
+    /// The rate of the frames the model gets; absent for an unpaced source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_fps: Option<f64>,
     /// Times the source lost its input (a camera unplugged or stalled) since start.
     pub source_losses: u64,
     /// Hard cuts (scene changes) since start: every track ended there.
@@ -245,6 +254,11 @@ impl Reporter {
             frames_in: totals[0],
             frames_dropped,
             frames_bad: get(&c.frames_bad) + get(&c.frames_failed),
+            frames_strided: get(&c.frames_strided),
+            model_fps: match get(&c.model_fps_milli) {
+                0 => None,
+                milli => Some(milli as f64 / 1e3),
+            },
             source_losses: get(&c.source_losses),
             scene_cuts: get(&c.scene_cuts),
             messages_out: totals[1],

@@ -25,10 +25,12 @@ pub fn ready() {
     send(&[NotifyState::Ready, NotifyState::Status("running: waiting for the first frames")]);
 }
 
-/// Start-up is waiting for something that may take long (the broker): says so, and extends
-/// systemd's start timeout by 10 s, so a daemon that keeps trying is not killed as hung.
-pub fn waiting(status: &str) {
-    send(&[NotifyState::Status(status), NotifyState::ExtendTimeoutUsec(10_000_000)]);
+/// Start-up is waiting for something that may take long (the broker, compiling GPU kernels):
+/// says so, and extends systemd's start timeout to `longer` from now, so a daemon that keeps
+/// working is not killed as hung.
+pub fn waiting(status: &str, longer: Duration) {
+    let usec = u32::try_from(longer.as_micros()).unwrap_or(u32::MAX);
+    send(&[NotifyState::Status(status), NotifyState::ExtendTimeoutUsec(usec)]);
 }
 
 /// Whether this process was started with a notification socket.

@@ -36,6 +36,8 @@ pub struct PersonIn {
 pub struct FrameIn {
     pub frame_id: u64,
     pub time: CaptureTime,
+    /// The model's frame rate (`pipeline.model_fps`); `None` for an unpaced source.
+    pub fps: Option<f32>,
     /// Image size [width, height].
     pub image: [u32; 2],
     pub people: Vec<PersonIn>,
@@ -59,6 +61,7 @@ struct Track {
 struct Pending {
     frame_id: u64,
     time: CaptureTime,
+    fps: Option<f32>,
     image: [u32; 2],
     /// People of this frame still waiting for their result.
     waiting: usize,
@@ -139,6 +142,7 @@ impl Assembler {
         self.frames.push_back(Pending {
             frame_id: frame.frame_id,
             time: frame.time,
+            fps: frame.fps,
             image: frame.image,
             waiting: frame.people.len(),
             people: Vec::with_capacity(frame.people.len()),
@@ -247,7 +251,7 @@ impl Assembler {
                 utc_us: p.time.utc_us,
                 mono_ns: p.time.mono_ns,
                 model: self.model_id.clone(),
-                win: wire::Window { len: SEQ_LEN as u8, lookahead: p.lookahead },
+                win: wire::Window { len: SEQ_LEN as u8, lookahead: p.lookahead, fps: p.fps },
                 img: p.image,
                 people: p.people,
             });
@@ -280,6 +284,7 @@ mod tests {
         FrameIn {
             frame_id: id,
             time: CaptureTime { utc_us: id as i64, mono_ns: id },
+            fps: Some(7.5),
             image: [640, 480],
             people: people.iter().map(|&p| person(p, id)).collect(),
             ended: ended.to_vec(),

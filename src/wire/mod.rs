@@ -45,13 +45,18 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Window placement of the temporal model, so subscribers know the latency they see.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Window {
     /// Frames in the model's window (16 for MPS-Net).
     pub len: u8,
     /// Frames after the estimated one that the window includes (7: a result is ready 7 frames
     /// after its frame was captured). 0 for the windows of a track's first and last frames.
     pub lookahead: u8,
+    /// The rate of the frames the model gets (the camera's, over `pipeline.model_fps`'s
+    /// stride): a window spans `len / fps` seconds. Absent for an unpaced source (added
+    /// within v1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<f32>,
 }
 
 /// One pose message: the results for one captured frame.
@@ -270,7 +275,7 @@ pub(super) mod tests {
             utc_us: 1_795_000_000_123_456,
             mono_ns: 98_765_432_100,
             model: "mpsnet-official".into(),
-            win: Window { len: 16, lookahead: 7 },
+            win: Window { len: 16, lookahead: 7, fps: None },
             img: [640, 480],
             people: (0..people).map(|i| person(i as u32 + 3, i as f32)).collect(),
         }

@@ -47,7 +47,7 @@ for f in /usr/bin/smplcast /etc/smplcast/config.toml /lib/systemd/system/smplcas
          /usr/share/smplcast/models/narrow/backbone.onnx \
          /usr/share/smplcast/models/detector/pose_detection.onnx \
          /usr/share/smplcast/models/nanodet/nanodet.onnx \
-         /usr/share/doc/smplcast/config.example.toml; do
+         /usr/share/doc/smplcast/config.example.toml /usr/share/doc/smplcast/examples/gpu.conf; do
   [ -e "$ROOT$f" ] || fail "$f not installed"
 done
 in_root dpkg-query -W -f='${Conffiles}\n' smplcast | grep -q /etc/smplcast/config.toml ||

@@ -53,6 +53,9 @@ def decode(payload: bytes) -> dict:
     _check(msg, HEADER, "message")
     if set(msg["win"]) < {"len", "lookahead"} or len(msg["img"]) != 2:
         raise DecodeError("message: bad 'win' or 'img'")
+    fps = msg["win"].get("fps", 1.0)
+    if not isinstance(fps, float) or not fps > 0:
+        raise DecodeError(f"message: 'win' 'fps' must be a positive float, not {fps!r}")
     for i, p in enumerate(msg["people"]):
         _check(p, PERSON, f"person {i}")
         if len(p["box"]) != 4 or not all(isinstance(v, int) and v >= 0 for v in p["box"]):

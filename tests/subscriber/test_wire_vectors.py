@@ -50,6 +50,8 @@ def _one() -> dict:
     (lambda m: m["people"][0].update(pose=cbor2.CBORTag(84, b"\0" * 142)), "142 bytes"),
     (lambda m: m["people"][0].update(box=[1, 2, 3]), "'box'"),
     (lambda m: m["people"][0].update(predicted=False), "'predicted'"),
+    (lambda m: m["win"].update(fps=0.0), "'fps' must be a positive float"),
+    (lambda m: m["win"].update(fps=10), "'fps' must be a positive float"),
 ])
 def test_malformed_messages_are_rejected(mutate, error):
     m = _one()
