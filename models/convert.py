@@ -9,6 +9,10 @@ with a parity report (PyTorch vs onnxruntime vs tract) and optional test vectors
   # untrained models of the exact shapes, for tests, benches and the demo
   models/run convert.py --random-init 0 --out models/generated/full
   models/run convert.py --random-init 0 --narrow --vectors --out models/fixtures/narrow
+
+  # the int8 backbone calibrated on crops of the user's scene (`smplcast run --save-crops DIR`),
+  # with its error on the last crops in time against the default calibration on photographs
+  models/run convert.py --spin ... --calib-dir DIR --out models/mpsnet
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import argparse
 import json
 import pathlib
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -23,9 +28,13 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from smplcast_models import data, export, official, parity  # noqa: E402
+from smplcast_models import data, export, official, parity, scene  # noqa: E402
 from smplcast_models.geometry import rot6d_to_rotmat  # noqa: E402
 from smplcast_models.mpsnet import Dims, TemporalFrame, TemporalStep, random_init  # noqa: E402
+
+
+HOLDOUT = 0.25  # --calib-holdout
+CHUNK = 16  # held-out crops per backbone run, which bounds the memory of a large held-out set
 
 
 def parse_args(argv=None):
@@ -41,11 +50,34 @@ def parse_args(argv=None):
     p.add_argument("--vectors", action="store_true", help="write vectors.npz for the Rust tests")
     p.add_argument("--calib-images", type=int, default=32, help="backbone calibration crops")
     p.add_argument("--calib-clips", type=int, default=8, help="temporal calibration clips (16 frames)")
+    p.add_argument("--calib-dir", type=pathlib.Path, metavar="DIR",
+                   help="calibrate the backbone on the scene's crops in DIR (224x224 RGB PNGs "
+                        "saved by `smplcast run --save-crops DIR`) instead of the photographs")
+    p.add_argument("--calib-holdout", type=float, metavar="FRACTION",
+                   help="with --calib-dir: the last FRACTION of the crops in time is held out to "
+                        f"measure the error, not calibrated on (default {HOLDOUT})")
     args = p.parse_args(argv)
     if args.spin and not args.mpsnet:
         p.error("--spin needs --mpsnet (and usually --mean-params)")
     if args.narrow and args.random_init is None:
         p.error("--narrow is only meaningful with --random-init")
+    if args.calib_images < 1:
+        p.error("--calib-images must be at least 1")
+    args.scene = None
+    if args.calib_dir is None:
+        if args.calib_holdout is not None:
+            p.error("--calib-holdout is only meaningful with --calib-dir")
+        return args
+    if args.no_int8:
+        p.error("--calib-dir calibrates the int8 backbone: drop --no-int8")
+    holdout = HOLDOUT if args.calib_holdout is None else args.calib_holdout
+    if not 0 < holdout < 1:
+        p.error(f"--calib-holdout {holdout}: must be between 0 and 1 (a fraction of the crops)")
+    try:
+        # Read (and check) the crops now, before the minutes of export.
+        args.scene = scene.load(args.calib_dir, holdout, args.calib_images)
+    except ValueError as e:
+        p.error(f"--calib-dir: {e}")
     return args
 
 
@@ -60,6 +92,33 @@ def build(args):
         prov = {"weights": f"official: {args.spin.name}, {args.mpsnet.name}", "trained": True,
                 "model_id": "mpsnet-official"}
     return backbone, head, prov
+
+
+def held_out_report(out: pathlib.Path, backbone, crops: scene.Scene, photos: torch.Tensor) -> dict:
+    """The int8 backbone's feature error on the scene's held-out crops, against the PyTorch f32
+    backbone: as written (calibrated on the scene) and calibrated on `photos` (the default, into
+    a temporary file)."""
+    t0 = time.time()
+    held = crops.held_out_images
+    with torch.no_grad():
+        ref = torch.cat([backbone(held[i:i + CHUNK]) for i in range(0, len(held), CHUNK)]).numpy()
+    feeds, reference = {"image": held.numpy()}, {"feature": ref}
+    report = {"dir": str(crops.directory), "crops": crops.total,
+              "calibrated_on": [p.name for p in crops.calibrate],
+              "held_out": [p.name for p in crops.held_out],
+              "photos_calibrated_on": f"{len(photos)} crops of scikit-image photographs"}
+    report["scene"] = parity.compare(out / "backbone.int8.onnx", feeds, reference, chunk=CHUNK)
+    with tempfile.TemporaryDirectory() as tmp:
+        photo_graph = pathlib.Path(tmp) / "backbone.int8.onnx"
+        export.quantize(out / "backbone.onnx", photo_graph,
+                        [{"image": photos[i:i + 1].numpy()} for i in range(len(photos))])
+        report["photos"] = parity.compare(photo_graph, feeds, reference, chunk=CHUNK)
+    for source in ("scene", "photos"):
+        for d in report[source].values():
+            f = d["feature"]
+            f["mean_rel_to_scale"] = f["mean_abs"] / f["ref_scale"] if f["ref_scale"] > 0 else f["mean_abs"]
+    print(f"measured the int8 backbone on {len(held)} held-out crops ({time.time() - t0:.1f} s)")
+    return report
 
 
 def main(argv=None) -> int:
@@ -108,14 +167,17 @@ def main(argv=None) -> int:
 
     if not args.no_int8:
         t1 = time.time()
+        backbone_calib = calib_images if args.scene is None else args.scene.calibrate_images
         export.quantize(out / "backbone.onnx", out / "backbone.int8.onnx",
-                        [{"image": calib_images[i:i + 1].numpy()} for i in range(len(calib_images))])
+                        [{"image": backbone_calib[i:i + 1].numpy()} for i in range(len(backbone_calib))])
         export.quantize(out / "temporal.onnx", out / "temporal.int8.onnx",
                         [{"features": calib_windows[i:i + 1].numpy()} for i in range(len(calib_windows))])
         print(f"quantised to int8 ({time.time() - t1:.1f} s)")
         for graph in ("backbone", "temporal"):
             feeds, ref = cases[graph]
             report["parity"]["int8"][graph] = parity.compare(out / f"{graph}.int8.onnx", feeds, ref)
+        if args.scene is not None:
+            report["calibration"] = held_out_report(out, backbone, args.scene, calib_images)
         report["end_to_end"] = parity.end_to_end(out, test_clip.numpy(), real_windows.numpy(),
                                                  np_(real_out))
 

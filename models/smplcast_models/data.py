@@ -3,6 +3,8 @@
 Images come from scikit-image's bundled data (public domain / CC0; see skimage.data's docs):
 astronaut (a person), camera (a person), coffee, chelsea, rocket. Crops are square, jittered and
 resized to 224×224, then normalised with ImageNet mean/std like the daemon's preprocessing.
+`from_rgb8` and `to_rgb8` convert between that form and the 8-bit RGB crops the daemon saves
+(`smplcast run --save-crops`, read by smplcast_models.scene).
 """
 from __future__ import annotations
 
@@ -35,6 +37,17 @@ def crop(img: np.ndarray, cx: float, cy: float, side: float) -> torch.Tensor:
     canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = img[sy0:sy1, sx0:sx1]
     t = torch.from_numpy((canvas - MEAN) / STD).permute(2, 0, 1)[None]
     return F.interpolate(t, size=(224, 224), mode="bilinear", align_corners=False, antialias=True)[0]
+
+
+def from_rgb8(rgb: np.ndarray) -> torch.Tensor:
+    """[224, 224, 3] uint8 RGB -> [3, 224, 224] f32, ImageNet-normalised exactly as `crop` does."""
+    return torch.from_numpy((rgb.astype(np.float32) / 255.0 - MEAN) / STD).permute(2, 0, 1).contiguous()
+
+
+def to_rgb8(t: torch.Tensor) -> np.ndarray:
+    """The inverse of `from_rgb8` (rounded): [3, H, W] ImageNet-normalised -> [H, W, 3] uint8 RGB."""
+    rgb = t.permute(1, 2, 0).numpy() * STD + MEAN
+    return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
 def images(count: int, seed: int) -> torch.Tensor:

@@ -49,11 +49,17 @@ def diff(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
             "max_rel_to_scale": float(d.max() / scale) if scale > 0 else float(d.max())}
 
 
-def compare(path: pathlib.Path, feeds: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict:
-    """{runtime: {output: diff}} for onnxruntime and tract against the PyTorch reference."""
+def compare(path: pathlib.Path, feeds: dict[str, np.ndarray], reference: dict[str, np.ndarray],
+            chunk: int | None = None) -> dict:
+    """{runtime: {output: diff}} for onnxruntime and tract against the PyTorch reference. With
+    `chunk`, the graph runs on at most that many items of the batch at a time (the memory of a
+    large batch), and the outputs are joined before they are compared."""
+    n = len(next(iter(feeds.values())))
+    step = chunk or n
     report = {}
     for runtime, run in (("onnxruntime", run_ort), ("tract", run_tract)):
-        got = run(path, feeds)
+        parts = [run(path, {k: v[i:i + step] for k, v in feeds.items()}) for i in range(0, n, step)]
+        got = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         report[runtime] = {k: diff(reference[k], got[k]) for k in reference}
     return report
 
@@ -66,11 +72,26 @@ def print_report(report: dict) -> None:
                 for out, d in outputs.items():
                     print(f"{precision + ' ' + graph:<34}{runtime:<13}{out:<9}"
                           f"{d['max_abs']:>11.2e}{d['mean_abs']:>11.2e}{d['max_rel_to_scale']:>11.2e}")
+    if "calibration" in report:
+        print_calibration(report["calibration"])
     for path, entry in report.get("end_to_end", {}).items():
         a = entry["joint_angle_deg"]
         print(f"end to end {path}: joint rotation error max {a['max']:.3f} deg, mean {a['mean']:.3f} "
               f"deg; shape max/scale {entry['shape']['max_rel_to_scale']:.2e}; cam max/scale "
               f"{entry['cam']['max_rel_to_scale']:.2e}")
+
+
+def print_calibration(cal: dict) -> None:
+    """convert.py --calib-dir: the int8 backbone's feature error on the held-out crops of the
+    scene, calibrated on the scene's earlier crops and on the photographs, side by side."""
+    print(f"int8 backbone on {len(cal['held_out'])} held-out crops of {cal['dir']} (the last in time "
+          f"of {cal['crops']}), feature error: calibrated on the scene ({len(cal['calibrated_on'])} "
+          f"earlier crops) and on the photos ({cal['photos_calibrated_on']})")
+    print(f"{'runtime':<13}{'calibrated on':<15}{'max/scale':>11}{'mean/scale':>12}")
+    for runtime in cal["scene"]:
+        for source in ("scene", "photos"):
+            d = cal[source][runtime]["feature"]
+            print(f"{runtime:<13}{source:<15}{d['max_rel_to_scale']:>11.2e}{d['mean_rel_to_scale']:>12.2e}")
 
 
 def joint_angle_errors(ref_pose6d: np.ndarray, got_pose6d: np.ndarray) -> np.ndarray:
