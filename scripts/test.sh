@@ -135,9 +135,23 @@ rust_format() {
 }
 
 rust_checks() {
-  cargo clippy --release --all-targets --features v4l2 --locked -- -D warnings
-  cargo clippy --release --bins --locked -- -D warnings
+  # With tract's CUDA runtime (feature cuda), compiled and linted here, compile only: the
+  # aarch64 release build has it (cuda12), tests/gpu/run.sh runs it where there is a GPU. Both
+  # lints take it, so that tract is checked once (cuda changes the features of `half`, and so
+  # of all of tract); the build without it is the x86 build below, which allows no warning.
+  cargo clippy --release --all-targets --features v4l2,cuda --locked -- -D warnings
+  cargo clippy --release --bins --features cuda --locked -- -D warnings
   cargo clippy --release --lib --no-default-features --locked -- -D warnings
+}
+
+rust_build() {
+  # Everything the tests run, without CUDA (clippy above has checked the benches, and the
+  # cuda feature). A warning of our own fails it: clippy did not see this feature set.
+  cargo build --release --lib --bins --tests --examples --features v4l2 --locked 2>&1 |
+    tee "$CI/build.log"
+  if grep -E '^warning: `smplcast` .* generated [0-9]+ warning' "$CI/build.log"; then
+    echo "the build without CUDA warns (above)" >&2; return 1
+  fi
 }
 
 rust_tests() {
@@ -160,6 +174,35 @@ people_eval() {
   # opencv-doc) against the hand labels of tests/data/people/: fails below the goals.
   models/run people_eval.py --smplcast target/release/smplcast --check \
     --json target/people-eval.json
+}
+
+scene_calibration() {
+  # int8 calibrated on the user's own scene: the daemon saves person crops of real footage
+  # (every 4th frame of vtest.avi, as people_eval extracted it; NanoDet finds the people), and
+  # convert.py calibrates the narrow model's int8 backbone on them, reporting the error on the
+  # crops it held out (the last quarter in time) beside the photo calibration's.
+  local dir=target/scene-calibration port=18831 rc=0
+  rm -rf "$dir"; mkdir -p "$dir/frames"
+  for f in target/people-eval/vtest-near/*[048].jpg; do ln -s "$PWD/$f" "$dir/frames/"; done
+  cat > "$dir/config.toml" <<TOML
+[source]
+kind = "files"
+path = "frames"
+fps = 0
+[person]
+detector = "$PWD/models/nanodet/nanodet.onnx"
+[model]
+dir = "$PWD/models/fixtures/narrow"
+[mqtt]
+port = $port
+TOML
+  mosquitto -p $port > "$dir/mosquitto.log" 2>&1 & local broker=$!
+  ./target/release/smplcast run --config "$dir/config.toml" --save-crops "$dir/crops" \
+    --save-crops-max 120 > "$dir/daemon.log" 2>&1 || rc=$?
+  kill $broker; wait $broker 2>/dev/null || true
+  [ $rc = 0 ] || { tail -20 "$dir/daemon.log"; return $rc; }
+  echo "crops saved: $(ls "$dir/crops" | wc -l)"
+  models/run convert.py --random-init 0 --narrow --calib-dir "$dir/crops" --out "$dir/narrow"
 }
 
 vivid_test() {
@@ -255,13 +298,12 @@ lane python python_lane
 lane arm64 arm64_lane 10
 lane armv7 armv7_lane 10
 step "cargo clippy" rust_checks
-# Everything the tests run (clippy above has checked the benches too).
-step "cargo build (release: lib, bins, tests, examples)" \
-  cargo build --release --lib --bins --tests --examples --features v4l2 --locked
+step "cargo build (release: lib, bins, tests, examples)" rust_build
 join python
 step "cargo test (release; narrow + full models)" rust_tests
 step "demo smoke run" main_job_smoke
 step "people on real footage (models/people_eval.py)" people_eval
+step "int8 calibrated on crops of real footage (--save-crops, convert.py --calib-dir)" scene_calibration
 step "soak, 60 s at full speed (scripts/soak.sh)" bash scripts/soak.sh 60
 step "V4L2 in a qemu guest (vivid driver)" vivid_test
 step "systemd unit: security exposure" systemd_unit
