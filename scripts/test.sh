@@ -128,7 +128,7 @@ full_models() {
 }
 
 # Everything is built and tested with the V4L2 source (feature v4l2, as deployed); clippy also
-# checks the default build (the README's main command) and the wire-only build.
+# checks the README's build (without v4l2), the cuda feature and the wire-only build.
 rust_format() {
   cargo fmt --check
   python3 scripts/module-deps.py   # the library's modules depend one way: no import cycle
@@ -136,9 +136,10 @@ rust_format() {
 
 rust_checks() {
   # With tract's CUDA runtime (feature cuda), compiled and linted here, compile only: the
-  # aarch64 release build has it (cuda12), tests/gpu/run.sh runs it where there is a GPU. Both
-  # lints take it, so that tract is checked once (cuda changes the features of `half`, and so
-  # of all of tract); the build without it is the x86 build below, which allows no warning.
+  # aarch64 release build has it (cuda12), tests/gpu/run.sh runs it where there is a GPU.
+  # The README's build (no v4l2) is linted with cuda too, and without cuda the x86 build below
+  # allows no warning of ours: cuda changes the features of `half`, and so of all of tract,
+  # so a lint without it would check tract a second time.
   cargo clippy --release --all-targets --features v4l2,cuda --locked -- -D warnings
   cargo clippy --release --bins --features cuda --locked -- -D warnings
   cargo clippy --release --lib --no-default-features --locked -- -D warnings
@@ -218,7 +219,7 @@ systemd_unit() {
 }
 
 # ARM: cross/build-debian.sh (Debian's Rust + cargo-zigbuild, glibc <= 2.31), run under
-# qemu-user. aarch64 runs the unit and model tests (tract's aarch64 kernels, int8 included);
+# qemu-user. aarch64 runs the model tests (tract's aarch64 kernels, int8 included);
 # armv7 a smoke run of the whole pipeline. Both release binaries pass the glibc check.
 arm64_packages() {
   # Two versions of the arm64 package for the upgrade test. --tests: the package holds the
@@ -260,7 +261,7 @@ cargo_fetch() {
 
 arm64_lane() {
   step "aarch64: build release + qemu tests" cross/build-debian.sh --tests aarch64
-  step "aarch64: qemu (glibc, smoke, unit+model tests)" cross/build-debian.sh --tests --check aarch64
+  step "aarch64: qemu (glibc, smoke, model tests)" cross/build-debian.sh --tests --check aarch64
   step ".deb arm64: build, install/upgrade/remove" arm64_packages
 }
 

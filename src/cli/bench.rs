@@ -131,6 +131,7 @@ pub fn main(args: Args) -> Result<()> {
             println!("{part:?} ({precision}, {target}): ms per run [{}]", shown.join(", "));
         }
         println!("RSS after the runs: {:.1} MB", runs.rss_mb);
+        println!("Loaded and prepared in {:.2} s", runs.load_s);
         return Ok(());
     }
     let opts = BenchOptions {
@@ -841,6 +842,8 @@ pub struct PartRuns {
     pub ops: smplcast::model::OpProfile,
     /// This process's RSS after the runs, with the part still loaded, in MB.
     pub rss_mb: f64,
+    /// Seconds to load and prepare the part (on a GPU: the kernels' compile or cache).
+    pub load_s: f64,
 }
 
 /// Loads `part` from `dir` (the detector's file for [`Part::Detector`]) and runs it `iterations` times, timing each run. Inputs are fixed
@@ -868,7 +871,9 @@ pub fn part_loop(
             })
             .collect()
     };
+    let loading = Instant::now();
     let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<PartRuns> {
+        let load_s = loading.elapsed().as_secs_f64();
         // As the daemon does after loading, so that the loop's RSS is the part's steady one.
         smplcast::telemetry::memory::release_freed();
         if profile {
@@ -883,7 +888,7 @@ pub fn part_loop(
             })
             .collect::<Result<_>>();
         let ops = smplcast::model::profile_ops(false);
-        Ok(PartRuns { ms: ms?, ops, rss_mb: rss_mb() })
+        Ok(PartRuns { ms: ms?, ops, rss_mb: rss_mb(), load_s })
     };
     let streaming =
         || Streaming::load(&dir.join("temporal_frame.onnx"), &dir.join("temporal_step.onnx"), 1);
@@ -934,7 +939,9 @@ pub fn detector_loop(
     profile: bool,
 ) -> Result<PartRuns> {
     use smplcast::detect::Detect;
+    let loading = Instant::now();
     let mut d = smplcast::detect::PersonDetector::load(file, settings)?;
+    let load_s = loading.elapsed().as_secs_f64();
     let mut seed = 0x9e37_79b9_u32;
     let pixels = (0..3 * width as usize * height as usize)
         .map(|_| {
@@ -958,7 +965,7 @@ pub fn detector_loop(
         })
         .collect::<Result<_>>()?;
     let ops = smplcast::model::profile_ops(false);
-    Ok(PartRuns { ms, ops, rss_mb: rss_mb() })
+    Ok(PartRuns { ms, ops, rss_mb: rss_mb(), load_s })
 }
 
 fn parse_device(s: &str) -> Result<smplcast::model::Device, String> {

@@ -252,7 +252,8 @@ pub(super) fn model(m: &RawModel, base: &Path, c: &mut Checker) -> ModelConfig {
         Some("auto") => Device::Auto,
         // A build without CUDA cannot honour it: said here, so that `check-config` says it too.
         Some("cuda") if !crate::model::device::CUDA_BUILT => {
-            c.problem(format!("model.device = \"cuda\": {}", crate::model::device::NOT_BUILT));
+            use crate::model::device::{NOT_BUILT, OTHERWISE};
+            c.problem(format!("model.device = \"cuda\": {NOT_BUILT}. {OTHERWISE}"));
             Device::Cpu
         }
         Some("cuda") => Device::Cuda,

@@ -65,7 +65,9 @@ pub struct Unusable(pub String);
 pub fn select(device: Device) -> Result<Target, Unusable> {
     match device {
         Device::Cpu => Ok(Target::Cpu),
-        Device::Cuda => cuda_usable().map(|()| Target::Cuda).map_err(Unusable),
+        Device::Cuda => cuda_usable()
+            .map(|()| Target::Cuda)
+            .map_err(|why| Unusable(format!("{why}. {OTHERWISE}"))),
         Device::Auto => match cuda_usable() {
             Ok(()) => {
                 tracing::info!("model.device = auto: the GPU is usable; the graphs run on it.");
@@ -92,7 +94,10 @@ fn cuda_usable() -> Result<(), String> {
 /// The reason `cuda` cannot run on a binary built without it.
 pub const NOT_BUILT: &str = "this smplcast was built without CUDA support. Build it with \
      `cargo build --release --features cuda` (CUDA 13) or `--features cuda12` (CUDA 12, Jetson \
-     with JetPack 6; the arm64 .deb is built so), or set model.device = \"cpu\" or \"auto\"";
+     with JetPack 6; the arm64 .deb is built so)";
+
+/// The other fix for `cuda` where it cannot run.
+pub const OTHERWISE: &str = "Or set model.device = \"cpu\" or \"auto\"";
 
 /// A shared library the CUDA path loads, and where it comes from.
 #[derive(Clone, Copy, Debug)]
@@ -229,12 +234,7 @@ pub(super) mod gpu {
                 ));
             }
             why.extend(headers.err());
-            return Err(format!(
-                "{}. This binary is built for CUDA {}.x. Or set model.device = \"cpu\" or \
-                 \"auto\"",
-                why.join("; "),
-                major()
-            ));
+            return Err(format!("{}. This binary is built for CUDA {}.x", why.join("; "), major()));
         }
         let runtime = runtime()?;
         runtime.check().map_err(|e| format!("{e:#}"))
