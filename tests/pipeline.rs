@@ -123,10 +123,24 @@ impl Rig {
         let inferred = counters.frames_inferred.load(Ordering::SeqCst);
         (result, inferred, self.got.try_iter().collect())
     }
+
+    /// A live source for `run_for`, then a stop: what the run did, the frames inferred and
+    /// everything the publisher got.
+    fn run_for(toml: &str, delay: Duration, run_for: Duration) -> (Summary, u64, Vec<Got>) {
+        let rig = Rig::start(toml, delay, None);
+        std::thread::sleep(run_for);
+        rig.running.stop();
+        let (result, inferred, got) = rig.wait();
+        (result.unwrap(), inferred, got)
+    }
 }
 
 fn poses(got: &[Got]) -> Vec<&PoseMsg> {
     got.iter().filter_map(|g| if let Got::Pose(p) = g { Some(p.as_ref()) } else { None }).collect()
+}
+
+fn reports(got: &[Got]) -> Vec<&Report> {
+    got.iter().filter_map(|g| if let Got::Stats(r) = g { Some(r.as_ref()) } else { None }).collect()
 }
 
 #[test]
@@ -135,11 +149,8 @@ fn a_model_slower_than_a_live_source_drops_frames_before_inference_and_counts_th
     // Every frame is offered to the model (model_fps = 0), so the queue drops the rest.
     let toml = "[source]\nkind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 50\n\
                 [stats]\ninterval_s = 0.5\n[pipeline]\nworkers = 2\nmodel_fps = 0\n";
-    let rig = Rig::start(toml, Duration::from_millis(100), None);
-    std::thread::sleep(Duration::from_millis(3000));
-    rig.running.stop();
-    let (result, inferred, got) = rig.wait();
-    let summary = result.unwrap();
+    let (summary, inferred, got) =
+        Rig::run_for(toml, Duration::from_millis(100), Duration::from_millis(3000));
 
     // Nothing is lost uncounted: every frame captured was inferred or dropped (and counted).
     assert!(summary.frames_dropped > 10, "{summary:?}");
@@ -159,10 +170,7 @@ fn a_model_slower_than_a_live_source_drops_frames_before_inference_and_counts_th
     assert!(frames.windows(2).any(|w| w[1] > w[0] + 1), "gaps: {frames:?}");
 
     // The stats reports say so as it happens.
-    let reports: Vec<&Report> = got
-        .iter()
-        .filter_map(|g| if let Got::Stats(r) = g { Some(r.as_ref()) } else { None })
-        .collect();
+    let reports = reports(&got);
     assert!(reports.len() >= 4, "a report every 0.5 s for 3 s: {}", reports.len());
     // The last one of a whole interval before the stop (at 3 s).
     let last = reports.iter().rev().find(|r| r.uptime_s < 2.95).unwrap();
@@ -179,11 +187,8 @@ fn a_model_rate_keeps_every_kth_frame_and_every_message_says_the_rate() {
     // A 60 fps camera, the model at 20 fps: every 3rd frame, from the first.
     let toml = "[source]\nkind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 60\n\
                 [stats]\ninterval_s = 0.5\n[pipeline]\nworkers = 2\nmodel_fps = 20\n";
-    let rig = Rig::start(toml, Duration::from_millis(1), None);
-    std::thread::sleep(Duration::from_millis(1500));
-    rig.running.stop();
-    let (result, inferred, got) = rig.wait();
-    let summary = result.unwrap();
+    let (summary, inferred, got) =
+        Rig::run_for(toml, Duration::from_millis(1), Duration::from_millis(1500));
     assert_eq!(
         summary.frames_in,
         inferred + summary.frames_dropped + summary.frames_strided,
@@ -197,8 +202,7 @@ fn a_model_rate_keeps_every_kth_frame_and_every_message_says_the_rate() {
     assert!(frames.iter().all(|f| f % 3 == 0), "every 3rd frame: {frames:?}");
     assert!(frames.windows(2).all(|w| w[1] == w[0] + 3), "none missing: {frames:?}");
     assert!(poses.iter().all(|p| p.win.fps == Some(20.0)), "the rate in every message");
-    let last = got.iter().rev().find_map(|g| if let Got::Stats(r) = g { Some(r) } else { None });
-    let last = last.expect("a stats report");
+    let last = *reports(&got).last().expect("a stats report");
     assert_eq!((last.model_fps, last.frames_strided > 0), (Some(20.0), true), "{last:?}");
 }
 
