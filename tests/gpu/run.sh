@@ -6,16 +6,18 @@
 #   bash tests/gpu/run.sh --prepare     # here: builds the inputs into target/gpu (≈ 50 MB)
 #   bash tests/gpu/run.sh               # there, with `carry: ["target/gpu"]`; figures to $OUT
 #
-# The inputs: target/gpu/smplcast (release, features v4l2 + cuda, stripped), target/gpu/gpu-tests
-# (tests/gpu.rs), and target/gpu/full/ (the full-size graphs with their weights re-quantised to
-# 16 levels by the recipe's lowent.py, so that they compress: same shapes and speed, for timing
-# only; parity uses the committed narrow model's PyTorch vectors).
+# The inputs, xz-compressed to fit what travels (64 MiB): target/gpu/smplcast (release, features
+# v4l2 + cuda, stripped), target/gpu/gpu-tests (tests/gpu.rs), and target/gpu/full/ (the
+# full-size f32 graphs the daemon runs, their weights re-quantised to 4 levels by
+# tests/gpu/lowent.py, so that they compress: same shapes and speed, for timing only; parity
+# uses the committed narrow model's PyTorch vectors). With the tracked tree (40 MB) that is
+# about 63 MB.
 #
 # What it runs, each part's output in $OUT/<part>.txt (and the benches' JSON):
 #   1. the GPU parity check against the PyTorch vectors (tests/gpu.rs), f32 and f16;
 #   2. start-up: the backbone prepared on the GPU with a cold kernel cache, then a warm one;
 #   3. the CUDA bench: the full backbone per run on the GPU (f32, f16) and on one CPU core;
-#   4. the worker scaling bench at 1, 2, 4 and 8 workers (int8, 1 thread each), and
+#   4. the worker scaling bench at 1, 2, 4 and 8 workers (f32, 1 thread each), and
 #      `bench --device cpu,cuda` end to end.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,20 +27,26 @@ if [ "${1:-}" = --prepare ]; then
   set -e
   mkdir -p "$IN/full"
   cargo build --release --locked --features v4l2,cuda --bin smplcast --test gpu
-  cp target/release/smplcast "$IN/smplcast" && strip "$IN/smplcast"
-  test_bin=$(ls -t target/release/deps/gpu-* | grep -v '\.d$' | head -1)
+  out=${CARGO_TARGET_DIR:-target}/release
+  cp "$out/smplcast" "$IN/smplcast" && strip "$IN/smplcast"
+  test_bin=$(ls -t "$out"/deps/gpu-* | grep -v '\.d$' | head -1)
   cp "$test_bin" "$IN/gpu-tests" && strip "$IN/gpu-tests"
   src=${SMPLCAST_FULL_MODELS:-models/generated/full}
-  for g in backbone temporal temporal_frame temporal_step; do
-    models/run ../shared/recipes/gpu/lowent.py "$src/$g.onnx" "$IN/full/$g.onnx"
+  python=$(scripts/venv.sh "${SMPLCAST_VENV:-models/.venv}" models/requirements.txt)
+  for g in backbone temporal_frame temporal_step; do
+    "$python" tests/gpu/lowent.py "$src/$g.onnx" "$IN/full/$g.onnx"
   done
-  cp "$src/backbone.int8.onnx" "$src/model.json" "$IN/full/"
+  cp "$src/model.json" "$IN/full/"
+  # What travels is at most 64 MiB: everything xz-compressed (the run unpacks it).
+  xz -T2 -6 -f "$IN/smplcast" "$IN/gpu-tests" "$IN"/full/*.onnx
   du -sh "$IN"
   exit 0
 fi
 
 OUT=${OUT:-$IN/out}
 mkdir -p "$OUT"
+for f in "$IN"/*.xz "$IN"/full/*.xz; do [ -e "$f" ] && xz -dkf "$f"; done
+chmod +x "$IN/smplcast" "$IN/gpu-tests"
 # The CUDA libraries: the toolkit's, then PyTorch's wheels (cuDNN 9, cuBLAS).
 LD_LIBRARY_PATH=/usr/local/cuda/lib64:$(ls -d /opt/torch/.venv/lib/python3*/site-packages/nvidia/*/lib 2>/dev/null | tr '\n' ':')${LD_LIBRARY_PATH:-}
 export LD_LIBRARY_PATH CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} RUST_LOG=info
@@ -60,7 +68,7 @@ part startup-warm "$bin" bench --models "$IN/full" --only backbone --device cuda
 part cuda-f32 "$bin" bench --models "$IN/full" --only backbone --device cuda --precision f32 --iterations 30
 part cuda-f16 "$bin" bench --models "$IN/full" --only backbone --device cuda --precision f16 --iterations 30
 part cpu-f32 "$bin" bench --models "$IN/full" --only backbone --device cpu --precision f32 --iterations 10
-part workers "$bin" bench --models "$IN/full" --precision int8 --workers 1,2,4,8 --frames 60 \
+part workers "$bin" bench --models "$IN/full" --precision f32 --workers 1,2,4,8 --frames 60 \
   --warmup 10 --json "$OUT/workers.json"
 part devices "$bin" bench --models "$IN/full" --precision f32 --device cpu,cuda --frames 60 \
   --warmup 10 --json "$OUT/devices.json"
