@@ -24,7 +24,6 @@ pub fn capture(
 ) -> Result<()> {
     let mut throttle = super::Throttle::default();
     let mut sampler = Sampler::new(rate, source.fps());
-    let mut fps = None;
     // The source's state as last published: None before the first frame.
     let mut streaming: Option<bool> = None;
     let say = |state: Streaming, reason: Option<String>, source: &dyn FrameSource| {
@@ -49,11 +48,9 @@ pub fn capture(
                     Counters::add(&counters.frames_strided, 1);
                     continue;
                 }
-                if sampler.fps() != fps {
-                    fps = sampler.fps();
-                    let milli = fps.map_or(0, |f| (f * 1e3).round() as u64);
-                    counters.model_fps_milli.store(milli, std::sync::atomic::Ordering::Relaxed);
-                }
+                let fps = sampler.fps();
+                let milli = fps.map_or(0, |f| (f * 1e3).round() as u64);
+                counters.model_fps_milli.store(milli, std::sync::atomic::Ordering::Relaxed);
                 let frame = Captured::Frame { frame, fps: fps.map(|f| f as f32) };
                 let sent = if live { frame_tx.send(frame) } else { frame_tx.send_wait(frame) };
                 if sent.is_err() {
