@@ -151,6 +151,47 @@ fn bench_only_runs_one_part_in_a_loop() {
     }
 }
 
+/// `--batch` times the backbone at several crops per call, side by side; a batched call gives
+/// each crop the features a call of its own gives.
+#[test]
+fn bench_only_backbone_compares_batch_sizes() {
+    let text = bench(&["--only", "backbone", "--batch", "1,3", "--iterations", "2"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for (line, batch) in lines.iter().zip(["1", "3"]) {
+        let prefix = format!("Backbone (f32, cpu) batch {batch}: ");
+        let per_crop: f64 =
+            line.strip_prefix(&prefix).expect(&text).split(' ').next().unwrap().parse().unwrap();
+        assert!(per_crop > 0.0, "{text}");
+        let runs = line.split('[').nth(1).unwrap();
+        assert_eq!(runs.matches(", ").count() + 1, 2, "two timed runs: {text}");
+    }
+    let err = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["bench", "--only", "step", "--batch", "2"])
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("--batch is for --only backbone"));
+
+    let file = narrow().join("backbone.onnx");
+    let crop = |k: usize| -> Vec<f32> {
+        (0..3 * IMAGE_SIZE * IMAGE_SIZE).map(|i| ((i * (k + 3)) % 97) as f32 / 48.0 - 1.0).collect()
+    };
+    let mut one = Backbone::load(&file, 1).unwrap();
+    let mut three = Backbone::load(&file, 3).unwrap();
+    let batched = three.run(&[crop(0), crop(1), crop(2)].concat()).unwrap();
+    let c = one.feature_len();
+    for k in 0..3 {
+        let alone = one.run(&crop(k)).unwrap();
+        let scale = alone.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = alone
+            .iter()
+            .zip(&batched[k * c..(k + 1) * c])
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff <= 1e-5 * scale.max(1.0), "crop {k}: {diff} of {scale}");
+    }
+}
+
 /// `--profile` gives each part's time per tract op kind: the rows add up to the total, and
 /// the matrix products are there.
 #[test]

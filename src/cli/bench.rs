@@ -89,6 +89,11 @@ pub struct Args {
     /// With `--only`: the time per tract op kind instead, after one unprofiled run.
     #[arg(long, requires = "only")]
     profile: bool,
+    /// With `--only backbone`: crops per call, comma-separated. Each size gets a graph of its
+    /// own; the sizes take turns, one call each per iteration, so that they are compared side
+    /// by side, and the median time per crop is printed.
+    #[arg(long, value_delimiter = ',', default_value = "1", requires = "only")]
+    batch: Vec<usize>,
 }
 
 /// `smplcast bench`: the pipeline runs, or one part with `--only`.
@@ -117,6 +122,23 @@ pub fn main(args: Args) -> Result<()> {
         }
         let device = args.device.first().copied().unwrap_or_default();
         let target = smplcast::model::device::select(device)?;
+        if args.batch != [1] {
+            ensure!(part == Part::Backbone, "--batch is for --only backbone");
+            let runs = smplcast::model::with_device(target, || {
+                batch_loop(dir, int8, &args.batch, args.iterations)
+            })?;
+            for (batch, mut ms) in runs {
+                let shown: Vec<String> = ms.iter().map(|m| format!("{m:.1}")).collect();
+                ms.sort_by(f64::total_cmp);
+                let per_crop = percentile(&ms, 0.5) / batch as f64;
+                println!(
+                    "Backbone ({precision}, {target}) batch {batch}: {per_crop:.2} ms per crop \
+                     (median); ms per run [{}]",
+                    shown.join(", ")
+                );
+            }
+            return Ok(());
+        }
         let runs = smplcast::model::with_device(target, || {
             if part == Part::Detector {
                 detector_loop(dir, detection, args.frame, args.iterations, args.profile)
@@ -860,17 +882,8 @@ pub fn part_loop(
     profile: bool,
 ) -> Result<PartRuns> {
     use smplcast::model::{Backbone, Streaming, TemporalHead, IMAGE_SIZE, SEQ_LEN};
-    let mut seed = 0x2545_f491_u32;
-    let mut noise = |n: usize| -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                (seed as f32 / u32::MAX as f32) * 2.0 - 1.0
-            })
-            .collect()
-    };
+    let mut seed = NOISE_SEED;
+    let mut noise = |n: usize| noise(&mut seed, n);
     let loading = Instant::now();
     let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<PartRuns> {
         let load_s = loading.elapsed().as_secs_f64();
@@ -924,6 +937,56 @@ pub fn part_loop(
             detector_loop(dir, settings, (640, 480), iterations, profile)
         }
     }
+}
+
+/// The seed of [`noise`]: the same inputs on every machine.
+const NOISE_SEED: u32 = 0x2545_f491;
+
+/// `n` pseudo-random values in [-1, 1] (xorshift32 from `seed`, which it advances).
+fn noise(seed: &mut u32, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 17;
+            *seed ^= *seed << 5;
+            (*seed as f32 / u32::MAX as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// The backbone for each of `batches` crops per call, loaded side by side and run in turn
+/// (one call of each per iteration, after one untimed call each) on fixed pseudo-random
+/// crops: the milliseconds of each call, per batch size.
+///
+/// # Errors
+/// A batch of 0, or a graph that does not load or run.
+pub fn batch_loop(
+    dir: &std::path::Path,
+    int8: bool,
+    batches: &[usize],
+    iterations: u64,
+) -> Result<Vec<(usize, Vec<f64>)>> {
+    use smplcast::model::{Backbone, IMAGE_SIZE};
+    ensure!(!batches.contains(&0), "--batch: sizes from 1");
+    let file = dir.join(if int8 { "backbone.int8.onnx" } else { "backbone.onnx" });
+    let mut seed = NOISE_SEED;
+    let mut runs = Vec::new();
+    for &batch in batches {
+        let backbone = Backbone::load(&file, batch)?;
+        let crops = noise(&mut seed, batch * 3 * IMAGE_SIZE * IMAGE_SIZE);
+        runs.push((batch, backbone, crops, Vec::new()));
+    }
+    smplcast::telemetry::memory::release_freed();
+    for round in 0..=iterations {
+        for (_, backbone, crops, ms) in &mut runs {
+            let t0 = Instant::now();
+            backbone.run(crops)?;
+            if round > 0 {
+                ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    Ok(runs.into_iter().map(|(batch, _, _, ms)| (batch, ms)).collect())
 }
 
 /// [`part_loop`] for the person detector `file` with `settings`, on a `frame` (width, height)

@@ -16,7 +16,8 @@
 # What it runs, each part's output in $OUT/<part>.txt (and the benches' JSON):
 #   1. the GPU parity check against the PyTorch vectors (tests/gpu.rs), f32 and f16;
 #   2. start-up: the backbone prepared on the GPU with a cold kernel cache, then a warm one;
-#   3. the CUDA bench: the full backbone per run on the GPU (f32, f16) and on one CPU core;
+#   3. the CUDA bench: the full backbone per run on the GPU (f32, f16) and on one CPU core,
+#      and its time per crop at 1, 2, 4 and 8 crops per call on the GPU (people batched);
 #   4. the worker scaling bench at 1, 2, 4 and 8 workers (f32, 1 thread each), and
 #      `bench --device cpu,cuda` end to end.
 set -uo pipefail
@@ -67,6 +68,8 @@ part startup-cold "$bin" bench --models "$IN/full" --only backbone --device cuda
 part startup-warm "$bin" bench --models "$IN/full" --only backbone --device cuda --precision f32 --iterations 0
 part cuda-f32 "$bin" bench --models "$IN/full" --only backbone --device cuda --precision f32 --iterations 30
 part cuda-f16 "$bin" bench --models "$IN/full" --only backbone --device cuda --precision f16 --iterations 30
+part cuda-batch "$bin" bench --models "$IN/full" --only backbone --device cuda --precision f32 \
+  --batch 1,2,4,8 --iterations 20
 part cpu-f32 "$bin" bench --models "$IN/full" --only backbone --device cpu --precision f32 --iterations 10
 part workers "$bin" bench --models "$IN/full" --precision f32 --workers 1,2,4,8 --frames 60 \
   --warmup 10 --json "$OUT/workers.json"
