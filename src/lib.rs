@@ -31,8 +31,8 @@
 //! `smplcast = { version = "…", default-features = false }`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
-// Almost no unsafe code of our own: two calls into libc (malloc_trim in telemetry::memory,
-// dlopen in model::device), each allowed where it is. The rest is in reviewed crates (tract's
+// Almost no unsafe code of our own: three calls into libc (malloc_trim and mallopt in
+// telemetry::memory, dlopen in model::device), each allowed where it is. The rest is in reviewed crates (tract's
 // kernels, the v4l crate's ioctls and mmap, ring), whose advisories `scripts/deny.sh` checks.
 #![deny(unsafe_code)]
 

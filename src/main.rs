@@ -226,6 +226,8 @@ fn devices() -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: one malloc arena for all threads (telemetry::memory).
+    smplcast::telemetry::memory::one_arena();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

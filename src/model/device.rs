@@ -148,7 +148,7 @@ pub fn missing_libraries(libs: &[Library], loads: impl Fn(&str) -> bool) -> Vec<
 /// Whether the dynamic loader finds and opens `name` (dlopen; closed again at once).
 pub fn loads(name: &str) -> bool {
     let Ok(c) = std::ffi::CString::new(name) else { return false };
-    // One of the crate's two unsafe blocks (lib.rs denies unsafe code elsewhere).
+    // One of the crate's three unsafe blocks (lib.rs denies unsafe code elsewhere).
     // SAFETY: dlopen of a NUL-terminated name; the handle is closed before returning. Loading
     // runs the library's initialisers, which is what tract-cuda would do a moment later.
     #[allow(unsafe_code)]
