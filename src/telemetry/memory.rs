@@ -12,7 +12,8 @@
 //! the thread's freed buffers. With inference workers (`pipeline.workers`) each worker's arena
 //! held its whole working set: +40 MB of RSS per extra worker, where the heap's live data
 //! grows by about 5 MB a backbone run (massif). [`one_arena`] makes every thread share one
-//! arena: +16 MB per extra worker, at the same throughput (docs/performance.md).
+//! arena: +21 to +38 MB per extra worker over five runs, at the same throughput
+//! (docs/performance.md).
 
 /// `malloc_trim(0)` on glibc; nothing elsewhere (musl and other allocators have no such call).
 /// Returns whether glibc released anything.
