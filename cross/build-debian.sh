@@ -125,14 +125,14 @@ build() {
   [ $tests = 0 ] || what=(test --no-run "${QEMU_TESTS[@]}")
   # A warning of ours fails the build (aarch64 compiles the cuda12 code, armv7 the code
   # without CUDA; the x86 build lints the rest).
-  local log; log=$(mktemp)
+  local log=$CARGO_TARGET_DIR/build.log
+  mkdir -p "$CARGO_TARGET_DIR"
   # shellcheck disable=SC2046
   env "BINDGEN_EXTRA_CLANG_ARGS_$(triple "$t")=-I/usr/$(gnu "$t")/include" \
     cargo-zigbuild "${what[@]}" $(cargo_args "$t") 2>&1 | tee "$log"
   if grep -E '^warning: `smplcast` .* generated [0-9]+ warning' "$log"; then
-    echo "FAIL: the $t build warns (above)" >&2; rm -f "$log"; exit 1
+    echo "FAIL: the $t build warns (above; $log)" >&2; exit 1
   fi
-  rm -f "$log"
 }
 
 binary() { echo "$CARGO_TARGET_DIR/$(triple "$1")/release/smplcast"; }

@@ -32,8 +32,9 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 // Almost no unsafe code of our own: three calls into libc (malloc_trim and mallopt in
-// telemetry::memory, dlopen in model::device), each allowed where it is. The rest is in reviewed crates (tract's
-// kernels, the v4l crate's ioctls and mmap, ring), whose advisories `scripts/deny.sh` checks.
+// telemetry::memory, dlopen in model::device), each allowed where it is. The rest is in
+// reviewed crates (tract's kernels, the v4l crate's ioctls and mmap, ring), whose advisories
+// `scripts/deny.sh` checks.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "runtime")]

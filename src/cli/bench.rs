@@ -907,8 +907,8 @@ pub fn part_loop(
         || Streaming::load(&dir.join("temporal_frame.onnx"), &dir.join("temporal_step.onnx"), 1);
     match part {
         Part::Backbone => {
-            let file = if int8 { "backbone.int8.onnx" } else { "backbone.onnx" };
-            let mut backbone = Backbone::load(&dir.join(file), 1)?;
+            let file = dir.join(smplcast::model::backbone_file(int8));
+            let mut backbone = Backbone::load(&file, 1)?;
             let image = noise(3 * IMAGE_SIZE * IMAGE_SIZE);
             time(&mut || backbone.run(&image).map(drop).map_err(Into::into))
         }
@@ -968,7 +968,7 @@ pub fn batch_loop(
 ) -> Result<Vec<(usize, Vec<f64>)>> {
     use smplcast::model::{Backbone, IMAGE_SIZE};
     ensure!(!batches.contains(&0), "--batch: sizes from 1");
-    let file = dir.join(if int8 { "backbone.int8.onnx" } else { "backbone.onnx" });
+    let file = dir.join(smplcast::model::backbone_file(int8));
     let mut seed = NOISE_SEED;
     let mut runs = Vec::new();
     for &batch in batches {

@@ -632,6 +632,15 @@ impl Stepper {
     }
 }
 
+/// The backbone's file in a model directory: `backbone.int8.onnx` or `backbone.onnx`.
+pub fn backbone_file(int8: bool) -> &'static str {
+    if int8 {
+        "backbone.int8.onnx"
+    } else {
+        "backbone.onnx"
+    }
+}
+
 /// Everything the daemon runs, loaded from one model directory (`models/run convert.py`):
 /// `backbone.onnx` (or `backbone.int8.onnx`), `temporal_frame.onnx`, `temporal_step.onnx` and
 /// `model.json`, for one person per call.
@@ -649,8 +658,7 @@ impl Bundle {
     /// See [`Error`]: a missing or unusable graph, graphs of different widths, or a missing
     /// or malformed `model.json`.
     pub fn load(dir: &Path, int8: bool) -> Result<Self> {
-        let file = if int8 { "backbone.int8.onnx" } else { "backbone.onnx" };
-        let backbone = Backbone::load(&dir.join(file), 1)?;
+        let backbone = Backbone::load(&dir.join(backbone_file(int8)), 1)?;
         let streaming =
             Streaming::load(&dir.join("temporal_frame.onnx"), &dir.join("temporal_step.onnx"), 1)?;
         if backbone.feature_len() != streaming.dims().feat {
