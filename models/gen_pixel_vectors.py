@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference colour conversions for src/pixels.rs, by OpenCV (an independent implementation):
-random YUYV and NV12 images of 16×12 and their RGB24 conversions (BT.601 limited range, what
-cv2.COLOR_YUV2RGB_YUYV / _NV12 compute). Writes tests/data/pixels.json.
+random YUYV, NV12 and I420 images of 16×12 and their RGB24 conversions (BT.601 limited range, what
+cv2.COLOR_YUV2RGB_YUYV / _NV12 / _I420 compute). Writes tests/data/pixels.json.
 
     models/run gen_pixel_vectors.py
 """
@@ -25,6 +25,9 @@ def build() -> str:
     nv12 = rng.integers(0, 256, size=(H * 3 // 2, W), dtype=np.uint8)
     rgb = cv2.cvtColor(nv12, cv2.COLOR_YUV2RGB_NV12)
     out["nv12"] = {"width": W, "height": H, "input": nv12.ravel().tolist(), "rgb": rgb.ravel().tolist()}
+    i420 = rng.integers(0, 256, size=(H * 3 // 2, W), dtype=np.uint8)
+    rgb = cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
+    out["i420"] = {"width": W, "height": H, "input": i420.ravel().tolist(), "rgb": rgb.ravel().tolist()}
     return json.dumps(out) + "\n"
 
 

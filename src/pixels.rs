@@ -4,9 +4,11 @@
 //!
 //! Layouts (V4L2 names): `RGB3` packed RGB24; `GREY` 8-bit luma; `YUYV` 4:2:2 packed
 //! (Y0 U Y1 V per two pixels); `NV12` 4:2:0 (a Y plane, then an interleaved UV plane at half
-//! size). MJPEG is decoded to RGB24 by the source. YUV is converted as ITU-R BT.601 with
+//! size); `I420` 4:2:0 planar (a Y plane, then the U plane and the V plane, each ⌈w/2⌉ × ⌈h/2⌉
+//! with half the Y stride, rounded up: GStreamer's I420, what software H.264 decoders output).
+//! MJPEG is decoded to RGB24 by the source. YUV is converted as ITU-R BT.601 with
 //! limited range (Y 16–235, Cb/Cr 16–240), what USB webcams send, and what OpenCV's
-//! `COLOR_YUV2RGB_YUYV`/`_NV12` do; GREY is full-range luma (R = G = B = Y).
+//! `COLOR_YUV2RGB_YUYV`/`_NV12`/`_I420` do; GREY is full-range luma (R = G = B = Y).
 //! Odd widths and heights are allowed: the last column of a YUYV row uses its pair's chroma,
 //! and NV12's chroma plane is ⌈w/2⌉ × ⌈h/2⌉.
 
@@ -21,6 +23,7 @@ pub enum PixelFormat {
     Grey,
     Yuyv,
     Nv12,
+    I420,
 }
 
 impl PixelFormat {
@@ -29,7 +32,7 @@ impl PixelFormat {
         let w = width as usize;
         match self {
             PixelFormat::Rgb24 => 3 * w,
-            PixelFormat::Grey | PixelFormat::Nv12 => w,
+            PixelFormat::Grey | PixelFormat::Nv12 | PixelFormat::I420 => w,
             PixelFormat::Yuyv => 4 * w.div_ceil(2),
         }
     }
@@ -41,13 +44,15 @@ impl PixelFormat {
             PixelFormat::Nv12 => {
                 stride * h + stride.max(2 * (width as usize).div_ceil(2)) * h.div_ceil(2)
             }
+            PixelFormat::I420 => stride * h + 2 * stride.div_ceil(2) * h.div_ceil(2),
             _ => stride * h,
         }
     }
 }
 
 /// An image: dimensions, layout, row stride (bytes, of the Y plane for NV12, whose UV plane
-/// follows at `stride × height` with the same stride) and the bytes.
+/// follows at `stride × height` with the same stride, and for I420, whose U and V planes
+/// follow with stride `⌈stride/2⌉`) and the bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Image {
     pub format: PixelFormat,
@@ -186,6 +191,13 @@ struct Nv12<'a> {
     uv: &'a [u8],
     stride: usize,
 }
+struct I420<'a> {
+    y: &'a [u8],
+    u: &'a [u8],
+    v: &'a [u8],
+    stride: usize,
+    chroma_stride: usize,
+}
 
 impl Reader for Rgb24<'_> {
     #[inline(always)]
@@ -236,6 +248,14 @@ impl YuvLayout for Nv12<'_> {
     }
 }
 
+impl YuvLayout for I420<'_> {
+    #[inline(always)]
+    fn raw(&self, x: usize, y: usize) -> [f32; 3] {
+        let c = (y / 2) * self.chroma_stride + x / 2;
+        [self.y[y * self.stride + x], self.u[c], self.v[c]].map(f32::from)
+    }
+}
+
 /// Reads a [`YuvLayout`] as RGB; blends in Y'CbCr ([`blend_yuv`]).
 struct Yuv<L>(L);
 
@@ -263,6 +283,12 @@ fn with_reader<R>(image: &Image, f: impl FnOnce(&dyn ReaderDispatch) -> R) -> R 
         PixelFormat::Nv12 => {
             let (y, uv) = d.split_at(s * image.height as usize);
             f(&Yuv(Nv12 { y, uv, stride: s }))
+        }
+        PixelFormat::I420 => {
+            let (y, chroma) = d.split_at(s * image.height as usize);
+            let chroma_stride = s.div_ceil(2);
+            let (u, v) = chroma.split_at(chroma_stride * (image.height as usize).div_ceil(2));
+            f(&Yuv(I420 { y, u, v, stride: s, chroma_stride }))
         }
     }
 }
@@ -416,6 +442,7 @@ mod tests {
     struct Vectors {
         yuyv: Case,
         nv12: Case,
+        i420: Case,
     }
 
     #[derive(serde::Deserialize)]
@@ -437,9 +464,13 @@ mod tests {
     }
 
     #[test]
-    fn yuyv_and_nv12_match_opencv() {
+    fn yuyv_nv12_and_i420_match_opencv() {
         let v = vectors();
-        for (format, case) in [(PixelFormat::Yuyv, &v.yuyv), (PixelFormat::Nv12, &v.nv12)] {
+        for (format, case) in [
+            (PixelFormat::Yuyv, &v.yuyv),
+            (PixelFormat::Nv12, &v.nv12),
+            (PixelFormat::I420, &v.i420),
+        ] {
             let stride = format.min_stride(case.width);
             let img =
                 Image::new(format, case.width, case.height, stride, case.input.clone()).unwrap();
@@ -451,7 +482,11 @@ mod tests {
     #[test]
     fn odd_widths_and_padded_strides_read_the_same_pixels() {
         let v = vectors();
-        for (format, case) in [(PixelFormat::Yuyv, &v.yuyv), (PixelFormat::Nv12, &v.nv12)] {
+        for (format, case) in [
+            (PixelFormat::Yuyv, &v.yuyv),
+            (PixelFormat::Nv12, &v.nv12),
+            (PixelFormat::I420, &v.i420),
+        ] {
             let full = Image::new(
                 format,
                 case.width,
@@ -464,12 +499,13 @@ mod tests {
             // The same bytes seen as an image one column and one row narrower (odd sizes).
             let (w, h) = (case.width - 1, case.height - 1);
             let mut data = case.input.clone();
-            if format == PixelFormat::Nv12 {
-                // The UV plane moves up by one row of Y.
+            if matches!(format, PixelFormat::Nv12 | PixelFormat::I420) {
+                // The chroma planes move up by one row of Y (12 rows and 11 have the same
+                // number of chroma rows).
                 let (s, hh) = (full.stride, case.height as usize);
-                let uv = data[s * hh..].to_vec();
+                let chroma = data[s * hh..].to_vec();
                 data.truncate(s * h as usize);
-                data.extend(uv);
+                data.extend(chroma);
             }
             let odd = Image::new(format, w, h, full.stride, data).unwrap();
             let got = odd.to_rgb24();
@@ -487,12 +523,14 @@ mod tests {
         let e = Image::new(PixelFormat::Yuyv, 640, 480, 1280, vec![0; 1280 * 479]).unwrap_err();
         assert_eq!((e.needed, e.got), (1280 * 480, 1280 * 479));
         assert!(Image::new(PixelFormat::Nv12, 5, 3, 5, vec![0; 15 + 6 * 2]).is_ok());
+        assert!(Image::new(PixelFormat::I420, 5, 3, 5, vec![0; 15 + 2 * 3 * 2]).is_ok());
+        assert!(Image::new(PixelFormat::I420, 5, 3, 5, vec![0; 15 + 2 * 3 * 2 - 1]).is_err());
         assert!(Image::new(PixelFormat::Rgb24, 4, 4, 11, vec![0; 44]).is_err(), "stride < 3w");
     }
 
     /// In-gamut Y'CbCr (camera-like: Y 60–200, chroma within ±20 of neutral) of `w` × `h`,
-    /// as YUYV and as NV12, from a deterministic pseudo-random sequence.
-    fn in_gamut(w: u32, h: u32) -> (Image, Image) {
+    /// as YUYV, NV12 and I420, from a deterministic pseudo-random sequence.
+    fn in_gamut(w: u32, h: u32) -> (Image, Image, Image) {
         let mut state = 12345u32;
         let mut next = |lo: u32, span: u32| {
             state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
@@ -512,9 +550,17 @@ mod tests {
         for y in (0..hu).step_by(2) {
             nv12.extend_from_slice(&chroma[y * wu..(y + 1) * wu]);
         }
+        // The same chroma samples, planar: U from the even, V from the odd positions.
+        let mut i420 = luma.clone();
+        for plane in 0..2 {
+            for y in (0..hu).step_by(2) {
+                i420.extend(chroma[y * wu..(y + 1) * wu].iter().skip(plane).step_by(2));
+            }
+        }
         (
             Image::new(PixelFormat::Yuyv, w, h, 2 * wu, yuyv).unwrap(),
             Image::new(PixelFormat::Nv12, w, h, wu, nv12).unwrap(),
+            Image::new(PixelFormat::I420, w, h, wu, i420).unwrap(),
         )
     }
 
@@ -523,7 +569,9 @@ mod tests {
         // Sampling a YUV layout directly (blend Y'CbCr, convert once) equals sampling its RGB24
         // conversion, up to that conversion's rounding (≤ 0.5 level), for in-gamut colours:
         // any crop, inside or overlapping the border.
-        for img in <[Image; 2]>::from(in_gamut(16, 12)) {
+        let (yuyv, nv12, i420) = in_gamut(16, 12);
+        assert_eq!(i420.to_rgb24(), nv12.to_rgb24(), "the same samples, planar and interleaved");
+        for img in [yuyv, nv12, i420] {
             let rgb = Image::rgb24(img.width, img.height, img.to_rgb24());
             for crop in [(8.0, 6.0, 10.0), (1.0, 2.5, 9.0), (14.5, 1.0, 5.0), (8.0, 6.0, 30.0)] {
                 let (mut a, mut b) = (Vec::new(), Vec::new());
