@@ -422,7 +422,9 @@ def check(r: dict) -> list[str]:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--smplcast", type=Path, required=True)
+    ap.add_argument("--smplcast", type=Path, help="the smplcast binary (required to evaluate)")
+    ap.add_argument("--fetch-only", action="store_true",
+                    help="only fetch the footage into models/.cache/ (tests/gstreamer.rs replays it)")
     ap.add_argument("--detector", type=Path, action="append",
                     help="detector ONNX (repeat to compare); default the NanoDet one")
     ap.add_argument("--person", default="", help="extra [person] config lines")
@@ -433,6 +435,11 @@ def main():
     args = ap.parse_args()
     labels = json.loads(LABELS.read_text())
     avi = fetch_footage(HERE / ".cache", labels["footage"]["sha256"])
+    if args.fetch_only:
+        print(avi)
+        return
+    if args.smplcast is None:
+        ap.error("--smplcast is required")
     detectors = args.detector or [ROOT / "models/nanodet/nanodet.onnx"]
     results = {}
     for cond, crop in CONDITIONS.items():

@@ -330,6 +330,14 @@ fn open_source(config: &SourceConfig) -> Result<Box<dyn FrameSource>> {
         SourceConfig::V4l2 { .. } => {
             bail!("source.kind = \"v4l2\": this smplcast was built without V4L2 support")
         }
+        #[cfg(feature = "gstreamer")]
+        SourceConfig::Gstreamer(settings) => Box::new(
+            crate::source::gst::Stream::open(settings.clone()).context("opening [source]")?,
+        ),
+        #[cfg(not(feature = "gstreamer"))]
+        SourceConfig::Gstreamer(_) => {
+            bail!("[source]: this smplcast was built without GStreamer support")
+        }
     })
 }
 

@@ -65,7 +65,8 @@ enum Command {
     /// Measures the pipeline: per-stage times, throughput on 1..N threads, f32 and int8,
     /// latency capture → subscriber, RSS and bytes per person-frame (docs/performance.md).
     Bench(bench::Args),
-    /// Lists V4L2 cameras with their formats, sizes and frame rates.
+    /// Lists V4L2 cameras with their formats, sizes and frame rates, and the video sources
+    /// GStreamer's device monitor sees.
     Devices,
     /// Loads a model directory and prints its graphs, precision and widths.
     CheckModels {
@@ -211,18 +212,21 @@ fn until_interrupted<F: std::future::Future>(
     }))
 }
 
-#[cfg(feature = "v4l2")]
+/// `smplcast devices`: the V4L2 nodes, then what GStreamer's device monitor sees, as far as
+/// this build has either.
 fn devices() -> Result<()> {
+    if !cfg!(any(feature = "v4l2", feature = "gstreamer")) {
+        anyhow::bail!(
+            "this smplcast was built without V4L2 and GStreamer support; rebuild with \
+             `cargo build --release --features v4l2,gstreamer` (needs libclang-dev and \
+             libgstreamer-plugins-base1.0-dev)"
+        );
+    }
+    #[cfg(feature = "v4l2")]
     print!("{}", smplcast::source::v4l2::list_devices());
+    #[cfg(feature = "gstreamer")]
+    print!("{}", smplcast::source::gst::list_devices());
     Ok(())
-}
-
-#[cfg(not(feature = "v4l2"))]
-fn devices() -> Result<()> {
-    anyhow::bail!(
-        "this smplcast was built without V4L2 support; rebuild with \
-         `cargo build --release --features v4l2` (needs libclang-dev)"
-    )
 }
 
 fn main() -> ExitCode {

@@ -10,23 +10,40 @@ use super::{Config, ModelConfig, MqttConfig, People, SourceConfig};
 use crate::geom::BBox;
 use crate::model::Device;
 use crate::mqtt::{self, QoS};
+use crate::source::gst;
 use crate::stages::rate::ModelRate;
 
 /// `[source]`.
 pub(super) fn source(s: &RawSource, base: &Path, c: &mut Checker) -> SourceConfig {
+    let fps = s.fps.unwrap_or(25.0);
     c.check(
         "source.fps",
-        &s.fps,
-        s.fps == 0.0 || (1.0..=1000.0).contains(&s.fps),
+        &fps,
+        fps == 0.0 || (1.0..=1000.0).contains(&fps),
         "0 (unpaced) or 1 to 1000",
     );
     // Which optional keys each kind takes.
-    let kinds: [(&str, &[&str]); 3] = [
-        ("synthetic", &["width", "height", "frames"]),
-        ("files", &["path", "loop"]),
-        ("v4l2", &["device", "width", "height", "format", "buffers", "stall_timeout_s"]),
+    let kinds: [(&str, &[&str]); 6] = [
+        ("synthetic", &["fps", "width", "height", "frames"]),
+        ("files", &["fps", "path", "loop"]),
+        ("v4l2", &["fps", "device", "width", "height", "format", "buffers", "stall_timeout_s"]),
+        ("gstreamer", &["pipeline", "stall_timeout_s"]),
+        (
+            "rtsp",
+            &[
+                "url",
+                "transport",
+                "latency_ms",
+                "username",
+                "password_file",
+                "password_credential",
+                "stall_timeout_s",
+            ],
+        ),
+        ("video", &["fps", "path", "loop"]),
     ];
     let set = [
+        ("fps", s.fps.is_some()),
         ("width", s.width.is_some()),
         ("height", s.height.is_some()),
         ("frames", s.frames.is_some()),
@@ -36,6 +53,13 @@ pub(super) fn source(s: &RawSource, base: &Path, c: &mut Checker) -> SourceConfi
         ("format", s.format.is_some()),
         ("buffers", s.buffers.is_some()),
         ("stall_timeout_s", s.stall_timeout_s.is_some()),
+        ("pipeline", s.pipeline.is_some()),
+        ("url", s.url.is_some()),
+        ("transport", s.transport.is_some()),
+        ("latency_ms", s.latency_ms.is_some()),
+        ("username", s.username.is_some()),
+        ("password_file", s.password_file.is_some()),
+        ("password_credential", s.password_credential.is_some()),
     ];
     if let Some((_, takes)) = kinds.iter().find(|(k, _)| *k == s.kind) {
         for (key, _) in set.iter().filter(|(key, on)| *on && !takes.contains(key)) {
@@ -58,11 +82,14 @@ pub(super) fn source(s: &RawSource, base: &Path, c: &mut Checker) -> SourceConfi
         }
         (width, height)
     };
+    let stall = |c: &mut Checker| {
+        c.seconds("source.stall_timeout_s", s.stall_timeout_s.unwrap_or(2.0), 0.2, 60.0)
+    };
     match s.kind.as_str() {
         "synthetic" => {
             let (width, height) = size(c);
             let frames = s.frames.filter(|&n| n > 0);
-            SourceConfig::Synthetic { width, height, fps: s.fps, frames }
+            SourceConfig::Synthetic { width, height, fps, frames }
         }
         "v4l2" => {
             if !cfg!(feature = "v4l2") {
@@ -85,45 +112,152 @@ pub(super) fn source(s: &RawSource, base: &Path, c: &mut Checker) -> SourceConfi
             }
             let buffers = s.buffers.unwrap_or(4);
             c.check("source.buffers", &buffers, (2..=32).contains(&buffers), "2 to 32");
-            let stall =
-                c.seconds("source.stall_timeout_s", s.stall_timeout_s.unwrap_or(2.0), 0.2, 60.0);
             SourceConfig::V4l2 {
                 device,
                 width,
                 height,
-                fps: s.fps,
+                fps,
                 format,
                 buffers,
-                stall_timeout: stall,
+                stall_timeout: stall(c),
             }
         }
         "files" => {
-            let path = match &s.path {
-                Some(p) => base.join(p),
-                None => {
-                    c.problem(
-                        "source.path: missing; expected the directory of .png/.jpg frames".into(),
-                    );
-                    PathBuf::new()
-                }
-            };
-            if s.path.is_some() && !path.is_dir() {
+            let path = existing_path(s, base, c, "directory", Path::is_dir);
+            SourceConfig::Files { path, fps, looping: s.looping.unwrap_or(false) }
+        }
+        "gstreamer" | "rtsp" | "video" => {
+            if !cfg!(feature = "gstreamer") {
                 c.problem(format!(
-                    "source.path = {:?}: not a directory ({}); expected a directory of \
-                     .png/.jpg frames",
-                    path.display().to_string(),
-                    path.metadata().err().map_or("a file".into(), |e| e.to_string())
+                    "source.kind = {:?}: this smplcast was built without GStreamer support; \
+                     rebuild with `cargo build --release --features gstreamer` (needs \
+                     libgstreamer1.0-dev and libgstreamer-plugins-base1.0-dev)",
+                    s.kind
                 ));
             }
-            SourceConfig::Files { path, fps: s.fps, looping: s.looping.unwrap_or(false) }
+            let kind = match s.kind.as_str() {
+                "gstreamer" => gst::Kind::Pipeline(gst_pipeline(s, c)),
+                "rtsp" => rtsp(s, base, c),
+                _ => {
+                    let path = existing_path(s, base, c, "video file", Path::is_file);
+                    c.check(
+                        "source.fps",
+                        &fps,
+                        s.fps.is_none() || fps == 0.0,
+                        "absent (the file's own rate) or 0 (unpaced)",
+                    );
+                    gst::Kind::Video {
+                        path,
+                        paced: s.fps.is_none(),
+                        looping: s.looping.unwrap_or(false),
+                    }
+                }
+            };
+            SourceConfig::Gstreamer(gst::Settings { kind, stall_timeout: stall(c) })
         }
         other => {
             c.problem(format!(
-                "source.kind = {other:?}: expected \"synthetic\", \"files\" or \"v4l2\""
+                "source.kind = {other:?}: expected \"synthetic\", \"files\", \"v4l2\", \
+                 \"gstreamer\", \"rtsp\" or \"video\""
             ));
             SourceConfig::Synthetic { width: 640, height: 480, fps: 0.0, frames: None }
         }
     }
+}
+
+/// `source.path`, which must exist as a `what` (checked by `is`).
+fn existing_path(
+    s: &RawSource,
+    base: &Path,
+    c: &mut Checker,
+    what: &str,
+    is: fn(&Path) -> bool,
+) -> PathBuf {
+    let expected = if what == "directory" {
+        "a directory of .png/.jpg frames".to_string()
+    } else {
+        format!("a {what}")
+    };
+    let Some(p) = &s.path else {
+        c.problem(format!("source.path: missing; expected {expected}"));
+        return PathBuf::new();
+    };
+    let path = base.join(p);
+    if !is(&path) {
+        let why = path.metadata().err().map_or_else(|| format!("not a {what}"), |e| e.to_string());
+        c.problem(format!(
+            "source.path = {:?}: {why}; expected {expected}",
+            path.display().to_string()
+        ));
+    }
+    path
+}
+
+/// `source.pipeline` of `kind = "gstreamer"`: present, and not ending in a sink (the daemon
+/// adds its own).
+fn gst_pipeline(s: &RawSource, c: &mut Checker) -> String {
+    let Some(p) = s.pipeline.clone().filter(|p| !p.trim().is_empty()) else {
+        c.problem(
+            "source.pipeline: missing; expected a GStreamer pipeline ending in raw video, \
+             e.g. \"libcamerasrc ! video/x-raw,width=1280,height=720\""
+                .into(),
+        );
+        return String::new();
+    };
+    let last = p.trim().trim_end_matches('!').rsplit('!').next().unwrap_or("").trim().to_string();
+    let element = last.split_whitespace().next().unwrap_or("");
+    if element.ends_with("sink") {
+        c.problem(format!(
+            "source.pipeline: ends in {element:?}; end it in raw video instead (the daemon adds \
+             `videoconvert ! appsink`)"
+        ));
+    }
+    p
+}
+
+/// `kind = "rtsp"`: the URL (without a login in it), transport, latency and the login.
+fn rtsp(s: &RawSource, base: &Path, c: &mut Checker) -> gst::Kind {
+    let url = s.url.clone().unwrap_or_default();
+    if s.url.is_none() {
+        c.problem("source.url: missing; expected rtsp://host[:port]/path".into());
+    } else if !(url.starts_with("rtsp://")
+        || url.starts_with("rtsps://")
+        || url.starts_with("rtspt://"))
+    {
+        c.problem(format!(
+            "source.url = {:?}: expected rtsp://host[:port]/path (or rtsps://, rtspt://)",
+            gst::launch::redact(&url)
+        ));
+    } else if gst::launch::redact(&url) != url {
+        c.problem(format!(
+            "source.url = {:?}: has a login in it; put the user in source.username and the \
+             password in source.password_file or source.password_credential, so that it is \
+             never written in a config or a log",
+            gst::launch::redact(&url)
+        ));
+    }
+    let transport = s.transport.as_deref().unwrap_or("tcp");
+    c.check(
+        "source.transport",
+        &transport,
+        ["tcp", "udp"].contains(&transport),
+        "\"tcp\" or \"udp\"",
+    );
+    let latency_ms = s.latency_ms.unwrap_or(200);
+    c.check("source.latency_ms", &latency_ms, latency_ms <= 10_000, "0 to 10000");
+    let password =
+        secret("source", s.password_file.as_ref(), s.password_credential.as_ref(), base, c);
+    let login = match (s.username.clone(), password) {
+        (Some(user), Some(password)) => Some(gst::Login { user, password }),
+        (Some(user), None) => Some(gst::Login { user, password: mqtt::Password::default() }),
+        (None, Some(_)) => {
+            let key = password_key(s.password_file.is_some(), "source");
+            c.problem(format!("{key}: a password needs source.username too"));
+            None
+        }
+        (None, None) => None,
+    };
+    gst::Kind::Rtsp { url, tcp: transport == "tcp", latency_ms, login }
 }
 
 /// `[person]`: how people are found, and the crop scale.
@@ -415,33 +549,55 @@ fn tls(m: &RawMqtt, base: &Path, c: &mut Checker) -> Option<Arc<rustls::ClientCo
 /// The broker login of `[mqtt]`: the user name, and the password read from its file or
 /// systemd credential. Problems name the key and the file, never the password.
 fn login(m: &RawMqtt, base: &Path, c: &mut Checker) -> Option<mqtt::Login> {
-    let file = match (&m.password_file, &m.password_credential) {
+    let password =
+        secret("mqtt", m.password_file.as_ref(), m.password_credential.as_ref(), base, c);
+    let Some(username) = m.username.clone() else {
+        if password.is_some() {
+            c.problem(format!(
+                "{}: a password needs mqtt.username too",
+                password_key(m.password_file.is_some(), "mqtt")
+            ));
+        }
+        return None;
+    };
+    Some(mqtt::Login { username, password: password.unwrap_or_default() })
+}
+
+/// The key a password came from.
+fn password_key(from_file: bool, section: &str) -> String {
+    format!("{section}.{}", if from_file { "password_file" } else { "password_credential" })
+}
+
+/// A password from `SECTION.password_file` (relative to the config) or
+/// `SECTION.password_credential` (a systemd credential): the first line. Problems name the key
+/// and the file, never the password.
+fn secret(
+    section: &str,
+    file: Option<&PathBuf>,
+    credential: Option<&String>,
+    base: &Path,
+    c: &mut Checker,
+) -> Option<mqtt::Password> {
+    let (key, path) = match (file, credential) {
         (Some(_), Some(_)) => {
-            c.problem("mqtt.password_file and mqtt.password_credential: set one, not both".into());
+            c.problem(format!(
+                "{section}.password_file and {section}.password_credential: set one, not both"
+            ));
             return None;
         }
-        (Some(f), None) => Some(("mqtt.password_file", base.join(f))),
+        (Some(f), None) => (format!("{section}.password_file"), base.join(f)),
         (None, Some(name)) => match std::env::var_os("CREDENTIALS_DIRECTORY") {
-            Some(dir) => Some(("mqtt.password_credential", Path::new(&dir).join(name))),
+            Some(dir) => (format!("{section}.password_credential"), Path::new(&dir).join(name)),
             None => {
                 c.problem(format!(
-                    "mqtt.password_credential = {name:?}: $CREDENTIALS_DIRECTORY is not set; \
-                     expected the daemon to run under systemd with LoadCredential={name}:FILE \
-                     (or use mqtt.password_file)"
+                    "{section}.password_credential = {name:?}: $CREDENTIALS_DIRECTORY is not \
+                     set; expected the daemon to run under systemd with \
+                     LoadCredential={name}:FILE (or use {section}.password_file)"
                 ));
                 return None;
             }
         },
-        (None, None) => None,
-    };
-    let Some(username) = m.username.clone() else {
-        if let Some((key, _)) = file {
-            c.problem(format!("{key}: a password needs mqtt.username too"));
-        }
-        return None;
-    };
-    let Some((key, path)) = file else {
-        return Some(mqtt::Login { username, password: mqtt::Password::default() });
+        (None, None) => return None,
     };
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -452,12 +608,12 @@ fn login(m: &RawMqtt, base: &Path, c: &mut Checker) -> Option<mqtt::Login> {
                     path.display().to_string()
                 ));
             }
-            Some(mqtt::Login { username, password: mqtt::Password(password) })
+            Some(mqtt::Password(password))
         }
         Err(e) => {
             c.problem(format!(
-                "{key}: cannot read {:?} ({e}); expected a file with the broker password, \
-                 readable by the daemon",
+                "{key}: cannot read {:?} ({e}); expected a file with the password, readable \
+                 by the daemon",
                 path.display().to_string()
             ));
             None

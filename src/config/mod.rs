@@ -121,6 +121,8 @@ pub enum SourceConfig {
         buffers: u32,
         stall_timeout: Duration,
     },
+    /// `gstreamer`, `rtsp` and `video` (feature `gstreamer`).
+    Gstreamer(crate::source::gst::Settings),
 }
 
 #[derive(Clone, Debug)]
@@ -356,11 +358,23 @@ mod tests {
             ("[source]\nfps = -1.0\n", "source.fps = -1.0: expected 0 (unpaced) or 1 to 1000"),
             (
                 "[source]\nkind = \"camera\"\n",
-                "source.kind = \"camera\": expected \"synthetic\", \"files\" or \"v4l2\"",
+                "source.kind = \"camera\": expected \"synthetic\", \"files\", \"v4l2\", \"gstreamer\", \"rtsp\" or \"video\"",
             ),
+            ("[source]\nkind = \"gstreamer\"\n", "source.pipeline: missing; expected a GStreamer pipeline"),
+            ("[source]\nkind = \"gstreamer\"\npipeline = \"videotestsrc ! autovideosink\"\n", "source.pipeline: ends in \"autovideosink\"; end it in raw video"),
+            ("[source]\nkind = \"gstreamer\"\npipeline = \"videotestsrc\"\nfps = 5\n", "source.fps: not used by kind = \"gstreamer\""),
+            ("[source]\nkind = \"rtsp\"\n", "source.url: missing; expected rtsp://host[:port]/path"),
+            ("[source]\nkind = \"rtsp\"\nurl = \"http://cam/x\"\n", "source.url = \"http://cam/x\": expected rtsp://"),
+            ("[source]\nkind = \"rtsp\"\nurl = \"rtsp://admin:hunter2@cam/x\"\n", "source.url = \"rtsp://cam/x\": has a login in it; put the user in source.username"),
+            ("[source]\nkind = \"rtsp\"\nurl = \"rtsp://cam/x\"\ntransport = \"quic\"\n", "source.transport = \"quic\": expected \"tcp\" or \"udp\""),
+            ("[source]\nkind = \"rtsp\"\nurl = \"rtsp://cam/x\"\npassword_file = \"Cargo.toml\"\n", "source.password_file: a password needs source.username too"),
+            ("[source]\nkind = \"rtsp\"\nurl = \"rtsp://cam/x\"\nusername = \"u\"\npassword_credential = \"cam\"\n", "source.password_credential = \"cam\": $CREDENTIALS_DIRECTORY is not set"),
+            ("[source]\nkind = \"video\"\n", "source.path: missing; expected a video file"),
+            ("[source]\nkind = \"video\"\npath = \"src\"\n", "source.path = "),
+            ("[source]\nkind = \"video\"\npath = \"Cargo.toml\"\nfps = 30\n", "source.fps = 30.0: expected absent (the file's own rate) or 0 (unpaced)"),
             ("[source]\nkind = \"files\"\n", "source.path: missing"),
             ("[source]\nkind = \"files\"\npath = \"nowhere\"\n", "source.path = "),
-            ("[source]\npath = \"x\"\n", "source.path: not used by kind = \"synthetic\" (only by kind = \"files\")"),
+            ("[source]\npath = \"x\"\n", "source.path: not used by kind = \"synthetic\" (only by kind = \"files\" or \"video\")"),
             ("[source]\nkind = \"files\"\npath = \".\"\nwidth = 3\n", "source.width: not used by kind = \"files\" (only by kind = \"synthetic\" or \"v4l2\")"),
             ("[source]\nkind = \"v4l2\"\nformat = \"H264\"\n", "source.format = \"H264\": expected \"auto\", \"YUYV\""),
             ("[source]\nkind = \"v4l2\"\nbuffers = 1\n", "source.buffers = 1: expected 2 to 32"),

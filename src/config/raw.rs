@@ -25,18 +25,19 @@ pub struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSource {
-    /// `synthetic` or `files`.
+    /// `synthetic`, `files`, `v4l2`, `gstreamer`, `rtsp` or `video`.
     pub kind: String,
     /// Frames per second; 0: unpaced (as fast as the pipeline takes them, nothing dropped).
-    pub fps: f64,
+    /// Default 25; `video`: absent for the file's own rate.
+    pub fps: Option<f64>,
     /// synthetic: frame size.
     pub width: Option<u32>,
     pub height: Option<u32>,
     /// synthetic: stop after this many frames (0 or absent: never).
     pub frames: Option<u64>,
-    /// files: directory of .png/.jpg images, replayed in name order.
+    /// files: directory of .png/.jpg images, replayed in name order; video: the file.
     pub path: Option<PathBuf>,
-    /// files: start again after the last image.
+    /// files, video: start again after the last image or frame.
     #[serde(rename = "loop")]
     pub looping: Option<bool>,
     /// v4l2: device path or stable link (default /dev/video0).
@@ -45,15 +46,29 @@ pub struct RawSource {
     pub format: Option<String>,
     /// v4l2: mmap buffers.
     pub buffers: Option<u32>,
-    /// v4l2: seconds without a frame before the camera counts as lost.
+    /// v4l2, gstreamer, rtsp: seconds without a frame before the camera counts as lost.
     pub stall_timeout_s: Option<f64>,
+    /// gstreamer: the pipeline, ending in raw video (`libcamerasrc ! video/x-raw,width=1280`).
+    pub pipeline: Option<String>,
+    /// rtsp: `rtsp://host[:port]/path`, without a login (username and password_file).
+    pub url: Option<String>,
+    /// rtsp: "tcp" (default) or "udp".
+    pub transport: Option<String>,
+    /// rtsp: the jitter buffer's latency in milliseconds (default 200).
+    pub latency_ms: Option<u32>,
+    /// rtsp: the camera's user name.
+    pub username: Option<String>,
+    /// rtsp: a file whose first line is the camera's password.
+    pub password_file: Option<PathBuf>,
+    /// rtsp: the name of a systemd credential holding the password.
+    pub password_credential: Option<String>,
 }
 
 impl Default for RawSource {
     fn default() -> Self {
         RawSource {
             kind: "synthetic".into(),
-            fps: 25.0,
+            fps: None,
             width: None,
             height: None,
             frames: None,
@@ -63,6 +78,13 @@ impl Default for RawSource {
             format: None,
             buffers: None,
             stall_timeout_s: None,
+            pipeline: None,
+            url: None,
+            transport: None,
+            latency_ms: None,
+            username: None,
+            password_file: None,
+            password_credential: None,
         }
     }
 }

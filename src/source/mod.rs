@@ -5,6 +5,8 @@
 //! - [`synthetic::Synthetic`]: a deterministic moving test pattern of any size and rate.
 //! - [`files::Files`]: a directory of PNG/JPEG images replayed in name order.
 //! - `v4l2::Camera` (feature `v4l2`): V4L2 cameras, with recovery from unplugging.
+//! - `gst::Stream` (feature `gstreamer`): RTSP cameras, video files and any GStreamer pipeline
+//!   (Pi and Jetson CSI cameras), with recovery for the live ones.
 //!
 //! Pacing decides the queue policy downstream ([`FrameSource::is_live`]): a paced source
 //! (`fps` > 0) behaves like a camera, and when the pipeline is slower its oldest waiting frame
@@ -12,6 +14,7 @@
 //! and nothing is dropped, so replaying the same input gives the same messages.
 
 pub mod files;
+pub mod gst;
 pub mod synthetic;
 #[cfg(feature = "v4l2")]
 pub mod v4l2;
@@ -69,9 +72,12 @@ pub enum Error {
     Frame { path: PathBuf, reason: String },
     #[error("camera {device}: {reason}")]
     Device { device: PathBuf, reason: String },
+    /// A GStreamer pipeline that does not start: `input` names it (URLs without their login).
+    #[error("{input}: {reason}")]
+    Pipeline { input: String, reason: String },
     /// The input went away at run time; the source keeps trying to get it back.
-    #[error("camera {device} unavailable: {reason}")]
-    Gone { device: PathBuf, reason: String },
+    #[error("{input} unavailable: {reason}")]
+    Gone { input: String, reason: String },
 }
 
 /// A camera-like producer of frames, driven by the capture thread.

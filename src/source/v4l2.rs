@@ -126,7 +126,7 @@ impl Camera {
         self.open = None;
         self.gone = Some(reason.clone());
         self.next_try = Instant::now() + self.backoff;
-        Error::Gone { device: self.settings.device.clone(), reason }
+        Error::Gone { input: self.input(), reason }
     }
 
     /// While gone: waits (at most 250 ms, so the caller can see a shutdown) and tries to
@@ -158,10 +158,12 @@ impl Camera {
     }
 
     fn still_gone(&self) -> Error {
-        Error::Gone {
-            device: self.settings.device.clone(),
-            reason: self.gone.clone().unwrap_or_default(),
-        }
+        Error::Gone { input: self.input(), reason: self.gone.clone().unwrap_or_default() }
+    }
+
+    /// The camera as `Error::Gone` names it.
+    fn input(&self) -> String {
+        format!("camera {}", self.settings.device.display())
     }
 }
 

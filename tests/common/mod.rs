@@ -90,6 +90,7 @@ impl Rng {
     }
 }
 
+pub mod daemon;
 pub mod mqtt;
 
 /// Writes a synthetic SMPL model file of the real layout (random template and blend shapes,

@@ -85,10 +85,16 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub fn start(port: u16, device: &str, timeout_s: u32) -> Subscriber {
+        Subscriber::start_with(port, device, timeout_s, &[])
+    }
+
+    /// With more arguments of tests/subscriber/sub.py (`--camera`).
+    pub fn start_with(port: u16, device: &str, timeout_s: u32, args: &[&str]) -> Subscriber {
         let mut child = Command::new(python())
             .arg(root().join("tests/subscriber/sub.py"))
             .args(["--port", &port.to_string(), "--device", device])
             .args(["--timeout", &timeout_s.to_string()])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();

@@ -34,6 +34,7 @@ def main() -> int:
     ap.add_argument("--prefix", default="smplcast")
     ap.add_argument("--device")
     ap.add_argument("--timeout", type=float, default=30)
+    ap.add_argument("--camera", action="store_true", help="also print the camera state topic")
     ap.add_argument("--recording", help="print a recording's messages instead of subscribing")
     args = ap.parse_args()
     if args.recording:
@@ -47,7 +48,8 @@ def main() -> int:
         print(json.dumps(obj), flush=True)
 
     def on_connect(client, userdata, flags, reason, props):
-        client.subscribe([(f"{base}/pose", 1), (f"{base}/status", 1), (f"{base}/stats", 0)])
+        topics = [(f"{base}/pose", 1), (f"{base}/status", 1), (f"{base}/stats", 0)]
+        client.subscribe(topics + ([(f"{base}/camera", 1)] if args.camera else []))
 
     def on_subscribe(client, userdata, mid, reasons, props):
         out({"ready": True})
@@ -62,6 +64,8 @@ def main() -> int:
                 state["done"] = True
         elif m.topic.endswith("/stats"):
             out({"stats": json.loads(m.payload)})
+        elif m.topic.endswith("/camera"):
+            out({"camera": json.loads(m.payload), "retain": bool(m.retain)})
         else:
             try:
                 out({"pose": smplcast_sub.decode(m.payload), "hex": m.payload.hex()})
