@@ -94,9 +94,15 @@ install_packages() {
   # file: the V4L2 test in a qemu guest with the vivid driver (tests/vivid/).
   # systemd: systemd-analyze for the unit checks. openssl: the test CA (tests/tls/).
   # chromium: the viewer's browser test (tests/viewer.rs). debootstrap: the .deb test's arm64
-  # root (tests/deb/).
+  # root (tests/deb/). GStreamer (feature gstreamer): its development files, the plugin sets
+  # the sources use (RTSP, demuxers, H.264 decoding, x264 to make test videos) and the RTSP
+  # server of tests/gst/ (gst-rtsp-server through Python GObject).
   local want=(python3 python3-venv python3-pip ca-certificates mosquitto libclang-dev
-              qemu-system-x86 busybox-static cpio kmod file systemd openssl chromium debootstrap)
+              qemu-system-x86 busybox-static cpio kmod file systemd openssl chromium debootstrap
+              pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+              gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+              gstreamer1.0-plugins-ugly gstreamer1.0-libav python3-gi python3-gst-1.0
+              gir1.2-gst-rtsp-server-1.0)
   local missing=()
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -127,9 +133,11 @@ full_models() {
   models/run convert.py --random-init 0 --vectors --out models/generated/full
 }
 
-# Everything is built and tested with the V4L2 source and tract's CUDA runtime (features v4l2
-# and cuda; compile only here: without a GPU the daemon runs on the CPU, and model.device =
-# "cuda" is a tested start-up error). tests/gpu/run.sh runs the GPU part where there is one.
+# Everything is built and tested with the V4L2 and GStreamer sources and tract's CUDA runtime
+# (features v4l2, gstreamer and cuda; CUDA is compile only here: without a GPU the daemon runs
+# on the CPU, and model.device = "cuda" is a tested start-up error). tests/gpu/run.sh runs the
+# GPU part where there is one.
+FEATURES=v4l2,gstreamer,cuda
 rust_format() {
   cargo fmt --check
   python3 scripts/module-deps.py   # the library's modules depend one way: no import cycle
@@ -150,7 +158,7 @@ lint_while_building() {
 
 rust_build() {
   # Everything the tests run, and the benches. A warning of ours, clippy's included, fails it.
-  lint_while_building cargo build --release --all-targets --features v4l2,cuda --locked 2>&1 |
+  lint_while_building cargo build --release --all-targets --features $FEATURES --locked 2>&1 |
     tee "$CI/build.log"
   if grep -E '^warning: `smplcast` .* generated [0-9]+ warning' "$CI/build.log"; then
     echo "the build warns (above)" >&2; return 1
@@ -159,7 +167,7 @@ rust_build() {
 
 rust_tests() {
   SMPLCAST_FULL_MODELS=models/generated/full lint_while_building \
-    cargo test --release --features v4l2,cuda --locked
+    cargo test --release --features $FEATURES --locked
   # What subscribers get with `default-features = false`: smpl + wire, no tract.
   cargo test --release --locked --no-default-features --lib --test wire_vectors
 }
@@ -281,6 +289,8 @@ python_lane() {
   # model tooling's PyTorch venv and what needs it.
   step "test venv + independent subscriber (pytest)" tests/run -m pytest tests/subscriber -q
   step "PyTorch venv + models/ tests (pytest)" python_tests
+  # Real footage for tests/gstreamer.rs and people_eval: Debian's opencv-doc vtest.avi.
+  step "footage: vtest.avi (Debian's opencv-doc)" models/run people_eval.py --fetch-only
   step "full-size random models (convert.py)" full_models
   step ".deb tools: cargo-deb, arm64 root (debootstrap)" deb_tools
 }
@@ -304,13 +314,14 @@ lane python python_lane
 lane arm64 arm64_lane 10
 lane armv7 armv7_lane 10
 step "cargo clippy (the wire-only library)" rust_checks
-step "cargo build + clippy (release, v4l2 + cuda: every target)" rust_build
+step "cargo build + clippy (release, v4l2 + gstreamer + cuda: every target)" rust_build
 join python
 step "cargo test (release; narrow + full models)" rust_tests
 step "demo smoke run" main_job_smoke
 step "people on real footage (models/people_eval.py)" people_eval
 step "int8 calibrated on crops of real footage (--save-crops, convert.py --calib-dir)" scene_calibration
 step "soak, 60 s at full speed (scripts/soak.sh)" bash scripts/soak.sh 60
+step "soak, 60 s of an RTSP camera (scripts/soak.sh … rtsp)" bash scripts/soak.sh 60 target/soak-rtsp.csv rtsp
 step "V4L2 in a qemu guest (vivid driver)" vivid_test
 step "systemd unit: security exposure" systemd_unit
 step "cargo deny (advisories, licences, bans, sources)" bash scripts/deny.sh

@@ -345,3 +345,71 @@ fn fuzz_nanodet_postprocessing_and_tracker() {
         }
     });
 }
+
+/// Corrupt video files through the `video` source: containers and H.264 bitstreams with bytes
+/// flipped, cut and spliced. Whatever GStreamer makes of them, the source gives frames the
+/// sampler reads, errors (counted and skipped by the daemon) or an end, and never panics.
+#[cfg(feature = "gstreamer")]
+#[test]
+fn fuzz_video_files() {
+    use smplcast::source::gst::{Kind, Settings, Stream};
+    use smplcast::source::FrameSource;
+
+    let dir = std::env::temp_dir().join(format!("smplcast-fuzz-video-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    gstreamer::init().unwrap();
+    let corpus: Vec<Vec<u8>> = [("mp4mux", "seed.mp4"), ("matroskamux", "seed.mkv")]
+        .iter()
+        .map(|(muxer, name)| {
+            let path = dir.join(name);
+            let description = format!(
+                "videotestsrc num-buffers=6 ! video/x-raw,format=I420,width=96,height=64 \
+                 ! x264enc key-int-max=3 ! h264parse ! {muxer} ! filesink location={}",
+                path.display()
+            );
+            let pipeline = gstreamer::parse::launch(&description).unwrap();
+            use gstreamer::prelude::*;
+            pipeline.set_state(gstreamer::State::Playing).unwrap();
+            let bus = pipeline.bus().unwrap();
+            bus.timed_pop_filtered(
+                gstreamer::ClockTime::from_seconds(30),
+                &[gstreamer::MessageType::Eos],
+            );
+            pipeline.set_state(gstreamer::State::Null).unwrap();
+            std::fs::read(&path).unwrap()
+        })
+        .collect();
+    let file = dir.join("input.mp4");
+    let mut tensor = Vec::new();
+    let tensor = std::cell::RefCell::new(&mut tensor);
+    fuzz("video", corpus, |bytes| {
+        std::fs::write(&file, bytes).unwrap();
+        let kind = Kind::Video { path: file.clone(), paced: false, looping: false };
+        // A file that stalls ends after this (without a frame: a start-up error).
+        let stall_timeout = Duration::from_millis(300);
+        let Ok(mut source) = Stream::open(Settings { kind, stall_timeout }) else {
+            return; // a start-up error, which names the file
+        };
+        for _ in 0..64 {
+            match source.next_frame() {
+                Ok(Some(frame)) => {
+                    let image = &frame.image;
+                    let (w, h) = (image.width as f32, image.height as f32);
+                    let mut t = tensor.borrow_mut();
+                    crop_normalised(
+                        image,
+                        (w / 2.0, h / 2.0, w.max(h)),
+                        16,
+                        [0.5; 3],
+                        [0.25; 3],
+                        &mut t,
+                    );
+                    assert!(t.iter().all(|v| v.is_finite()));
+                }
+                Ok(None) => break,
+                Err(_) => {}
+            }
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -40,7 +40,7 @@ pub(super) fn source(s: &RawSource, base: &Path, c: &mut Checker) -> SourceConfi
                 "stall_timeout_s",
             ],
         ),
-        ("video", &["fps", "path", "loop"]),
+        ("video", &["fps", "path", "loop", "stall_timeout_s"]),
     ];
     let set = [
         ("fps", s.fps.is_some()),

@@ -3,7 +3,9 @@
 
 Starts mosquitto on a free loopback port, a paho-mqtt subscriber (decoding every pose with the
 spec-only decoder tests/subscriber/smplcast_sub.py), and `smplcast run` on an unpaced synthetic
-source (as fast as the model goes, nothing dropped by design). Every second it records the
+source (as fast as the model goes, nothing dropped by design), or with `--source rtsp` on an
+RTSP camera: tests/gst/rtsp_server.py streaming H.264 at 25 fps, 640 × 480 (a build with the
+`gstreamer` feature). Every second it records the
 daemon's RSS (/proc/PID/status) and the queue depths of its stats message into a CSV, then
 checks:
   - RSS growth after the warm-up (the first 20 % of the run, at least 10 s) < 2 MB;
@@ -68,6 +70,7 @@ def main() -> int:
     ap.add_argument("--binary", default=str(ROOT / "target/release/smplcast"))
     ap.add_argument("--models", default=str(ROOT / "models/fixtures/narrow"))
     ap.add_argument("--csv", default=None, help="where to write the per-second samples")
+    ap.add_argument("--source", choices=["synthetic", "rtsp"], default="synthetic")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="smplcast-soak-"))
@@ -103,9 +106,21 @@ def main() -> int:
     client.loop_start()
     subscribed.wait(10)
 
+    camera = None
+    if args.source == "rtsp":
+        rtsp_port = free_port()
+        # Debian's GObject bindings: the system's python3, not this venv's.
+        camera = subprocess.Popen(
+            ["/usr/bin/python3", str(ROOT / "tests/gst/rtsp_server.py"), "--port", str(rtsp_port),
+             "--size", "640x480"], stdout=subprocess.PIPE, text=True)
+        if camera.stdout.readline().strip() != f"ready {rtsp_port}":
+            raise RuntimeError("the RTSP server did not start")
+        source = f'kind = "rtsp"\nurl = "rtsp://127.0.0.1:{rtsp_port}/cam"\n'
+    else:
+        source = 'kind = "synthetic"\nwidth = 640\nheight = 480\nfps = 0\n'
     config = work / "config.toml"
     config.write_text(
-        'device_id = "soak"\n[source]\nkind = "synthetic"\nwidth = 640\nheight = 480\nfps = 0\n'
+        f'device_id = "soak"\n[source]\n{source}'
         f'[model]\ndir = "{args.models}"\n[mqtt]\nport = {port}\npose_qos = 1\n'
         "[stats]\ninterval_s = 1\n"
     )
@@ -137,6 +152,9 @@ def main() -> int:
         client.loop_stop()
         broker.terminate()
         broker.wait()
+        if camera:
+            camera.terminate()
+            camera.wait()
 
     if args.csv:
         with open(args.csv, "w", newline="") as f:
@@ -165,6 +183,7 @@ def main() -> int:
     if not seqs or not continuous or undecodable[0]:
         problems.append(f"seq not continuous ({len(seqs)} messages, {undecodable[0]} undecodable)")
     summary = {
+        "source": args.source,
         "seconds": args.seconds,
         "messages": len(seqs),
         "messages_per_s": round(len(seqs) / args.seconds, 1),

@@ -12,8 +12,8 @@ use super::launch::{self, Input};
 use super::{frame, Kind, Settings};
 use crate::source::{Error, Frame, FrameSource};
 
-/// How long start-up, and each restart, waits for the first frame (RTSP: connect, describe,
-/// set up, then the first key frame).
+/// How long start-up, and each restart, of a live pipeline waits for the first frame (RTSP:
+/// connect, describe, set up, then the first key frame). A file gets the stall timeout.
 const FIRST_FRAME: Duration = Duration::from_secs(10);
 /// Restarts back off from 250 ms to this, so that a camera that is back is seen within about
 /// a second.
@@ -223,8 +223,15 @@ impl FrameSource for Stream {
             if let Some(sample) = running.sink.try_pull_sample(clock(SLICE)) {
                 return self.deliver(&sample);
             }
-            if Instant::now() > deadline && recovers {
-                return Err(self.lose(format!("no frame for {} s", stall.as_secs_f64())));
+            if Instant::now() > deadline {
+                let reason = format!("no frame for {} s", stall.as_secs_f64());
+                if recovers {
+                    return Err(self.lose(reason));
+                }
+                // A file whose pipeline stalls (damaged data a demuxer waits on) ends.
+                self.end();
+                let reason = format!("{reason}; the source ends here");
+                return Err(Error::Frame { path: PathBuf::from(&self.what), reason });
             }
         }
     }
@@ -470,7 +477,11 @@ fn start(settings: &Settings) -> Result<Running, String> {
             });
         }
     }
-    let deadline = Instant::now() + FIRST_FRAME;
+    let wait = match settings.kind {
+        Kind::Video { .. } => settings.stall_timeout,
+        _ => FIRST_FRAME.max(settings.stall_timeout),
+    };
+    let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         match next_message(&running.bus) {
             Some(Message::Error(reason)) => return Err(reason),
@@ -490,7 +501,7 @@ fn start(settings: &Settings) -> Result<Running, String> {
             return Ok(running);
         }
     }
-    Err(format!("no frame within {} s", FIRST_FRAME.as_secs()))
+    Err(format!("no frame within {} s", wait.as_secs_f64()))
 }
 
 /// `smplcast devices`: the cameras GStreamer's device monitor sees (V4L2, libcamera, Argus where
