@@ -305,7 +305,11 @@ pub fn start_with(config: &Config, parts: Parts) -> Result<Running> {
     })
 }
 
-fn open_source(config: &SourceConfig) -> Result<Box<dyn FrameSource>> {
+/// Opens the configured source (the daemon's, and `smplcast bench --only source`'s).
+///
+/// # Errors
+/// The source's start-up error, naming the input and the fix.
+pub fn open_source(config: &SourceConfig) -> Result<Box<dyn FrameSource>> {
     Ok(match config {
         SourceConfig::Synthetic { width, height, fps, frames } => {
             Box::new(Synthetic::new(*width, *height, *fps, *frames))

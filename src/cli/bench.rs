@@ -55,7 +55,8 @@ pub struct Args {
     /// Frames run first, not measured.
     #[arg(long, default_value_t = 10)]
     warmup: u64,
-    /// A directory of images (looped) instead of the synthetic 640×480 pattern.
+    /// A directory of images, or a video file (build with `--features gstreamer`), looped,
+    /// instead of the synthetic 640×480 pattern; with `--only source`, what to read.
     #[arg(long)]
     source: Option<PathBuf>,
     /// Find people with this detector (models/nanodet/nanodet.onnx, or BlazePose's
@@ -119,6 +120,20 @@ pub fn main(args: Args) -> Result<()> {
         let mut detection = smplcast::detect::nanodet::Settings::default();
         if !args.detector_sizes.is_empty() {
             detection.sizes = args.detector_sizes.clone();
+        }
+        if part == Part::Source {
+            let path =
+                args.source.as_deref().context("--only source needs --source FILE or DIR")?;
+            let (what, ms) = source_loop(path, args.iterations)?;
+            let shown: Vec<String> = ms.iter().map(|m| format!("{m:.2}")).collect();
+            let mut sorted = ms.clone();
+            sorted.sort_by(f64::total_cmp);
+            println!(
+                "Source {what}: {:.2} ms per frame (median); ms per frame [{}]",
+                percentile(&sorted, 0.5),
+                shown.join(", ")
+            );
+            return Ok(());
         }
         let device = args.device.first().copied().unwrap_or_default();
         let target = smplcast::model::device::select(device)?;
@@ -854,6 +869,10 @@ pub enum Part {
     /// frame at its default input size: sampling, graph and decoding (f32 whatever
     /// `--precision`: the detector is a float graph).
     Detector,
+    /// The source alone (`--source` FILE or DIR, read unpaced and looped): a frame read
+    /// (a video's demuxing, decoding and appsink copy; an image's decoding) and the backbone's
+    /// crop sampled from it, per frame. No model runs.
+    Source,
 }
 
 /// What [`part_loop`] measured.
@@ -936,7 +955,60 @@ pub fn part_loop(
             let settings = smplcast::detect::nanodet::Settings::default();
             detector_loop(dir, settings, (640, 480), iterations, profile)
         }
+        Part::Source => anyhow::bail!("--only source reads a source: see source_loop"),
     }
+}
+
+/// `smplcast bench --only source`: reads `path` (a directory of images, or a video file),
+/// unpaced and looped, `iterations` frames after 5 untimed ones, and samples the backbone's
+/// centred crop from each, as the daemon does for a person filling the frame. Returns the
+/// source's description and the milliseconds per frame.
+///
+/// # Errors
+/// A source that does not open, or ends.
+pub fn source_loop(path: &std::path::Path, iterations: u64) -> Result<(String, Vec<f64>)> {
+    use smplcast::model::IMAGE_SIZE;
+    let config = if path.is_dir() {
+        SourceConfig::Files { path: path.to_path_buf(), fps: 0.0, looping: true }
+    } else {
+        let kind = smplcast::source::gst::Kind::Video {
+            path: path.to_path_buf(),
+            paced: false,
+            looping: true,
+        };
+        SourceConfig::Gstreamer(smplcast::source::gst::Settings {
+            kind,
+            stall_timeout: Duration::from_secs(5),
+        })
+    };
+    let mut source = smplcast::daemon::open_source(&config)?;
+    let mut crop = Vec::new();
+    let mut one = || -> Result<f64> {
+        let t0 = Instant::now();
+        let frame = loop {
+            match source.next_frame() {
+                Ok(Some(frame)) => break frame,
+                Ok(None) => anyhow::bail!("the source ended"),
+                Err(smplcast::source::Error::Frame { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let (w, h) = (frame.image.width as f32, frame.image.height as f32);
+        smplcast::pixels::crop_normalised(
+            &frame.image,
+            (w / 2.0, h / 2.0, w.min(h)),
+            IMAGE_SIZE,
+            [0.485, 0.456, 0.406],
+            [0.229, 0.224, 0.225],
+            &mut crop,
+        );
+        Ok(t0.elapsed().as_secs_f64() * 1e3)
+    };
+    for _ in 0..5 {
+        one()?;
+    }
+    let ms = (0..iterations).map(|_| one()).collect::<Result<Vec<f64>>>()?;
+    Ok((source.describe(), ms))
 }
 
 /// The seed of [`noise`]: the same inputs on every machine.
