@@ -55,6 +55,24 @@ ROWS = [
      "is published, no panic",
      r"bad start-up inputs", "tests/daemon.rs `start_up_errors_name_the_input_and_exit_non_zero`; "
      "src/config.rs `errors_name_key_value_and_expectation`"),
+    ("RTSP camera: the server killed for 10 s while streaming, then restarted",
+     "camera state `lost` then `streaming`, back within 2 s of the server, `source_losses` "
+     "counted, seq continuous, MQTT and the process up, RSS bounded",
+     r"RTSP outage", "tests/gstreamer.rs `an_rtsp_camera_that_goes_away_for_10_s_is_back_within_2_s`"),
+    ("RTSP stream lost (UDP transport): frames stop",
+     "a loss (`Gone`), not bad frames; restarted with a backoff, frame ids go on counting, a new "
+     "segment",
+     r"RTSP loss", "tests/gstreamer.rs `a_lost_rtsp_stream_is_gone_and_counts_no_bad_frames`"),
+    ("GStreamer sources at start-up: wrong RTSP URL, wrong login, no stream at the path, "
+     "unknown element, pipeline syntax error, missing file, a file that is not a video, a "
+     "codec with no decoder installed",
+     "one `smplcast: error:` line naming the input and the fix (the Debian package of a missing "
+     "element or decoder), non-zero exit, no panic, the password never written",
+     r"bad GStreamer inputs", "tests/gstreamer.rs `bad_gstreamer_inputs_are_one_start_up_error_each`"),
+    ("RTSP camera for the soak's length (H.264, 640 × 480 at 25 fps)",
+     "RSS growth < 2 MB after warm-up, no queue growth, every seq received once",
+     r"RTSP soak", "tests/soak/soak.py --source rtsp (scripts/soak.sh SECONDS CSV rtsp; 60 s in "
+     "the test command)"),
     ("Inference stuck (one frame takes 3 s)",
      "no watchdog ping while stuck (systemd restarts after WatchdogSec); pings resume with frames",
      r"watchdog", "src/telemetry/systemd.rs `watchdog_pings_only_while_frames_flow` (paused clock); "
@@ -63,7 +81,7 @@ ROWS = [
      "RSS growth < 2 MB after warm-up, no queue growth, every seq received once",
      r"soak", "tests/soak/soak.py (scripts/soak.sh; 60 s in the test command)"),
     ("Random and mutated inputs: wire decoder, config parser, MJPEG frames, detector "
-     "post-processing + tracker",
+     "post-processing + tracker, video files (MP4 and Matroska through the `video` source)",
      "no panic (a crashing input is kept as a regression test)",
      r"fuzz", "tests/fuzz.rs (scripts/fuzz.sh; 3 s per target in the test command)"),
 ]
@@ -85,10 +103,12 @@ def main() -> int:
     ap.add_argument("--fuzz-seconds", type=float, default=10)
     args = ap.parse_args()
 
-    cargo = ["cargo", "test", "--release", "--features", "v4l2", "--locked"]
+    cargo = ["cargo", "test", "--release", "--features", "v4l2,gstreamer", "--locked"]
     out = run(cargo + ["--test", "daemon", "--", "--nocapture", "--test-threads", "1",
                        "broker_", "unreachable_broker", "systemd_sees", "start_up_errors"])
     out += run(cargo + ["--lib", "--", "--nocapture", "watchdog_pings"])
+    out += run(cargo + ["--test", "gstreamer", "--", "--nocapture", "--test-threads", "1",
+                        "rtsp", "bad_gstreamer"])
     out += run(cargo + ["--test", "fuzz", "--", "--nocapture", "--test-threads", "1"],
                env={"SMPLCAST_FUZZ_SECS": str(args.fuzz_seconds)})
     figures = [l.split("figure: ", 1)[1].strip() for l in out.splitlines() if "figure: " in l]
@@ -98,13 +118,15 @@ def main() -> int:
     ignored = len(re.findall(r'\{ id = "RUSTSEC', (ROOT / "deny.toml").read_text()))
     figures.append(f"cargo deny: {deny_out.strip().splitlines()[-1]}; advisory database {database}; "
                    f"{ignored} advisories ignored, each with its reason")
-    soak_out = run(["bash", "scripts/soak.sh", str(args.soak_seconds)])
-    soak = json.loads([l for l in soak_out.splitlines() if l.startswith("{")][-1])
-    figures.append(
-        f"soak {soak['seconds']} s: {soak['messages']} messages ({soak['messages_per_s']}/s), "
-        f"RSS growth {soak['rss_growth_kb']} kB after warm-up, max queue depths "
-        f"{soak['max_queue_depth']}, seq continuous: {soak['seq_continuous']}"
-    )
+    for source, name in [("synthetic", "soak"), ("rtsp", "RTSP soak")]:
+        soak_out = run(["bash", "scripts/soak.sh", str(args.soak_seconds),
+                        f"target/soak-{source}.csv", source])
+        soak = json.loads([l for l in soak_out.splitlines() if l.startswith("{")][-1])
+        figures.append(
+            f"{name} {soak['seconds']} s: {soak['messages']} messages ({soak['messages_per_s']}/s), "
+            f"RSS growth {soak['rss_growth_kb']} kB after warm-up, max queue depths "
+            f"{soak['max_queue_depth']}, seq continuous: {soak['seq_continuous']}"
+        )
 
     lines = [
         "# Reliability",
