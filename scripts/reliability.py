@@ -103,7 +103,8 @@ def main() -> int:
     ap.add_argument("--fuzz-seconds", type=float, default=10)
     args = ap.parse_args()
 
-    cargo = ["cargo", "test", "--release", "--features", "v4l2,gstreamer", "--locked"]
+    # The test command's features: its build is reused.
+    cargo = ["cargo", "test", "--release", "--features", "v4l2,gstreamer,cuda", "--locked"]
     out = run(cargo + ["--test", "daemon", "--", "--nocapture", "--test-threads", "1",
                        "broker_", "unreachable_broker", "systemd_sees", "start_up_errors"])
     out += run(cargo + ["--lib", "--", "--nocapture", "watchdog_pings"])

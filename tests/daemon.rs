@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{config, gpu_here, narrow, scratch, send, Daemon};
+use common::daemon::{config, gpu_here, hex, narrow, rss_kb, scratch, send, Daemon};
 use common::mqtt::{assert_retained_offline, is_status, root, Broker, Subscriber};
 use rustix::process::Signal;
 use serde_json::Value;
@@ -44,10 +44,6 @@ fn check_against_rust(pose_lines: &[&Value]) {
         assert_eq!(line["pose"], serde_json::to_value(&rust).unwrap(), "seq {}", rust.seq);
         assert_eq!(wire::encode(&rust), bytes, "encoding is canonical");
     }
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 fn seqs(pose_lines: &[&Value]) -> Vec<u64> {
@@ -584,12 +580,6 @@ fn unix_seconds(stamp: &str) -> f64 {
 
 fn now_unix() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{config, narrow, scratch, Daemon};
+use common::daemon::{config, hex, narrow, rss_kb, scratch, Daemon};
 use common::mqtt::{is_status, root, Broker, Subscriber};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -155,12 +155,7 @@ fn replay_vtest(broker: &Broker, device: &str) -> Vec<Vec<u8>> {
         .iter()
         .filter(|l| l.get("pose").is_some())
         .map(|l| {
-            let hex = l["hex"].as_str().unwrap();
-            let bytes: Vec<u8> = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                .collect();
-            let mut m = wire::decode(&bytes).unwrap();
+            let mut m = wire::decode(&hex(l["hex"].as_str().unwrap())).unwrap();
             (m.utc_us, m.mono_ns) = (0, 0);
             wire::encode(&m)
         })
@@ -210,12 +205,6 @@ impl Drop for RtspServer {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[test]

@@ -103,6 +103,57 @@ pub trait FrameSource: Send {
     fn describe(&self) -> String;
 }
 
+/// A lost input's retries: why it is lost, and a backoff that doubles from `min` to `max`
+/// between tries (V4L2 cameras, RTSP streams).
+#[derive(Debug)]
+pub struct Retry {
+    gone: Option<String>,
+    next_try: Instant,
+    backoff: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Retry {
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Retry { gone: None, next_try: Instant::now(), backoff: min, min, max }
+    }
+
+    /// The input was lost: the first try comes after the current backoff.
+    pub fn lost(&mut self, reason: String) {
+        self.gone = Some(reason);
+        self.next_try = Instant::now() + self.backoff;
+    }
+
+    /// Waits for the next try, at most 250 ms so that the caller sees a shutdown; true when it
+    /// is due.
+    pub fn wait(&self) -> bool {
+        let now = Instant::now();
+        if now < self.next_try {
+            std::thread::sleep((self.next_try - now).min(Duration::from_millis(250)));
+        }
+        Instant::now() >= self.next_try
+    }
+
+    /// A try failed: the backoff doubles.
+    pub fn failed(&mut self, reason: String) {
+        self.gone = Some(reason);
+        self.backoff = (self.backoff * 2).min(self.max);
+        self.next_try = Instant::now() + self.backoff;
+    }
+
+    /// The input is back: the backoff starts again from its least.
+    pub fn back(&mut self) {
+        self.gone = None;
+        self.backoff = self.min;
+    }
+
+    /// Why the input is lost (empty while it is not).
+    pub fn reason(&self) -> String {
+        self.gone.clone().unwrap_or_default()
+    }
+}
+
 /// Paces a source at a fixed rate (or not at all). When the caller falls behind by more than
 /// one period, the schedule restarts from now instead of bursting to catch up, as a camera
 /// would (it does not store the frames it could not deliver).

@@ -12,7 +12,7 @@
 //! from before and after a gap.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use v4l::buffer::Type;
 use v4l::capability::Flags as CapFlags;
@@ -24,7 +24,7 @@ use v4l::video::capture::Parameters;
 use v4l::video::Capture;
 use v4l::{Device, FourCC, Fraction};
 
-use super::{CaptureTime, Error, Frame, FrameSource};
+use super::{CaptureTime, Error, Frame, FrameSource, Retry};
 use crate::pixels::{DecodeError, Image, PixelFormat};
 
 /// What to ask the camera for.
@@ -80,10 +80,8 @@ impl Layout {
 pub struct Camera {
     settings: Settings,
     open: Option<Open>,
-    /// Why the camera is not streaming, while it is not.
-    gone: Option<String>,
-    next_try: Instant,
-    backoff: Duration,
+    /// Why the camera is not streaming, while it is not, and when to try again.
+    retry: Retry,
     /// +1 at every (re)start of streaming.
     segment: u64,
     next_id: u64,
@@ -108,9 +106,7 @@ impl Camera {
         Ok(Camera {
             settings,
             open: Some(open),
-            gone: None,
-            next_try: Instant::now(),
-            backoff: Duration::from_millis(500),
+            retry: Retry::new(Duration::from_millis(500), MAX_BACKOFF),
             segment: 0,
             next_id: 0,
         })
@@ -124,41 +120,33 @@ impl Camera {
     fn lose(&mut self, reason: String) -> Error {
         tracing::warn!(device = %self.settings.device.display(), %reason, "Camera lost; retrying.");
         self.open = None;
-        self.gone = Some(reason.clone());
-        self.next_try = Instant::now() + self.backoff;
+        self.retry.lost(reason.clone());
         Error::Gone { input: self.input(), reason }
     }
 
     /// While gone: waits (at most 250 ms, so the caller can see a shutdown) and tries to
     /// reopen when the backoff has passed.
     fn reopen(&mut self) -> Result<(), Error> {
-        let now = Instant::now();
-        if now < self.next_try {
-            std::thread::sleep((self.next_try - now).min(Duration::from_millis(250)));
-            if Instant::now() < self.next_try {
-                return Err(self.still_gone());
-            }
+        if !self.retry.wait() {
+            return Err(self.still_gone());
         }
         match start(&self.settings) {
             Ok(open) => {
                 tracing::info!(device = %self.settings.device.display(), "Camera back; streaming.");
                 self.open = Some(open);
-                self.gone = None;
-                self.backoff = Duration::from_millis(500);
+                self.retry.back();
                 self.segment += 1;
                 Ok(())
             }
             Err(e) => {
-                self.gone = Some(e.to_string());
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                self.next_try = Instant::now() + self.backoff;
+                self.retry.failed(e.to_string());
                 Err(self.still_gone())
             }
         }
     }
 
     fn still_gone(&self) -> Error {
-        Error::Gone { input: self.input(), reason: self.gone.clone().unwrap_or_default() }
+        Error::Gone { input: self.input(), reason: self.retry.reason() }
     }
 
     /// The camera as `Error::Gone` names it.

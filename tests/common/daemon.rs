@@ -124,3 +124,15 @@ pub fn config(device: &str, port: u16, source: &str, model_extra: &str, stats_s:
         narrow().display().to_string()
     )
 }
+
+/// The resident set of process `pid`, in kB.
+pub fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Bytes from the subscriber's hex.
+pub fn hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}

@@ -10,7 +10,7 @@ use gstreamer_video as gst_video;
 
 use super::launch::{self, Input};
 use super::{frame, Kind, Settings};
-use crate::source::{Error, Frame, FrameSource};
+use crate::source::{Error, Frame, FrameSource, Retry};
 
 /// How long start-up, and each restart, of a live pipeline waits for the first frame (RTSP:
 /// connect, describe, set up, then the first key frame). A file gets the stall timeout.
@@ -48,9 +48,7 @@ pub struct Stream {
     what: String,
     running: Option<Running>,
     /// While lost: why, and when to try again.
-    gone: Option<String>,
-    next_try: Instant,
-    backoff: Duration,
+    retry: Retry,
     /// The last layout and rate seen (for `describe` while lost).
     last: Option<(gst_video::VideoInfo, bool)>,
     ended: bool,
@@ -76,9 +74,7 @@ impl Stream {
             running: Some(running),
             settings,
             what,
-            gone: None,
-            next_try: Instant::now(),
-            backoff: Duration::from_millis(250),
+            retry: Retry::new(Duration::from_millis(250), MAX_BACKOFF),
             ended: false,
             segment: 0,
             next_id: 0,
@@ -100,42 +96,34 @@ impl Stream {
     fn lose(&mut self, reason: String) -> Error {
         tracing::warn!(source = %self.what, %reason, "Source lost; restarting.");
         self.running = None;
-        self.gone = Some(reason.clone());
-        self.next_try = Instant::now() + self.backoff;
+        self.retry.lost(reason.clone());
         Error::Gone { input: self.what.clone(), reason }
     }
 
     /// While lost: waits (at most 250 ms, so the caller sees a shutdown) and restarts when the
     /// backoff has passed.
     fn restart(&mut self) -> Result<(), Error> {
-        let now = Instant::now();
-        if now < self.next_try {
-            std::thread::sleep((self.next_try - now).min(Duration::from_millis(250)));
-            if Instant::now() < self.next_try {
-                return Err(self.still_gone());
-            }
+        if !self.retry.wait() {
+            return Err(self.still_gone());
         }
         match start(&self.settings) {
             Ok(running) => {
                 tracing::info!(source = %self.what, "Source back; streaming.");
                 self.last = Some((running.info.clone(), running.live));
                 self.running = Some(running);
-                self.gone = None;
-                self.backoff = Duration::from_millis(250);
+                self.retry.back();
                 self.segment += 1;
                 Ok(())
             }
             Err(reason) => {
-                self.gone = Some(reason);
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                self.next_try = Instant::now() + self.backoff;
+                self.retry.failed(reason);
                 Err(self.still_gone())
             }
         }
     }
 
     fn still_gone(&self) -> Error {
-        Error::Gone { input: self.what.clone(), reason: self.gone.clone().unwrap_or_default() }
+        Error::Gone { input: self.what.clone(), reason: self.retry.reason() }
     }
 
     /// The input ended, or failed in a way a file does not recover from.
