@@ -53,6 +53,8 @@ pub mod mqtt;
 pub mod pixels;
 #[cfg(feature = "runtime")]
 pub mod queue;
+#[cfg(feature = "runtime")]
+pub mod secret;
 pub mod smpl;
 #[cfg(feature = "runtime")]
 pub mod source;

@@ -10,6 +10,7 @@ use super::{Config, ModelConfig, MqttConfig, People, SourceConfig};
 use crate::geom::BBox;
 use crate::model::Device;
 use crate::mqtt::{self, QoS};
+use crate::secret::Password;
 use crate::source::gst;
 use crate::stages::rate::ModelRate;
 
@@ -249,7 +250,7 @@ fn rtsp(s: &RawSource, base: &Path, c: &mut Checker) -> gst::Kind {
         secret("source", s.password_file.as_ref(), s.password_credential.as_ref(), base, c);
     let login = match (s.username.clone(), password) {
         (Some(user), Some(password)) => Some(gst::Login { user, password }),
-        (Some(user), None) => Some(gst::Login { user, password: mqtt::Password::default() }),
+        (Some(user), None) => Some(gst::Login { user, password: Password::default() }),
         (None, Some(_)) => {
             let key = password_key(s.password_file.is_some(), "source");
             c.problem(format!("{key}: a password needs source.username too"));
@@ -577,7 +578,7 @@ fn secret(
     credential: Option<&String>,
     base: &Path,
     c: &mut Checker,
-) -> Option<mqtt::Password> {
+) -> Option<Password> {
     let (key, path) = match (file, credential) {
         (Some(_), Some(_)) => {
             c.problem(format!(
@@ -608,7 +609,7 @@ fn secret(
                     path.display().to_string()
                 ));
             }
-            Some(mqtt::Password(password))
+            Some(Password(password))
         }
         Err(e) => {
             c.problem(format!(

@@ -60,15 +60,7 @@ pub struct Login {
     pub password: Password,
 }
 
-/// A password: never printed (its `Debug` says `Password(***)`).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Password(pub String);
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(***)")
-    }
-}
+pub use crate::secret::Password;
 
 /// A retained message the broker publishes for a client that goes away without saying so.
 pub struct Will {

@@ -25,7 +25,7 @@ use std::time::Duration;
 #[cfg(feature = "gstreamer")]
 pub use stream::{list_devices, Stream};
 
-use crate::mqtt::Password;
+use crate::secret::Password;
 
 /// A camera's login (RTSP): the password comes from a file or a systemd credential.
 #[derive(Clone, Debug, PartialEq)]
