@@ -79,7 +79,7 @@ ROWS = [
      "tests/daemon.rs `systemd_sees_ready_status_watchdog_pings_and_stopping` (the binary)"),
     ("Full-speed run (soak)",
      "RSS growth < 2 MB after warm-up, no queue growth, every seq received once",
-     r"soak", "tests/soak/soak.py (scripts/soak.sh; 60 s in the test command)"),
+     r"^soak", "tests/soak/soak.py (scripts/soak.sh; 60 s in the test command)"),
     ("Random and mutated inputs: wire decoder, config parser, MJPEG frames, detector "
      "post-processing + tracker, video files (MP4 and Matroska through the `video` source)",
      "no panic (a crashing input is kept as a regression test)",

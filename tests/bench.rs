@@ -151,6 +151,35 @@ fn bench_only_runs_one_part_in_a_loop() {
     }
 }
 
+/// `--only source` reads frames and samples a crop from each, without the models: a directory
+/// of images, and with GStreamer real footage (vtest.avi, fetched by the test command).
+#[test]
+fn bench_only_source_times_a_frame_read_and_its_crop() {
+    let frames = root().join("tests/data/frames");
+    let mut sources = vec![(frames, "images from")];
+    if cfg!(feature = "gstreamer") {
+        sources.push((root().join("models/.cache/vtest.avi"), "768×576 I420 unpaced, looping"));
+    }
+    for (source, says) in sources {
+        let text =
+            bench(&["--only", "source", "--source", source.to_str().unwrap(), "--iterations", "4"]);
+        let line = text.lines().next().unwrap();
+        assert!(line.starts_with("Source ") && line.contains(says), "{text}");
+        let median: f64 =
+            line.split(": ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        assert!(median > 0.0, "{text}");
+        assert_eq!(line.split('[').nth(1).unwrap().matches(", ").count() + 1, 4, "{text}");
+    }
+    let err = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["bench", "--only", "source"])
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("--only source needs --source FILE or DIR")
+    );
+}
+
 /// `--batch` times the backbone at several crops per call, side by side; a batched call gives
 /// each crop the features a call of its own gives.
 #[test]
