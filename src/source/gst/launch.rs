@@ -1,8 +1,6 @@
 //! What a GStreamer source runs: the pipeline description of each kind, the appsink that ends
 //! it, and the start-up errors that name the missing element and the Debian package with it.
 
-use std::path::Path;
-
 /// The name of the appsink the daemon reads frames from.
 pub const SINK: &str = "smplcast_sink";
 /// The name of a shortcut's source element, whose location and login are set as properties
@@ -148,11 +146,6 @@ pub fn redact(text: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// How a file reads in messages.
-pub fn show(path: &Path) -> String {
-    path.display().to_string()
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ impl Stream {
         let what = match &settings.kind {
             Kind::Pipeline(p) => format!("pipeline \"{}\"", launch::redact(p.trim())),
             Kind::Rtsp { url, .. } => format!("RTSP {}", launch::redact(url)),
-            Kind::Video { path, .. } => format!("video {}", launch::show(path)),
+            Kind::Video { path, .. } => format!("video {}", path.display()),
         };
         let running =
             start(&settings).map_err(|reason| Error::Pipeline { input: what.clone(), reason })?;
