@@ -137,7 +137,8 @@ impl Stream {
         self.next_id += 1;
         let paced = self.is_live();
         let Some(running) = self.running.as_mut() else { return Err(self.still_gone()) };
-        let bad = |reason: String| Error::Frame { path: PathBuf::from(&self.what), reason };
+        let what = &self.what;
+        let bad = |reason: String| bad_frame(what, reason);
         let buffer = sample.buffer().ok_or_else(|| bad("a sample without a buffer".into()))?;
         if buffer.flags().contains(gst::BufferFlags::DISCONT) && !running.fresh {
             self.segment += 1; // lost packets, a seek: the motion before is not continuous
@@ -180,10 +181,10 @@ impl FrameSource for Stream {
                 Some(Message::Error(reason)) => {
                     self.end();
                     let reason = format!("{reason}; the source ends here");
-                    return Err(Error::Frame { path: PathBuf::from(&self.what), reason });
+                    return Err(bad_frame(&self.what, reason));
                 }
                 Some(Message::Warning(reason)) => {
-                    return Err(Error::Frame { path: PathBuf::from(&self.what), reason });
+                    return Err(bad_frame(&self.what, reason));
                 }
                 Some(Message::Eos) if looping => {
                     let seek = running.pipeline.seek_simple(
@@ -193,7 +194,7 @@ impl FrameSource for Stream {
                     if let Err(e) = seek {
                         self.end();
                         let reason = format!("cannot loop: the seek to the start failed ({e})");
-                        return Err(Error::Frame { path: PathBuf::from(&self.what), reason });
+                        return Err(bad_frame(&self.what, reason));
                     }
                     running.fresh = true;
                     self.segment += 1; // the motion jumps back to the start
@@ -219,7 +220,7 @@ impl FrameSource for Stream {
                 // A file whose pipeline stalls (damaged data a demuxer waits on) ends.
                 self.end();
                 let reason = format!("{reason}; the source ends here");
-                return Err(Error::Frame { path: PathBuf::from(&self.what), reason });
+                return Err(bad_frame(&self.what, reason));
             }
         }
     }
@@ -259,6 +260,16 @@ impl FrameSource for Stream {
             info.format()
         )
     }
+}
+
+/// A frame (or a stretch of the input) that could not be read: counted and skipped.
+fn bad_frame(what: &str, reason: String) -> Error {
+    Error::Frame { path: PathBuf::from(what), reason }
+}
+
+/// The reason for a codec decodebin found no decoder for, with the package to install.
+fn no_decoder(caps: &str) -> String {
+    format!("no GStreamer decoder for {caps}; install {}", launch::package_for_codec(caps))
 }
 
 fn clock(d: Duration) -> gst::ClockTime {
@@ -318,12 +329,7 @@ fn next_message(bus: &gst::Bus) -> Option<Message> {
             _ => {}
         }
     }
-    missing.map(|caps| {
-        Message::Error(format!(
-            "no GStreamer decoder for {caps}; install {}",
-            launch::package_for_codec(&caps)
-        ))
-    })
+    missing.map(|caps| Message::Error(no_decoder(&caps)))
 }
 
 /// The factory name of a message's element (`rtspsrc`, `avdec_h264`), or its object name.
@@ -337,10 +343,7 @@ fn factory(src: Option<&gst::Object>) -> String {
 /// A GStreamer error as a reason with its fix.
 fn explain(error: &gst::glib::Error, src: Option<&gst::Object>, missing: Option<&str>) -> String {
     if let Some(caps) = missing {
-        return format!(
-            "no GStreamer decoder for {caps}; install {}",
-            launch::package_for_codec(caps)
-        );
+        return no_decoder(caps);
     }
     let element = factory(src);
     let msg = error.message();
