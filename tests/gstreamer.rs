@@ -124,6 +124,31 @@ fn a_paced_video_keeps_the_files_rate_and_a_looping_one_goes_round() {
     assert_eq!(frames[30].image, frames[0].image, "round again from the first frame");
 }
 
+/// A live stream whose caps give no rate (`framerate=0/1`, as from an RTSP camera whose SDP and
+/// SPS state none) gets its rate measured from its first 16 frames' timestamps.
+#[test]
+fn a_live_stream_without_a_rate_in_its_caps_gets_one_measured() {
+    let kind = Kind::Pipeline(
+        "videotestsrc is-live=true ! video/x-raw,width=64,height=48,framerate=20/1 \
+         ! capssetter caps=\"video/x-raw,framerate=(fraction)0/1\""
+            .into(),
+    );
+    let mut source =
+        Stream::open(Settings { kind, stall_timeout: Duration::from_secs(2) }).unwrap();
+    assert!(source.is_live());
+    assert_eq!(source.fps(), None, "no rate before it is measured: {}", source.describe());
+    let known: Vec<bool> = (0..20)
+        .map(|_| {
+            source.next_frame().unwrap().unwrap();
+            source.fps().is_some()
+        })
+        .collect();
+    assert_eq!(known.iter().position(|k| *k), Some(15), "measured on the 16th frame: {known:?}");
+    let fps = source.fps().unwrap();
+    assert!((fps - 20.0).abs() < 0.5, "measured {fps} fps from a 20 fps stream");
+    eprintln!("figure: a 20 fps stream with framerate=0/1 caps measured at {fps:.3} fps");
+}
+
 /// Debian's opencv-doc footage (people crossing a plaza), fetched by the test command
 /// (`models/run people_eval.py --fetch-only`).
 fn vtest() -> PathBuf {

@@ -44,6 +44,9 @@ pub fn capture(
                     streaming = Some(true);
                 }
                 Counters::add(&counters.frames_in, 1);
+                if live && sampler.fps().is_none() {
+                    sampler.learn(source.fps());
+                }
                 if !sampler.keep(frame_tx.dropped()) {
                     Counters::add(&counters.frames_strided, 1);
                     continue;

@@ -13,7 +13,9 @@
 //!   says the new rate. It never goes down while the daemon runs: windows keep one rate.
 //! - `0`: every frame, dropped ones left to the queue (before 0.2).
 //!
-//! A source without a rate (an unpaced replay) is never sampled: it waits for the pipeline.
+//! A source without a rate (an unpaced replay) is never sampled: it waits for the pipeline. A
+//! live source that learns its rate after the start (a stream measured from its timestamps) is
+//! sampled from then on.
 
 /// What `pipeline.model_fps` asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -105,6 +107,14 @@ impl Sampler {
         }
     }
 
+    /// Takes the source's rate when it becomes known after the start (a live stream whose
+    /// caps give none, measured from its first frames); a known rate is kept.
+    pub fn learn(&mut self, camera_fps: Option<f64>) {
+        if self.camera_fps.is_none() && camera_fps.is_some_and(|f| f > 0.0) {
+            *self = Sampler::new(self.mode, camera_fps);
+        }
+    }
+
     /// The rate of the frames the model gets, when the source has one.
     pub fn fps(&self) -> Option<f64> {
         self.camera_fps.map(|cam| cam / self.stride as f64)
@@ -136,6 +146,19 @@ mod tests {
         // An unpaced source has no rate and is not sampled.
         let mut unpaced = Sampler::new(ModelRate::At(10.0), None);
         assert_eq!((unpaced.fps(), kept(&mut unpaced, 5).len()), (None, 5));
+    }
+
+    #[test]
+    fn a_rate_learned_after_the_start_samples_from_then_on() {
+        let mut s = Sampler::new(ModelRate::At(10.0), None);
+        assert_eq!(kept(&mut s, 4).len(), 4, "no rate yet: every frame");
+        s.learn(None);
+        assert_eq!(s.fps(), None);
+        s.learn(Some(30.0));
+        assert_eq!((s.stride(), s.fps()), (3, Some(10.0)));
+        assert_eq!(kept(&mut s, 7), [0, 3, 6], "from the next frame on");
+        s.learn(Some(15.0));
+        assert_eq!(s.fps(), Some(10.0), "a known rate is kept: windows keep one rate");
     }
 
     #[test]

@@ -17,6 +17,8 @@
 pub mod frame;
 pub mod launch;
 #[cfg(feature = "gstreamer")]
+mod rate;
+#[cfg(feature = "gstreamer")]
 mod stream;
 
 use std::path::PathBuf;

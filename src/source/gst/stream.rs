@@ -9,6 +9,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use super::launch::{self, Input};
+use super::rate::MeasuredRate;
 use super::{frame, Kind, Settings};
 use crate::source::{Error, Frame, FrameSource, Retry};
 
@@ -54,6 +55,8 @@ pub struct Stream {
     ended: bool,
     segment: u64,
     next_id: u64,
+    /// A live stream's rate from its frames' capture times, when its caps give none.
+    measured: MeasuredRate,
 }
 
 impl Stream {
@@ -78,6 +81,7 @@ impl Stream {
             ended: false,
             segment: 0,
             next_id: 0,
+            measured: MeasuredRate::default(),
         };
         tracing::info!(source = %stream.describe(), "Streaming.");
         Ok(stream)
@@ -155,6 +159,15 @@ impl Stream {
         let image = frame::image(sample, &running.info).map_err(&bad)?;
         let base = if paced { running.pipeline.base_time() } else { None };
         let time = frame::capture_time(sample, base);
+        if paced && caps_rate(&running.info).is_none() && self.measured.fps().is_none() {
+            if let Some(fps) = self.measured.add(time.mono_ns, self.segment) {
+                tracing::info!(
+                    source = %self.what,
+                    fps = format_args!("{fps:.2}"),
+                    "The stream's caps give no frame rate: measured from its timestamps."
+                );
+            }
+        }
         Ok(Some(Frame { id, image, time, segment: self.segment }))
     }
 }
@@ -232,11 +245,14 @@ impl FrameSource for Stream {
         }
     }
 
+    /// A live stream's rate: its caps', else the one measured from its first frames (`None`
+    /// until then).
     fn fps(&self) -> Option<f64> {
         let (info, _) = self.last.as_ref()?;
-        let rate = info.fps();
-        (self.is_live() && rate.numer() > 0 && rate.denom() > 0)
-            .then(|| f64::from(rate.numer()) / f64::from(rate.denom()))
+        if !self.is_live() {
+            return None;
+        }
+        caps_rate(info).or(self.measured.fps())
     }
 
     fn describe(&self) -> String {
@@ -263,6 +279,13 @@ impl FrameSource for Stream {
 }
 
 /// A frame (or a stretch of the input) that could not be read: counted and skipped.
+/// The frame rate the caps state; `None` for `0/1` (variable or unknown).
+fn caps_rate(info: &gst_video::VideoInfo) -> Option<f64> {
+    let rate = info.fps();
+    (rate.numer() > 0 && rate.denom() > 0)
+        .then(|| f64::from(rate.numer()) / f64::from(rate.denom()))
+}
+
 fn bad_frame(what: &str, reason: String) -> Error {
     Error::Frame { path: PathBuf::from(what), reason }
 }
