@@ -15,9 +15,20 @@ RUN apt-get update && apt-get install --assume-yes --no-install-recommends \
         gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf libc6-dev-armhf-cross \
         qemu-user \
     && rm -rf /var/lib/apt/lists/*
+# GStreamer for the target (feature gstreamer; focal has 1.16, JetPack 5's), from Ubuntu's
+# ports archive as a foreign architecture; pkg-config finds it through PKG_CONFIG_PATH below.
+RUN dpkg --add-architecture armhf \
+    && sed -i 's/^deb http/deb [arch=amd64] http/' /etc/apt/sources.list \
+    && for s in focal focal-updates focal-security; do \
+         echo "deb [arch=armhf] http://ports.ubuntu.com/ubuntu-ports $s main universe"; \
+       done > /etc/apt/sources.list.d/ports.list \
+    && apt-get update && apt-get install --assume-yes --no-install-recommends \
+        libgstreamer1.0-dev:armhf libgstreamer-plugins-base1.0-dev:armhf \
+    && rm -rf /var/lib/apt/lists/*
 
-ENV CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
-    CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER="qemu-arm -L /usr/arm-linux-gnueabihf" \
+ENV PKG_CONFIG_PATH_armv7_unknown_linux_gnueabihf=/usr/lib/arm-linux-gnueabihf/pkgconfig \
+    CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
+    CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER="qemu-arm -L /usr/arm-linux-gnueabihf -E LD_LIBRARY_PATH=/usr/lib/arm-linux-gnueabihf" \
     CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc \
     CXX_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-g++ \
     AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar \

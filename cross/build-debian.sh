@@ -32,7 +32,10 @@
 # - Linking: cargo-zigbuild + zig (both from PyPI, pinned below) with the target suffix
 #   `.2.31`: zig links against glibc 2.31's symbol versions. C and assembly (tract-linalg's
 #   kernels, the v4l bindings' bindgen) use zig's clang for the target too.
-# - qemu-user-static runs the ARM binaries against Debian's cross libc (/usr/<gnu-triple>).
+# - GStreamer (feature gstreamer): the build links against bullseye's (glibc 2.31), from a
+#   sysroot that cross/gst-sysroot.sh downloads and unpacks; nothing is installed.
+# - qemu-user-static runs the ARM binaries in that sysroot (`-L`): bullseye's glibc 2.31, the
+#   floor, and GStreamer's libraries and base plugins.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -70,7 +73,7 @@ qemu() { case "$1" in aarch64) echo "qemu-aarch64-static -cpu cortex-a72" ;; arm
 
 setup() {
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  local want=(rustc-web cargo-web rust-web-src libclang-dev python3-venv qemu-user-static
+  local want=(rustc-web cargo-web rust-web-src libclang-dev python3-venv qemu-user-static pkg-config
               binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf
               libc6-dev-arm64-cross libc6-dev-armhf-cross)
   local missing=()
@@ -82,8 +85,8 @@ setup() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
   local v; v=$(/usr/bin/rustc --version | awk '{print $2}')
-  if [ "$(printf '%s\n1.91\n' "$v" | sort -V | head -1)" != 1.91 ]; then
-    echo "Debian's rustc is $v; tract needs >= 1.91: rustc-web comes from bookworm-security" >&2
+  if [ "$(printf '%s\n1.92\n' "$v" | sort -V | head -1)" != 1.92 ]; then
+    echo "Debian's rustc is $v; smplcast needs >= 1.92: rustc-web comes from bookworm-security" >&2
     exit 1
   fi
   if [ ! -x "$TOOLS/venv/bin/cargo-zigbuild" ]; then
@@ -98,9 +101,11 @@ setup() {
 }
 
 # The cargo arguments every build of a target shares, so test and release builds share
-# their dependencies. aarch64 has tract's CUDA runtime for CUDA 12 (feature cuda12: a Jetson
-# with JetPack 6; the libraries load at run time, so the same binary runs on a Pi).
-features() { case $1 in aarch64) echo v4l2,cuda12 ;; *) echo v4l2 ;; esac; }
+# their dependencies. Both have V4L2 and GStreamer; aarch64 also tract's CUDA runtime for
+# CUDA 12 (feature cuda12: a Jetson with JetPack 6; the libraries load at run time, so the
+# same binary runs on a Pi).
+features() { case $1 in aarch64) echo v4l2,gstreamer,cuda12 ;; *) echo v4l2,gstreamer ;; esac; }
+sysroot() { case "$1" in aarch64) echo "$CROSS/sysroot/arm64" ;; armv7) echo "$CROSS/sysroot/armhf" ;; esac; }
 cargo_args() {
   echo --release --locked --features "$(features "$1")" -Zbuild-std=std,panic_abort \
     --target "$(triple "$1").$GLIBC"
@@ -148,10 +153,15 @@ check_glibc() {
   fi
 }
 
-run_arm() { # run_arm TARGET COMMAND...: an ARM program under qemu-user with Debian's cross libc
+# qemu-user runs ARM programs in the target's sysroot (bullseye: glibc 2.31, GStreamer).
+# GStreamer scans its plugins in the process (it would exec an ARM scanner otherwise), into
+# a registry under the target directory.
+qemu_run() { echo "timeout 900 $(qemu "$1") -L $(sysroot "$1")"; }
+export GST_REGISTRY_FORK=no
+run_arm() { # run_arm TARGET COMMAND...: an ARM program under qemu-user
   local t=$1; shift
   # shellcheck disable=SC2046
-  timeout 900 $(qemu "$t") -L "/usr/$(gnu "$t")" "$@"
+  GST_REGISTRY=$CARGO_TARGET_DIR/gst-registry.bin $(qemu_run "$t") "$@"
 }
 
 smoke() {
@@ -163,6 +173,13 @@ smoke() {
   # The whole pipeline: synthetic source → detector-free narrow model → embedded broker →
   # the demo's own subscriber, which fails the run if a message is missing or undecodable.
   run_arm "$t" "$bin" demo --models models/fixtures/narrow --frames 24
+  # The GStreamer source (kind = "video") on a Theora file in an Ogg container (base plugins
+  # only, as the .deb depends on): every frame of the file read, then through the pipeline.
+  local ogv=$CARGO_TARGET_DIR/smoke.ogv
+  /usr/bin/python3 tests/gst/make_video.py "$ogv" --frames 24 --size 160x120
+  run_arm "$t" "$bin" bench --only source --source "$ogv" --iterations 24
+  run_arm "$t" "$bin" bench --models models/fixtures/narrow --precision f32 --source "$ogv" \
+    --frames 8 --warmup 2 --no-latency
   if [ "$t" = aarch64 ]; then
     # Built with tract's CUDA runtime (feature cuda12): model.device = "cuda" where there is
     # no GPU is one start-up error naming the missing driver and its package, not a panic.
@@ -184,7 +201,7 @@ unit_tests() {
   local t=$1 tt; tt=$(triple "$t" | tr a-z- A-Z_)
   echo "== tests $t (qemu-user)"
   # shellcheck disable=SC2046
-  env "CARGO_TARGET_${tt}_RUNNER=timeout 900 $(qemu "$t") -L /usr/$(gnu "$t")" \
+  env "CARGO_TARGET_${tt}_RUNNER=$(qemu_run "$t")" GST_REGISTRY="$CARGO_TARGET_DIR/gst-registry.bin" \
     cargo-zigbuild test $(cargo_args "$t") "${QEMU_TESTS[@]}"
 }
 
@@ -212,6 +229,9 @@ setup
 if [ $cargo_deb_only = 1 ]; then install_cargo_deb; exit 0; fi
 for t in "${targets[@]}"; do
   export CARGO_TARGET_DIR; CARGO_TARGET_DIR=$(target_dir "$t")
+  # pkg-config finds the target's GStreamer in its sysroot: the same environment for every
+  # cargo run of the target, or the -sys crates' build scripts would run again.
+  eval "$(cross/gst-sysroot.sh "$t")"
   build "$t"
   if [ $check = 1 ]; then
     check_glibc "$t"
