@@ -179,7 +179,7 @@ smoke() {
   /usr/bin/python3 tests/gst/make_video.py "$ogv" --frames 24 --size 160x120
   run_arm "$t" "$bin" bench --only source --source "$ogv" --iterations 24
   run_arm "$t" "$bin" bench --models models/fixtures/narrow --precision f32 --source "$ogv" \
-    --frames 8 --warmup 2 --no-latency
+    --frames 10 --warmup 2 --no-latency
   if [ "$t" = aarch64 ]; then
     # Built with tract's CUDA runtime (feature cuda12): model.device = "cuda" where there is
     # no GPU is one start-up error naming the missing driver and its package, not a panic.

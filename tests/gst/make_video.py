@@ -28,7 +28,7 @@ def main() -> None:
     width, height = args.size.split("x")
     pipeline = Gst.parse_launch(
         f"videotestsrc num-buffers={args.frames} pattern=ball "
-        f"! video/x-raw,width={width},height={height},framerate={args.fps}/1 "
+        f"! video/x-raw,format=I420,width={width},height={height},framerate={args.fps}/1 "
         f"! theoraenc ! oggmux ! filesink location={args.out}"
     )
     pipeline.set_state(Gst.State.PLAYING)
