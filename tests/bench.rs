@@ -180,6 +180,25 @@ fn bench_only_source_times_a_frame_read_and_its_crop() {
     );
 }
 
+/// The whole pipeline on a video file (GStreamer): throughput, and no latency run, since a
+/// video cannot be paced at a chosen rate.
+#[cfg(feature = "gstreamer")]
+#[test]
+fn bench_runs_the_pipeline_on_a_video_file() {
+    let vtest = root().join("models/.cache/vtest.avi");
+    let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
+        .args(["bench", "--models", narrow().to_str().unwrap(), "--precision", "f32"])
+        .args(["--source", vtest.to_str().unwrap(), "--frames", "10", "--warmup", "2"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("person-frames/s") && stdout.contains("capture"), "{stdout}");
+    assert!(stderr.contains("no latency run: a video file cannot be paced"), "{stderr}");
+    assert!(!stdout.contains("latency capture"), "{stdout}");
+}
+
 /// `--batch` times the backbone at several crops per call, side by side; a batched call gives
 /// each crop the features a call of its own gives.
 #[test]

@@ -355,7 +355,12 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
         ensure!((1..=64).contains(&workers), "--workers {workers}: expected 1 to 64");
         eprintln!("bench: {}: throughput …", setting.name());
         let mut figure = throughput(opts, &setting, port)?;
-        if !opts.no_latency {
+        // A video plays at its own rate or unpaced: the latency run's pace cannot be set.
+        let video = opts.source.as_deref().is_some_and(|p| !p.is_dir());
+        if video && !opts.no_latency {
+            eprintln!("bench: {}: no latency run: a video file cannot be paced at a chosen rate (use a directory of images)", setting.name());
+        }
+        if !opts.no_latency && !video {
             let fps = (0.8 * figure.person_frames_per_s / figure.people_per_frame.max(1.0))
                 .clamp(0.5, 1000.0);
             eprintln!("bench: {}: latency at {fps:.1} fps …", setting.name());
@@ -432,7 +437,7 @@ fn config(opts: &BenchOptions, setting: &Setting, port: u16, fps: f64) -> smplca
     let Setting { device, precision, threads, workers } = *setting;
     let source = match &opts.source {
         None => SourceConfig::Synthetic { width: 640, height: 480, fps, frames: None },
-        Some(dir) => SourceConfig::Files { path: dir.clone(), fps, looping: true },
+        Some(path) => source_config(path, fps),
     };
     let people = match &opts.detector {
         None => People::Region(None),
@@ -959,6 +964,23 @@ pub fn part_loop(
     }
 }
 
+/// `--source PATH`, looped: a directory of images paced at `fps` (0: unpaced), or a video file
+/// through GStreamer, unpaced.
+fn source_config(path: &std::path::Path, fps: f64) -> SourceConfig {
+    if path.is_dir() {
+        return SourceConfig::Files { path: path.to_path_buf(), fps, looping: true };
+    }
+    let kind = smplcast::source::gst::Kind::Video {
+        path: path.to_path_buf(),
+        paced: false,
+        looping: true,
+    };
+    SourceConfig::Gstreamer(smplcast::source::gst::Settings {
+        kind,
+        stall_timeout: Duration::from_secs(5),
+    })
+}
+
 /// `smplcast bench --only source`: reads `path` (a directory of images, or a video file),
 /// unpaced and looped, `iterations` frames after 5 untimed ones, and samples the backbone's
 /// centred crop from each, as the daemon does for a person filling the frame. Returns the
@@ -968,20 +990,7 @@ pub fn part_loop(
 /// A source that does not open, or ends.
 pub fn source_loop(path: &std::path::Path, iterations: u64) -> Result<(String, Vec<f64>)> {
     use smplcast::model::IMAGE_SIZE;
-    let config = if path.is_dir() {
-        SourceConfig::Files { path: path.to_path_buf(), fps: 0.0, looping: true }
-    } else {
-        let kind = smplcast::source::gst::Kind::Video {
-            path: path.to_path_buf(),
-            paced: false,
-            looping: true,
-        };
-        SourceConfig::Gstreamer(smplcast::source::gst::Settings {
-            kind,
-            stall_timeout: Duration::from_secs(5),
-        })
-    };
-    let mut source = smplcast::daemon::open_source(&config)?;
+    let mut source = smplcast::daemon::open_source(&source_config(path, 0.0))?;
     let mut crop = Vec::new();
     let mut one = || -> Result<f64> {
         let t0 = Instant::now();
