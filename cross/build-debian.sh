@@ -16,9 +16,12 @@
 #              --tests, the model-parity, streaming and NanoDet detector tests
 #   --deb      Debian packages with cargo-deb: target/cross/packages/smplcast_<v>_<arch>.deb
 #              (not cargo-deb's own target/cross/debian/: it deletes other versions there)
-#   --quick    tract-core unoptimised (opt-level 0): a fifth of its CPU to compile (34 s
-#              against 171 s on x86), and a backbone 2.3-4.5 times slower. For a build that is
-#              only smoke-tested: the test command's armv7 build. Not for a release.
+#   --quick    everything unoptimised (opt-level 0, std included) but our crate and
+#              tract-linalg's kernels: a build that is only smoke-tested (the test command's
+#              armv7 build), not for a release. Built side by side on 2 cores, 536 CPU-s
+#              against 756 with only tract-core unoptimised (the quick build before); our
+#              crate stays optimised because the crop sampler at opt-level 0 took 570 ms a
+#              frame under qemu, and tract-linalg because the models run on it.
 #   --cargo-deb  only build cargo-deb into target/cross/tools (the test command does this
 #              early, beside the ARM builds, so that packaging waits on nothing)
 #
@@ -109,7 +112,9 @@ sysroot() { case "$1" in aarch64) echo "$CROSS/sysroot/arm64" ;; armv7) echo "$C
 cargo_args() {
   echo --release --locked --features "$(features "$1")" -Zbuild-std=std,panic_abort \
     --target "$(triple "$1").$GLIBC"
-  [ $quick = 0 ] || echo --config profile.release.package.tract-core.opt-level=0
+  [ $quick = 0 ] || echo --config profile.release.opt-level=0 \
+    --config profile.release.package.smplcast.opt-level=3 \
+    --config profile.release.package.tract-linalg.opt-level=3
 }
 
 # The tests that run under qemu-user: those whose results depend on the architecture, that
@@ -174,12 +179,14 @@ smoke() {
   # the demo's own subscriber, which fails the run if a message is missing or undecodable.
   run_arm "$t" "$bin" demo --models models/fixtures/narrow --frames 24
   # The GStreamer source (kind = "video") on a Theora file in an Ogg container (base plugins
-  # only, as the .deb depends on): every frame of the file read, then through the pipeline.
+  # only, as the .deb depends on): every frame of the file read and cropped, then, in an
+  # optimised build, through the whole pipeline (unoptimised, the models are too slow for its
+  # 5-s stop).
   local ogv=$CARGO_TARGET_DIR/smoke.ogv
   /usr/bin/python3 tests/gst/make_video.py "$ogv" --frames 24 --size 160x120
   run_arm "$t" "$bin" bench --only source --source "$ogv" --iterations 24
-  run_arm "$t" "$bin" bench --models models/fixtures/narrow --precision f32 --source "$ogv" \
-    --frames 10 --warmup 2 --no-latency
+  [ $quick = 1 ] || run_arm "$t" "$bin" bench --models models/fixtures/narrow --precision f32 \
+    --source "$ogv" --frames 10 --warmup 2 --no-latency
   if [ "$t" = aarch64 ]; then
     # Built with tract's CUDA runtime (feature cuda12): model.device = "cuda" where there is
     # no GPU is one start-up error naming the missing driver and its package, not a panic.
