@@ -225,6 +225,8 @@ fn demo_streams_every_frame_to_a_third_party_subscriber() {
 
     let poses: Vec<&Value> = lines.iter().filter_map(|v| v.get("pose")).collect();
     assert_eq!(poses.len() as u64, frames, "QoS 0 on loopback with a 64-deep queue loses nothing");
+    let broken: Vec<&Value> = lines.iter().filter_map(|v| v.get("violations")).collect();
+    assert!(broken.is_empty(), "messages break docs/WIRE.md's rules: {broken:?}");
     for (k, p) in poses.iter().enumerate() {
         let k = k as u64;
         assert_eq!((p["seq"].as_u64(), p["frame"].as_u64()), (Some(k), Some(k)), "in order");
@@ -284,6 +286,9 @@ fn demo_runs_on_its_embedded_broker() {
     assert!(seqs.len() >= 10, "{seqs:?}");
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     assert!(seen.iter().all(|v| v.get("error").is_none()), "{seen:?}");
+    // The demo publishes stats every second (3 s of frames).
+    let stats: Vec<&Value> = seen.iter().filter_map(|v| v.get("stats")).collect();
+    assert!(!stats.is_empty() && stats.iter().all(|s| s["frames_in"].is_u64()), "{seen:?}");
 }
 
 /// `smplcast demo --detector --images DIR`: the default detector finds the people of a real

@@ -1,7 +1,9 @@
 //! The committed wire test vectors (tests/data/wire/*.cbor + *.json), checked both ways:
 //! decoding the bytes gives the JSON values; encoding the JSON values gives the bytes.
-//! `SMPLCAST_WRITE_WIRE_VECTORS=1 cargo test --test wire_vectors` rewrites them (only with a
-//! schema version bump: docs/WIRE.md).
+//! `SMPLCAST_WRITE_WIRE_VECTORS=1 cargo test --test wire_vectors` rewrites them: when their
+//! values change (they must satisfy every rule of docs/WIRE.md, which the independent
+//! subscriber's tests check), or with a schema version bump; the bytes of given values change
+//! only with a bump.
 
 use std::path::{Path, PathBuf};
 
@@ -14,23 +16,32 @@ fn dir() -> PathBuf {
 fn person(id: u32, seed: f32) -> Person {
     Person {
         id,
-        bbox: [212, 48 + id as u16, 131, 402],
+        // Inside the 640 × 480 image of the smallest vector.
+        bbox: [212, 48 + (id % 20) as u16, 131, 402],
         score: 0.8 + 0.05 * seed,
         cam: [0.93 - 0.1 * seed, 0.021, 0.187],
         cam_img: [0.19, 0.253, -1.37 + seed, 0.45],
-        // Values spanning θ's range, near-π rotations included.
-        pose: std::array::from_fn(|j| {
-            let x = ((j as f32 + seed) * 0.73).sin() * 1.6;
-            if j % 23 == 4 {
-                3.1406
-            } else {
-                x
-            }
-        }),
+        pose: pose(seed),
         shape: std::array::from_fn(|j| (j as f32 - 4.0) * 0.37 - seed),
         joints: None,
         predicted: false,
     }
+}
+
+/// Axis-angle rotations spanning θ's range: angles from 0 to just under π (joints 1, 9 and 17
+/// at 3.1406), about axes that vary from joint to joint.
+fn pose(seed: f32) -> [f32; POSE_LEN] {
+    let mut pose = [0.0; POSE_LEN];
+    for (j, joint) in pose.chunks_exact_mut(3).enumerate() {
+        let t = j as f32 + seed;
+        let axis = [(t * 0.73).sin(), (t * 1.31).cos(), (t * 0.47).sin() + 0.5];
+        let norm = axis.iter().map(|a| a * a).sum::<f32>().sqrt();
+        let angle = if j % 8 == 1 { 3.1406 } else { (t * 0.59).sin().abs() * 3.0 };
+        for (x, a) in joint.iter_mut().zip(axis) {
+            *x = a / norm * angle;
+        }
+    }
+    pose
 }
 
 fn vectors() -> Vec<(&'static str, PoseMsg)> {
@@ -42,17 +53,20 @@ fn vectors() -> Vec<(&'static str, PoseMsg)> {
         utc_us: 1_795_600_000_000_000,
         mono_ns: 12_000_000_000,
         model: "mpsnet-random-0-w64".into(),
-        win: Window { len: 16, lookahead: 7, fps: None },
+        // Nobody tracked: no person's estimate waits for lookahead.
+        win: Window { len: 16, lookahead: 0, fps: None },
         img: [640, 480],
         people: vec![],
     };
-    let one = PoseMsg { seq: 1, frame: 8, people: vec![person(0, 0.0)], ..base.clone() };
+    let win = Window { lookahead: 7, ..base.win };
+    let one = PoseMsg { seq: 1, frame: 8, win, people: vec![person(0, 0.0)], ..base.clone() };
     let two = PoseMsg {
         seq: 4_294_967_296,
         frame: 9_000_001,
         utc_us: 1_795_600_300_033_367,
         mono_ns: 312_033_367_000,
         img: [1920, 1080],
+        win,
         people: vec![person(3, 1.0), person(70_000, 2.0)],
         ..base.clone()
     };
@@ -60,18 +74,18 @@ fn vectors() -> Vec<(&'static str, PoseMsg)> {
     let mut with_joints = person(5, 0.5);
     with_joints.joints =
         Some(std::array::from_fn(|k| ((k as f32 * 1.37).sin() * 0.8) - 0.1 * (k % 3) as f32));
-    let joints = PoseMsg { seq: 2, frame: 9, people: vec![with_joints], ..base.clone() };
+    let joints = PoseMsg { seq: 2, frame: 9, win, people: vec![with_joints], ..base.clone() };
     // A person the detector missed this frame (optional key, added within v1), beside one it
     // saw.
     let coasting = Person { predicted: true, ..person(8, 1.5) };
     let predicted =
-        PoseMsg { seq: 3, frame: 10, people: vec![person(7, 0.25), coasting], ..base.clone() };
+        PoseMsg { seq: 3, frame: 10, win, people: vec![person(7, 0.25), coasting], ..base.clone() };
     // The model's frame rate (optional key, added within v1): a 30 fps camera, every 4th
     // frame.
     let rate = PoseMsg {
         seq: 5,
         frame: 24,
-        win: Window { fps: Some(7.5), ..base.win },
+        win: Window { fps: Some(7.5), ..win },
         people: vec![person(9, 0.75)],
         ..base.clone()
     };

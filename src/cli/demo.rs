@@ -115,7 +115,10 @@ fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
         None => People::Region(None),
         Some(file) => People::detected(file.clone()),
     };
-    Config::builtin(&opts.device, source, model, people, broker)
+    let mut config = Config::builtin(&opts.device, source, model, people, broker);
+    // Stats on `<prefix>/demo/stats` every second, as often as the demo prints its own line.
+    config.stats_interval = Some(Duration::from_secs(1));
+    config
 }
 
 /// What the demo's own subscriber has received.

@@ -8,6 +8,7 @@ no code with the daemon). Used by the subscriber tests; also a starting point fo
 from __future__ import annotations
 
 import io
+import math
 import struct
 
 import cbor2
@@ -71,6 +72,50 @@ def decode(payload: bytes) -> dict:
         if p.get("predicted", True) is not True:
             raise DecodeError(f"person {i}: 'predicted' is present only as true")
     return msg
+
+
+# docs/WIRE.md, "Meaning" and "Precision": the values a decoded message may hold.
+WINDOW_LEN = 16
+LOOKAHEADS = (0, 7)  # 7 while a window reaches past the frame; 0 at a track's ends, or nobody
+MAX_ANGLE = math.pi * (1 + 2 ** -11)  # π, and binary16's rounding of the three components
+
+
+def violations(msg: dict) -> list[str]:
+    """Every rule of docs/WIRE.md that a decoded message breaks (empty: none). `decode` checks
+    the structure; this checks the values."""
+    out = []
+    if not msg["dev"]:
+        out.append("'dev' is empty")
+    for key in ("seq", "frame", "mono_ns"):
+        if msg[key] < 0:
+            out.append(f"{key!r} is negative")
+    win, (width, height) = msg["win"], msg["img"]
+    if win["len"] != WINDOW_LEN:
+        out.append(f"'win' 'len' is {win['len']}, not {WINDOW_LEN}")
+    if win["lookahead"] not in LOOKAHEADS:
+        out.append(f"'win' 'lookahead' is {win['lookahead']}, not one of {LOOKAHEADS}")
+    if not msg["people"] and win["lookahead"] != 0:
+        out.append("'win' 'lookahead' is not 0 with nobody tracked")
+    if not (width > 0 and height > 0):
+        out.append(f"'img' {msg['img']} is not a size")
+    ids = [p["id"] for p in msg["people"]]
+    if ids != sorted(set(ids)):
+        out.append(f"people ids {ids} are not ascending and unique")
+    for p in msg["people"]:
+        who = f"person {p['id']}"
+        left, top, w, h = p["box"]
+        if w == 0 or h == 0 or left + w > width or top + h > height:
+            out.append(f"{who}: box {p['box']} is not inside the {width}×{height} image")
+        if not 0.0 <= p["score"] <= 1.0:
+            out.append(f"{who}: score {p['score']} is not in [0, 1]")
+        for key in ("cam", "cam_img", "pose", "shape", "joints"):
+            if not all(math.isfinite(v) for v in p.get(key, [])):
+                out.append(f"{who}: {key!r} holds a value that is not finite")
+        for j in range(24):
+            angle = math.sqrt(sum(v * v for v in p["pose"][3 * j:3 * j + 3]))
+            if angle > MAX_ANGLE:
+                out.append(f"{who}: joint {j} rotates {angle:.5f} rad, over π")
+    return out
 
 
 RECORDING_VERSION = 1

@@ -4,7 +4,9 @@
 Subscribes to <prefix>/<device>/pose, /status and /stats and prints one JSON line per message:
   {"ready": true}                                   once subscribed
   {"status": "online", "retain": true}              status messages
-  {"pose": {...decoded message...}, "hex": "a9..."} pose messages (and their raw bytes)
+  {"pose": {...decoded message...}, "hex": "a9..."} pose messages (and their raw bytes; with
+                                                    "violations": [...] the rules of
+                                                    docs/WIRE.md the message breaks)
   {"stats": {...}}                                  stats messages (JSON)
 Exits half a second after the first "offline" status that follows an "online" (MQTT orders
 messages per topic only, so a pose published before "offline" may arrive just after it), or
@@ -68,7 +70,12 @@ def main() -> int:
             out({"camera": json.loads(m.payload), "retain": bool(m.retain)})
         else:
             try:
-                out({"pose": smplcast_sub.decode(m.payload), "hex": m.payload.hex()})
+                msg = smplcast_sub.decode(m.payload)
+                line = {"pose": msg, "hex": m.payload.hex()}
+                broken = smplcast_sub.violations(msg)
+                if broken:
+                    line["violations"] = broken
+                out(line)
             except smplcast_sub.DecodeError as e:
                 out({"error": str(e)})
 

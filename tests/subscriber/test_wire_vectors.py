@@ -38,6 +38,36 @@ def test_vector_is_plain_cbor_with_typed_arrays(path):
             assert p["joints"].tag == 84 and len(p["joints"].value) == 144
 
 
+@pytest.mark.parametrize("path", VECTORS, ids=lambda p: p.stem)
+def test_vector_satisfies_every_rule_of_the_spec(path):
+    assert smplcast_sub.violations(smplcast_sub.decode(path.read_bytes())) == []
+
+
+@pytest.mark.parametrize("mutate, rule", [
+    (lambda m: m.update(dev=""), "'dev' is empty"),
+    (lambda m: m["win"].update(len=8), "'len' is 8"),
+    (lambda m: m["win"].update(lookahead=3), "'lookahead' is 3"),
+    (lambda m: m.update(people=[]), "not 0 with nobody tracked"),
+    (lambda m: m.update(people=m["people"] * 2), "not ascending and unique"),
+    (lambda m: m["people"][0].update(box=[212, 4512, 131, 402]), "not inside the 640×480 image"),
+    (lambda m: m["people"][0].update(box=[600, 0, 41, 10]), "not inside"),
+    (lambda m: m["people"][0].update(score=1.5), "score 1.5"),
+    (lambda m: m["people"][0]["pose"].__setitem__(4, 3.3), "joint 1 rotates"),
+    (lambda m: m["people"][0]["shape"].__setitem__(0, float("nan")), "'shape' holds"),
+])
+def test_each_rule_is_checked(mutate, rule):
+    m = smplcast_sub.decode((HERE.parent / "data" / "wire" / "v1-one-person.cbor").read_bytes())
+    assert smplcast_sub.violations(m) == []
+    mutate(m)
+    assert any(rule in v for v in smplcast_sub.violations(m)), smplcast_sub.violations(m)
+
+
+def test_an_angle_over_pi_within_binary16_rounding_is_allowed():
+    m = smplcast_sub.decode((HERE.parent / "data" / "wire" / "v1-one-person.cbor").read_bytes())
+    m["people"][0]["pose"][0:3] = [3.14226, 0.0, 0.0]  # seen live: π rounded up in binary16
+    assert smplcast_sub.violations(m) == []
+
+
 def _one() -> dict:
     return cbor2.loads((HERE.parent / "data" / "wire" / "v1-one-person.cbor").read_bytes())
 
