@@ -316,7 +316,7 @@ fn an_rtsp_camera_that_goes_away_for_10_s_is_back_within_2_s() {
     drop(server);
 
     let states: Vec<&str> = lines.iter().filter_map(|l| l["camera"]["state"].as_str()).collect();
-    assert_eq!(states, ["streaming", "lost", "streaming"], "{stderr}");
+    assert_eq!(states, ["streaming", "lost", "streaming", "stopped"], "{stderr}");
     let seqs: Vec<u64> = lines.iter().filter_map(|l| l["pose"]["seq"].as_u64()).collect();
     assert!(seqs.len() > 100, "poses before and after: {}", seqs.len());
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "seq continuous: {seqs:?}");

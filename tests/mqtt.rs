@@ -197,7 +197,7 @@ fn demo_to_subscriber(
     extra: &[&str],
 ) -> (std::process::Output, Vec<Value>) {
     let broker = Broker::start();
-    let sub = Subscriber::start(broker.port, device, 60);
+    let sub = Subscriber::start_with(broker.port, device, 60, &["--camera"]);
     sub.until(Duration::from_secs(15), |v| v["ready"] == true);
     let out = Command::new(env!("CARGO_BIN_EXE_smplcast"))
         .args(["demo", "--models"])
@@ -252,6 +252,12 @@ fn demo_streams_every_frame_to_a_third_party_subscriber() {
     assert!(mono.windows(2).all(|w| w[0] < w[1]));
     let statuses: Vec<&str> = lines.iter().filter_map(|v| v["status"].as_str()).collect();
     assert_eq!((statuses.first(), statuses.last()), (Some(&"online"), Some(&"offline")));
+    // The retained camera state ends `stopped`, published before `offline`.
+    let states: Vec<&str> = lines.iter().filter_map(|v| v["camera"]["state"].as_str()).collect();
+    assert_eq!(states, ["streaming", "stopped"]);
+    let stopped = lines.iter().position(|v| v["camera"]["state"] == "stopped");
+    let offline = lines.iter().position(|v| v["status"] == "offline");
+    assert!(stopped < offline, "{lines:?}");
 }
 
 /// The README's main command: `smplcast demo` with nothing else installed starts its own

@@ -294,6 +294,13 @@ pub async fn run(
     while let Some(out) = pose_rx.try_recv() {
         publish_pose(out);
     }
+    // So do the notices that came with the end: the camera's `stopped`.
+    while let Some(n) = notice_rx.as_ref().and_then(queue::Receiver::try_recv) {
+        match notice_message(&n) {
+            Some(m) if connected => publish_notice(m),
+            _ => {}
+        }
+    }
 
     // Clean shutdown: `offline` (retained), then DISCONNECT; the driver ends when it is sent.
     let flush = async {

@@ -83,5 +83,7 @@ pub fn capture(
             }
         }
     }
+    // The retained state must not say `streaming` after a clean stop.
+    say(Streaming::Stopped, None, source.as_ref());
     Ok(())
 }

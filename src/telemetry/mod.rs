@@ -37,4 +37,6 @@ pub struct CameraState {
 pub enum Streaming {
     Streaming,
     Lost,
+    /// The daemon stopped reading it (a clean stop, or the source ended).
+    Stopped,
 }
