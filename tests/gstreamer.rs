@@ -21,10 +21,14 @@ use smplcast::source::gst::{Kind, Settings, Stream};
 use smplcast::source::{Error, Frame, FrameSource};
 use smplcast::wire;
 
-/// Runs a GStreamer pipeline to its end; panics with its error.
-fn gst_run(description: &str) {
+/// A GStreamer pipeline from its description.
+fn launch(description: &str) -> gst::Pipeline {
     gst::init().unwrap();
-    let pipeline = gst::parse::launch(description).unwrap();
+    gst::parse::launch(description).unwrap().downcast::<gst::Pipeline>().unwrap()
+}
+
+/// Plays `pipeline` to its end; panics with its error.
+fn play(pipeline: &gst::Pipeline, description: &str) {
     pipeline.set_state(gst::State::Playing).unwrap();
     let bus = pipeline.bus().unwrap();
     let msg = bus
@@ -37,6 +41,11 @@ fn gst_run(description: &str) {
     if let gst::MessageView::Error(e) = msg.view() {
         panic!("{description}: {}", e.error());
     }
+}
+
+/// Runs a GStreamer pipeline to its end; panics with its error.
+fn gst_run(description: &str) {
+    play(&launch(description), description);
 }
 
 /// `frames` frames of a moving test pattern, H.264 in `muxer`'s container.
@@ -164,9 +173,8 @@ const VTEST_BUFFERS: usize = 240;
 
 /// The frames GStreamer's own decode of `path` gives, counted at a fakesink.
 fn decoded_frames(path: &Path) -> usize {
-    gst::init().unwrap();
     let description = format!("filesrc location={} ! decodebin ! fakesink name=s", path.display());
-    let pipeline = gst::parse::launch(&description).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let pipeline = launch(&description);
     let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = count.clone();
     let pad = pipeline.by_name("s").unwrap().static_pad("sink").unwrap();
@@ -174,16 +182,7 @@ fn decoded_frames(path: &Path) -> usize {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         gst::PadProbeReturn::Ok
     });
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let bus = pipeline.bus().unwrap();
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(60),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("the decode ends within 60 s");
-    pipeline.set_state(gst::State::Null).unwrap();
-    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{description}: {msg:?}");
+    play(&pipeline, &description);
     count.load(std::sync::atomic::Ordering::Relaxed)
 }
 
