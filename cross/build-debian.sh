@@ -18,10 +18,12 @@
 #              (not cargo-deb's own target/cross/debian/: it deletes other versions there)
 #   --quick    everything unoptimised (opt-level 0, std included) but our crate and
 #              tract-linalg's kernels: a build that is only smoke-tested (the test command's
-#              armv7 build), not for a release. Built side by side on 2 cores, 536 CPU-s
-#              against 756 with only tract-core unoptimised (the quick build before); our
-#              crate stays optimised because the crop sampler at opt-level 0 took 570 ms a
-#              frame under qemu, and tract-linalg because the models run on it.
+#              armv7 build), not for a release. Everything at opt-level 0 built in 536 CPU-s
+#              against 756 with only tract-core unoptimised (the quick build before; side by
+#              side on 2 cores); our crate stays optimised because the crop sampler at
+#              opt-level 0 took 570 ms a frame under qemu, and tract-linalg because the models
+#              run on it. In the test command the armv7 build step took 665 CPU-s, against
+#              800 before (clean clones, 2026-12-05).
 #   --cargo-deb  only build cargo-deb into target/cross/tools (the test command does this
 #              early, beside the ARM builds, so that packaging waits on nothing)
 #

@@ -278,7 +278,6 @@ impl FrameSource for Stream {
     }
 }
 
-/// A frame (or a stretch of the input) that could not be read: counted and skipped.
 /// The frame rate the caps state; `None` for `0/1` (variable or unknown).
 fn caps_rate(info: &gst_video::VideoInfo) -> Option<f64> {
     let rate = info.fps();
@@ -286,6 +285,7 @@ fn caps_rate(info: &gst_video::VideoInfo) -> Option<f64> {
         .then(|| f64::from(rate.numer()) / f64::from(rate.denom()))
 }
 
+/// A frame (or a stretch of the input) that could not be read: counted and skipped.
 fn bad_frame(what: &str, reason: String) -> Error {
     Error::Frame { path: PathBuf::from(what), reason }
 }
