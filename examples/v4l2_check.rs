@@ -250,7 +250,7 @@ type Inbox = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
 fn subscribe(port: u16, inbox: Inbox) -> Result<(), String> {
     use smplcast::mqtt::client::{Incoming, Subscriber};
-    use smplcast::mqtt::{Broker, QoS};
+    use smplcast::mqtt::QoS;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -259,8 +259,7 @@ fn subscribe(port: u16, inbox: Inbox) -> Result<(), String> {
     std::thread::spawn(move || {
         rt.block_on(async move {
             let topics = vec![("smplcast/vivid/#".to_string(), QoS::AtLeastOnce)];
-            let mut subscriber =
-                Subscriber::new(&Broker::plain("127.0.0.1", port), "check".into(), topics);
+            let mut subscriber = Subscriber::new(&broker::client(port), "check".into(), topics);
             loop {
                 match subscriber.next().await {
                     Ok(Incoming::Subscribed) => {
@@ -341,17 +340,19 @@ fn daemon_check() -> Result<String, String> {
         },
         mqtt: Some(MqttConfig {
             settings: mqtt::Settings {
-                broker: smplcast::mqtt::Broker::plain("127.0.0.1", port),
+                broker: broker::client(port),
                 prefix: "smplcast".into(),
                 device_id: "vivid".into(),
                 pose_qos: smplcast::mqtt::QoS::AtLeastOnce,
                 client_cap: 64,
                 max_age: Duration::from_secs(60),
+                discovery: Vec::new(),
             },
             connect_timeout: Some(Duration::from_secs(10)),
             queue: 64,
         }),
         stats_interval: Some(Duration::from_millis(500)),
+        homeassistant: None,
         frame_queue: 2,
         shutdown_timeout: Duration::from_secs(10),
         workers: 1,

@@ -100,6 +100,11 @@ enum Command {
         /// them).
         #[arg(long, default_value_t = 1.0, requires = "replay")]
         speed: f64,
+        /// Join the consumer group GROUP: an MQTT 5 shared subscription of the pose topic
+        /// (`$share/GROUP/<prefix>/<device>/pose`, QoS 1), so that the group's members split
+        /// the poses between them (docs/FLEET.md). Status and stats are not shared.
+        #[arg(long, value_name = "GROUP", conflicts_with = "replay")]
+        share: Option<String>,
     },
 }
 
@@ -130,6 +135,9 @@ struct BrokerArgs {
     /// The client certificate's key (PEM).
     #[arg(long, value_name = "FILE", requires = "client_cert_file")]
     client_key_file: Option<PathBuf>,
+    /// MQTT version: 5 (falls back to 3.1.1 when the broker refuses it) or 3.1.1.
+    #[arg(long, default_value = "5")]
+    protocol: String,
 }
 
 impl BrokerArgs {
@@ -145,12 +153,13 @@ impl BrokerArgs {
             ca_file: self.ca_file,
             client_cert_file: self.client_cert_file,
             client_key_file: self.client_key_file,
+            protocol: self.protocol,
             ..config::RawMqtt::default()
         };
         config::broker(&raw, Path::new(".")).map_err(|problems| {
             // The checks speak of `mqtt.KEY`; here they are the flags above (the keys `sub`
             // has no flag for keep their valid defaults, so no problem names them).
-            const KEYS: [&str; 7] = [
+            const KEYS: [&str; 8] = [
                 "client_cert_file",
                 "client_key_file",
                 "password_file",
@@ -158,6 +167,7 @@ impl BrokerArgs {
                 "ca_file",
                 "host",
                 "port",
+                "protocol",
             ];
             let flag = |p: &String| {
                 KEYS.iter().fold(p.replace("mqtt.tls", "--tls"), |p, key| {
@@ -275,8 +285,16 @@ fn run(command: Command) -> Result<()> {
         Command::Sub { broker, replay: Some(file), speed, .. } => {
             replay(&subscribe::Replay { broker: broker.broker()?, file, speed })
         }
-        Command::Sub { broker, prefix, device, count, record, replay: None, .. } => {
-            sub(subscribe::Settings { broker: broker.broker()?, prefix, device, count, record })
+        Command::Sub { broker, prefix, device, count, record, share, replay: None, .. } => {
+            if let Some(group) =
+                share.as_deref().filter(|g| g.is_empty() || g.contains(['/', '+', '#']))
+            {
+                anyhow::bail!(
+                    "--share {group:?}: a group name is one topic level, without '/', '+' or '#'"
+                );
+            }
+            let broker = broker.broker()?;
+            sub(subscribe::Settings { broker, prefix, device, count, record, share })
         }
     }
 }

@@ -11,7 +11,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::mqtt::{assert_retained_offline, is_status, root, Broker, Subscriber};
+use common::mqtt::{
+    assert_retained_offline, is_status, root, rumqttd_v311, Broker, Relay, Sent, Subscriber,
+};
 
 use serde_json::Value;
 use smplcast::mqtt::publish::{self, Counters};
@@ -33,6 +35,7 @@ fn settings(port: u16, device: &str) -> Settings {
         pose_qos: QoS::AtMostOnce,
         client_cap: 16,
         max_age: Duration::from_secs(60),
+        discovery: Vec::new(),
     }
 }
 
@@ -72,12 +75,15 @@ struct Publisher {
 
 impl Publisher {
     fn start(port: u16, device: &str) -> Publisher {
+        Publisher::start_with(settings(port, device))
+    }
+
+    fn start_with(settings: Settings) -> Publisher {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let (pose_tx, pose_rx) = queue::bounded("poses", 64);
         let counters = Arc::new(Counters::default());
         let shutdown = CancellationToken::new();
-        let run =
-            publish::run(settings(port, device), pose_rx, None, counters.clone(), shutdown.clone());
+        let run = publish::run(settings, pose_rx, None, counters.clone(), shutdown.clone());
         let task = rt.spawn(run);
         Publisher { rt, pose_tx, counters, shutdown, task }
     }
@@ -608,4 +614,276 @@ fn a_missing_smpl_file_is_named_at_start_up() {
         err.contains("[model] smpl_file") && err.contains("/nowhere/SMPL_NEUTRAL.npz"),
         "{err}"
     );
+}
+
+fn poses_in(lines: &[Value]) -> usize {
+    lines.iter().filter(|v| v.get("pose").is_some()).count()
+}
+
+/// Publishes poses `seqs` once the subscriber has seen `online`, waits until it has `want`
+/// poses in all, and returns its lines.
+async fn online_then_poses(
+    sub: &Subscriber,
+    lines: &mut Vec<Value>,
+    pose_tx: &queue::Sender<Outgoing>,
+    seqs: std::ops::Range<u64>,
+    want: usize,
+) {
+    let online = |l: &[Value]| l.iter().any(|v| is_status(v, "online"));
+    sub.until_async(lines, Duration::from_secs(15), online).await;
+    for seq in seqs {
+        pose_tx.send(Outgoing::now(wire::encode(&message(seq)))).unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sub.until_async(lines, Duration::from_secs(15), |l| poses_in(l) >= want).await;
+}
+
+/// The MQTT 5 properties of docs/WIRE.md, as an independent MQTT 5 subscriber (paho) reads
+/// them through mosquitto.
+#[test]
+fn mqtt5_messages_carry_content_type_expiry_and_schema() {
+    let device = "props";
+    let broker = Broker::start();
+    let sub = Subscriber::start_with(broker.port, device, 30, &["--mqtt5"]);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    let Publisher { rt, pose_tx, shutdown, task, .. } = Publisher::start(broker.port, device);
+    let mut lines = Vec::new();
+    rt.block_on(async {
+        online_then_poses(&sub, &mut lines, &pose_tx, 0..3, 3).await;
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+    });
+    lines.extend(sub.until(Duration::from_secs(10), |v| is_status(v, "offline")));
+    let poses: Vec<&Value> = lines.iter().filter(|v| v.get("pose").is_some()).collect();
+    assert_eq!(poses.len(), 3);
+    for p in poses {
+        let props = &p["props"];
+        assert_eq!(props["content_type"], "application/cbor", "{props}");
+        assert_eq!(props["payload_format"], 0, "{props}");
+        assert_eq!(props["user"], serde_json::json!([["smplcast-schema", "1"]]), "{props}");
+        // max_age 60 s; the broker forwards what is left of it.
+        let expiry = props["expiry"].as_u64().unwrap_or(0);
+        assert!((55..=60).contains(&expiry), "{props}");
+    }
+    let statuses: Vec<&Value> = lines.iter().filter(|v| v.get("status").is_some()).collect();
+    assert!(statuses.len() >= 2, "{lines:?}");
+    for s in statuses {
+        assert_eq!(s["props"]["content_type"], "text/plain", "{s}");
+        assert_eq!(s["props"]["payload_format"], 1, "{s}");
+    }
+}
+
+/// The pose topic's alias: the topic with alias 1 once per connection, then the alias alone;
+/// after a cut connection the topic again. mosquitto resolves every one for a 3.1.1 subscriber.
+#[test]
+fn the_pose_topic_goes_by_alias_once_per_connection() {
+    let device = "alias";
+    let broker = Broker::start();
+    let relay = Relay::start(broker.port);
+    let sub = Subscriber::start(broker.port, device, 30);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    let Publisher { rt, pose_tx, counters, shutdown, task } = Publisher::start(relay.port, device);
+    let mut lines = Vec::new();
+    rt.block_on(async {
+        online_then_poses(&sub, &mut lines, &pose_tx, 0..5, 5).await;
+        relay.cut();
+        let connections = || counters.stats.connections.load(std::sync::atomic::Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while connections() < 2 {
+            assert!(Instant::now() < deadline, "no reconnection after the cut");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        online_then_poses(&sub, &mut lines, &pose_tx, 5..10, 10).await;
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+    });
+    let seqs: Vec<u64> = lines.iter().filter_map(|v| v["pose"]["seq"].as_u64()).collect();
+    assert_eq!(seqs, (0..10).collect::<Vec<_>>());
+    let sent = relay.sent();
+    assert!(
+        matches!(sent[0], Sent::Connect { level: 5, clean: true, session_expiry: None }),
+        "{sent:?}"
+    );
+    let pose_topic = format!("smplcast/{device}/pose");
+    let poses: Vec<(String, Option<u16>)> = sent
+        .iter()
+        .filter_map(|s| match s {
+            Sent::Publish { topic, alias } if topic.is_empty() || *topic == pose_topic => {
+                Some((topic.clone(), *alias))
+            }
+            _ => None,
+        })
+        .collect();
+    let announce = (pose_topic, Some(1));
+    let alone = (String::new(), Some(1));
+    let mut want = vec![announce.clone()];
+    want.extend(std::iter::repeat_n(alone.clone(), 4));
+    want.push(announce);
+    want.extend(std::iter::repeat_n(alone, 4));
+    assert_eq!(poses, want);
+}
+
+/// `mqtt.protocol = "3.1.1"`: a 3.1.1 CONNECT, full topics, and the poses arrive.
+#[test]
+fn protocol_3_1_1_is_a_setting() {
+    let device = "v311";
+    let broker = Broker::start();
+    let relay = Relay::start(broker.port);
+    let sub = Subscriber::start(broker.port, device, 30);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    let mut s = settings(relay.port, device);
+    s.broker.protocol = mqtt::Protocol::V311;
+    let Publisher { rt, pose_tx, shutdown, task, .. } = Publisher::start_with(s);
+    let mut lines = Vec::new();
+    rt.block_on(async {
+        online_then_poses(&sub, &mut lines, &pose_tx, 0..3, 3).await;
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+    });
+    let sent = relay.sent();
+    assert!(matches!(sent[0], Sent::Connect { level: 4, clean: true, .. }), "{sent:?}");
+    let pose_topic = format!("smplcast/{device}/pose");
+    let poses = sent
+        .iter()
+        .filter(|s| matches!(s, Sent::Publish { topic, alias: None } if *topic == pose_topic));
+    assert_eq!(poses.count(), 3, "{sent:?}");
+}
+
+/// `mqtt.session_expiry_s`: a kept session (no clean start, the expiry sent), and full topics,
+/// since a kept session resends what it queued on a connection where an alias means nothing.
+#[test]
+fn a_session_expiry_keeps_the_session_and_the_full_topic() {
+    let device = "session";
+    let broker = Broker::start();
+    let relay = Relay::start(broker.port);
+    let sub = Subscriber::start(broker.port, device, 30);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    let mut s = settings(relay.port, device);
+    s.broker.session_expiry = Some(600);
+    let Publisher { rt, pose_tx, shutdown, task, .. } = Publisher::start_with(s);
+    let mut lines = Vec::new();
+    rt.block_on(async {
+        online_then_poses(&sub, &mut lines, &pose_tx, 0..3, 3).await;
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+    });
+    let sent = relay.sent();
+    let connect = Sent::Connect { level: 5, clean: false, session_expiry: Some(600) };
+    assert_eq!(sent[0], connect, "{sent:?}");
+    let pose_topic = format!("smplcast/{device}/pose");
+    let poses = sent
+        .iter()
+        .filter(|s| matches!(s, Sent::Publish { topic, alias: None } if *topic == pose_topic));
+    assert_eq!(poses.count(), 3, "{sent:?}");
+}
+
+/// A broker that speaks 3.1.1 only (rumqttd's 3.1.1 listener) closes the connection after an
+/// MQTT 5 CONNECT: the publisher falls back to 3.1.1, says so, and stays there after a cut.
+#[test]
+fn a_broker_that_refuses_mqtt5_gets_3_1_1() {
+    let device = "fallback";
+    let port = rumqttd_v311();
+    let relay = Relay::start(port);
+    let sub = Subscriber::start(port, device, 30);
+    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
+    let Publisher { rt, pose_tx, counters, shutdown, task } = Publisher::start(relay.port, device);
+    let mut lines = Vec::new();
+    rt.block_on(async {
+        online_then_poses(&sub, &mut lines, &pose_tx, 0..3, 3).await;
+        relay.cut();
+        let connections = || counters.stats.connections.load(std::sync::atomic::Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while connections() < 2 {
+            assert!(Instant::now() < deadline, "no reconnection after the cut");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+    });
+    let levels: Vec<u8> = relay
+        .sent()
+        .iter()
+        .filter_map(|s| match s {
+            Sent::Connect { level, .. } => Some(*level),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(levels, [5, 4, 4]);
+}
+
+/// `smplcast sub` processes that are killed when the test ends, passed or not.
+struct Members(Vec<CliSub>);
+
+impl Drop for Members {
+    fn drop(&mut self) {
+        for m in &mut self.0 {
+            let _ = m.child.kill();
+            let _ = m.child.wait();
+        }
+    }
+}
+
+/// `smplcast sub --share GROUP`: three members split a QoS 1 stream, none lost or twice; poses
+/// published before the group had members are kept for nobody; when one member goes, the two
+/// others get everything.
+#[test]
+fn a_consumer_group_splits_the_stream() {
+    let device = "group";
+    let broker = Broker::start();
+    let mut s = settings(broker.port, device);
+    s.pose_qos = QoS::AtLeastOnce;
+    let Publisher { rt, pose_tx, shutdown, task, .. } = Publisher::start_with(s);
+    // The publisher runs on a thread of its own while the test blocks.
+    let publisher = std::thread::spawn(move || rt.block_on(task));
+    let send = |seqs: std::ops::Range<u64>| {
+        for seq in seqs {
+            pose_tx.send(Outgoing::now(wire::encode(&message(seq)))).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    // Published with no member: a shared subscription keeps nothing for a group that is not
+    // there yet.
+    let watcher = Subscriber::start(broker.port, device, 30);
+    let online = |v: &Value| is_status(v, "online");
+    watcher.until(Duration::from_secs(15), online);
+    send(0..20);
+    let mut members =
+        Members((0..3).map(|_| CliSub::start(broker.port, device, &["--share", "g"])).collect());
+    let members = &mut members.0;
+    for m in members.iter() {
+        m.subscribed("online");
+    }
+    let collect = |members: &[CliSub], want: usize| {
+        let mut got: Vec<Vec<u64>> = vec![Vec::new(); members.len()];
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while got.iter().map(Vec::len).sum::<usize>() < want && Instant::now() < deadline {
+            for (m, seqs) in members.iter().zip(&mut got) {
+                while let Ok(v) = m.lines.try_recv() {
+                    seqs.extend(v["pose"]["seq"].as_u64());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        got
+    };
+    send(20..320);
+    let got = collect(members, 300);
+    let mut all: Vec<u64> = got.concat();
+    all.sort_unstable();
+    assert_eq!(all, (20..320).collect::<Vec<_>>(), "split: {got:?}");
+    for seqs in &got {
+        assert!(seqs.len() >= 30, "a member got {} of 300", seqs.len());
+    }
+    // One member goes: the other two take over.
+    let mut gone = members.pop().unwrap();
+    gone.child.kill().unwrap();
+    gone.child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    send(320..620);
+    let got = collect(members, 300);
+    let mut all: Vec<u64> = got.concat();
+    all.sort_unstable();
+    assert_eq!(all, (320..620).collect::<Vec<_>>(), "after one left: {got:?}");
+    shutdown.cancel();
+    publisher.join().unwrap().unwrap().unwrap();
 }

@@ -457,7 +457,7 @@ fn config(opts: &BenchOptions, setting: &Setting, port: u16, fps: f64) -> smplca
         source,
         model,
         people,
-        Some(("127.0.0.1".into(), port)),
+        Some(crate::cli::broker::client(port)),
     );
     config.workers = workers;
     config

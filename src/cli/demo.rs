@@ -90,7 +90,7 @@ pub fn parse_broker(s: &str) -> Result<(String, u16), String> {
 }
 
 /// The demo's configuration: the daemon's defaults with the demo's flags.
-fn config(opts: &DemoOptions, broker: Option<(String, u16)>) -> Config {
+fn config(opts: &DemoOptions, broker: Option<mqtt::Broker>) -> Config {
     let source = match &opts.images {
         None => SourceConfig::Synthetic {
             width: 640,
@@ -210,7 +210,7 @@ pub fn run(opts: DemoOptions) -> Result<()> {
     let mut viewer = None;
     let broker = match (&opts.mqtt, opts.no_mqtt) {
         (_, true) => None,
-        (Some(external), false) => Some(external.clone()),
+        (Some((host, port)), false) => Some(mqtt::Broker::plain(host.clone(), *port)),
         (None, false) => {
             let ports = broker::start()?;
             let port = ports.mqtt;
@@ -226,7 +226,7 @@ pub fn run(opts: DemoOptions) -> Result<()> {
                 crate::say!("viewer on {} (MQTT over WebSocket: {})", server.url(), settings.ws);
                 viewer = Some(server);
             }
-            Some(("127.0.0.1".to_string(), port))
+            Some(broker::client(port))
         }
     };
     let config = config(&opts, broker);

@@ -28,6 +28,8 @@ pub struct Settings {
     pub count: Option<u64>,
     /// Also write every message to this recording.
     pub record: Option<PathBuf>,
+    /// A consumer group: the pose topic as the shared subscription `$share/GROUP/…`.
+    pub share: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -103,8 +105,14 @@ pub async fn run(
     let mut recorder = settings.record.as_deref().map(Recorder::create).transpose()?;
     let id = format!("smplcast-sub-{}", std::process::id());
     let base = format!("{}/{}", settings.prefix, settings.device);
+    let pose = match &settings.share {
+        // QoS 1 for a group: a member that leaves does not take the messages in flight to it
+        // with it (the broker gives them to another).
+        Some(group) => (format!("$share/{group}/{base}/pose"), QoS::AtLeastOnce),
+        None => (format!("{base}/pose"), QoS::AtMostOnce),
+    };
     let topics = vec![
-        (format!("{base}/pose"), QoS::AtMostOnce),
+        pose,
         (format!("{base}/status"), QoS::AtLeastOnce),
         (format!("{base}/stats"), QoS::AtMostOnce),
     ];

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{RawModel, RawMqtt, RawPerson, RawPipeline, RawRate, RawSource, RawStats};
+use super::raw::{
+    RawHomeAssistant, RawModel, RawMqtt, RawPerson, RawPipeline, RawRate, RawSource, RawStats,
+};
 use super::{Config, ModelConfig, MqttConfig, People, SourceConfig};
 use crate::geom::BBox;
 use crate::model::Device;
@@ -442,6 +444,7 @@ pub(super) fn mqtt(m: &RawMqtt, device_id: &str, base: &Path, c: &mut Checker) -
             pose_qos,
             client_cap: m.queue,
             max_age,
+            discovery: Vec::new(),
         },
         connect_timeout,
         queue: m.queue,
@@ -456,6 +459,44 @@ pub(super) fn stats(s: &RawStats, c: &mut Checker) -> Option<Duration> {
     } else {
         Some(c.seconds("stats.interval_s", interval, 0.1, 3600.0))
     }
+}
+
+/// `[homeassistant]`: `None` unless enabled. Discovery needs the stats reports its sensors
+/// read, and a prefix that is topic levels without wildcards.
+pub(super) fn homeassistant(
+    h: &RawHomeAssistant,
+    stats_interval: Option<Duration>,
+    c: &mut Checker,
+) -> Option<mqtt::homeassistant::Settings> {
+    if !h.enabled {
+        return None;
+    }
+    if stats_interval.is_none() {
+        c.problem(
+            "homeassistant.enabled = true: needs stats, but [stats] interval_s = 0 turns them \
+             off (Home Assistant's sensors read the stats topic); set [stats] interval_s to \
+             0.1 to 3600 seconds (5 by default), or homeassistant.enabled = false"
+                .into(),
+        );
+    }
+    if h.prefix.is_empty() || h.prefix.starts_with('/') || h.prefix.ends_with('/') {
+        c.problem(format!(
+            "homeassistant.prefix = {:?}: expected topic levels without leading or trailing '/' \
+             (Home Assistant's discovery prefix, \"homeassistant\" by default)",
+            h.prefix
+        ));
+    } else {
+        for level in h.prefix.split('/') {
+            c.check(
+                "homeassistant.prefix",
+                &level,
+                !level.is_empty() && !level.contains(['#', '+', '\0']),
+                "MQTT topic levels without '#', '+' or empty levels (Home Assistant's discovery \
+                 prefix, \"homeassistant\" by default)",
+            );
+        }
+    }
+    Some(mqtt::homeassistant::Settings { prefix: h.prefix.clone() })
 }
 
 /// `[pipeline]`: the frame queue and the shutdown deadline.
@@ -519,12 +560,25 @@ fn broker_of(m: &RawMqtt, base: &Path, c: &mut Checker) -> mqtt::Broker {
         (5..=3600).contains(&m.keep_alive_s),
         "5 to 3600",
     );
+    let protocol = mqtt::Protocol::parse(&m.protocol);
+    c.check("mqtt.protocol", &m.protocol, protocol.is_some(), "\"5\" or \"3.1.1\"");
+    let protocol = protocol.unwrap_or_default();
+    let session_expiry = (m.session_expiry_s > 0).then_some(m.session_expiry_s);
+    if session_expiry.is_some() && protocol == mqtt::Protocol::V311 {
+        c.problem(format!(
+            "mqtt.session_expiry_s = {}: needs mqtt.protocol = \"5\" (MQTT 3.1.1 has no session \
+             expiry); set it to 0, or the protocol to \"5\"",
+            m.session_expiry_s
+        ));
+    }
     mqtt::Broker {
         host: m.host.clone(),
         port,
         keep_alive: Duration::from_secs(m.keep_alive_s),
         login: login(m, base, c),
         tls: tls(m, base, c),
+        protocol,
+        session_expiry,
     }
 }
 

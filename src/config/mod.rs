@@ -20,7 +20,9 @@ mod raw;
 pub use check::broker;
 use check::Checker;
 use raw::parse;
-pub use raw::{RawConfig, RawModel, RawMqtt, RawPerson, RawPipeline, RawSource, RawStats};
+pub use raw::{
+    RawConfig, RawHomeAssistant, RawModel, RawMqtt, RawPerson, RawPipeline, RawSource, RawStats,
+};
 
 /// A configuration that cannot be used: the file and every problem found.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,8 @@ pub struct Config {
     pub mqtt: Option<MqttConfig>,
     /// `None`: no stats messages.
     pub stats_interval: Option<Duration>,
+    /// `[homeassistant]`: `Some` when enabled (then `mqtt` and `stats_interval` are `Some`).
+    pub homeassistant: Option<mqtt::homeassistant::Settings>,
     pub frame_queue: usize,
     pub shutdown_timeout: Duration,
     /// Inference workers: frames inferred in parallel ([`default_workers`] unless set).
@@ -158,17 +162,18 @@ impl Config {
         source: SourceConfig,
         model: ModelConfig,
         people: People,
-        broker: Option<(String, u16)>,
+        broker: Option<mqtt::Broker>,
     ) -> Config {
         let workers = default_workers(model.threads);
-        let mqtt = broker.map(|(host, port)| MqttConfig {
+        let mqtt = broker.map(|broker| MqttConfig {
             settings: mqtt::Settings {
-                broker: mqtt::Broker::plain(host, port),
+                broker,
                 prefix: "smplcast".into(),
                 device_id: device.to_string(),
                 pose_qos: QoS::AtMostOnce,
                 client_cap: 64,
                 max_age: Duration::from_secs(2),
+                discovery: Vec::new(),
             },
             connect_timeout: Some(Duration::from_secs(5)),
             queue: 64,
@@ -181,6 +186,7 @@ impl Config {
             model,
             mqtt,
             stats_interval: None,
+            homeassistant: None,
             frame_queue: 2,
             shutdown_timeout: Duration::from_secs(5),
             workers,
@@ -223,8 +229,14 @@ impl Config {
         let source = check::source(&raw.source, base, &mut c);
         let (people, crop_scale) = check::person(&raw.person, base, &mut c);
         let model = check::model(&raw.model, base, &mut c);
-        let mqtt = check::mqtt(&raw.mqtt, &device_id, base, &mut c);
+        let mut mqtt = check::mqtt(&raw.mqtt, &device_id, base, &mut c);
         let stats_interval = check::stats(&raw.stats, &mut c);
+        let homeassistant = check::homeassistant(&raw.homeassistant, stats_interval, &mut c);
+        // Home Assistant's discovery configs: published by the publisher on every connection.
+        if let (Some(ha), Some(interval)) = (&homeassistant, stats_interval) {
+            let discovery = mqtt::homeassistant::discovery(&mqtt.settings, ha, interval);
+            mqtt.settings.discovery = discovery;
+        }
         let (frame_queue, shutdown_timeout, workers, model_rate) =
             check::pipeline(&raw.pipeline, model.threads, &mut c);
         c.finish(Config {
@@ -235,6 +247,7 @@ impl Config {
             model,
             mqtt: Some(mqtt),
             stats_interval,
+            homeassistant,
             frame_queue,
             shutdown_timeout,
             workers,
@@ -390,6 +403,11 @@ mod tests {
             ("[source\n", "(line 1)"),
             ("[model]\ndir = \"models/fixtures/narrow\"\nthreads = 0\n", "model.threads = 0: expected 1 to 64"),
             ("[mqtt]\nmax_age_s = 0\n", "mqtt.max_age_s = 0.0: expected 0.05 to 86400 seconds"),
+            ("[mqtt]\nprotocol = \"3\"\n", "mqtt.protocol = \"3\": expected \"5\" or \"3.1.1\""),
+            (
+                "[mqtt]\nprotocol = \"3.1.1\"\nsession_expiry_s = 60\n",
+                "mqtt.session_expiry_s = 60: needs mqtt.protocol = \"5\"",
+            ),
             ("[mqtt]\npassword_file = \"Cargo.toml\"\n", "mqtt.password_file: a password needs mqtt.username too"),
             ("[mqtt]\nusername = \"u\"\npassword_file = \"nowhere\"\n", "mqtt.password_file: cannot read"),
             (
@@ -412,6 +430,52 @@ mod tests {
         for (text, want) in cases {
             let text =
                 if text.contains("[model]") { text.to_string() } else { format!("{text}{MODEL}") };
+            let err = check(&text).expect_err(&text);
+            assert!(err.contains(want), "config:\n{text}\nerror:\n{err}\nwanted: {want}");
+        }
+    }
+
+    /// `[homeassistant]` is off by default; on, it needs stats, and its prefix is checked.
+    #[test]
+    fn home_assistant_discovery_needs_stats_and_a_topic_prefix() {
+        assert_eq!(check(MODEL).unwrap().homeassistant, None);
+        let on = check(&format!("[homeassistant]\nenabled = true\n{MODEL}")).unwrap();
+        let settings = on.homeassistant.unwrap();
+        assert_eq!(settings.prefix, "homeassistant");
+        assert_eq!(on.stats_interval, Some(Duration::from_secs(5)));
+        let custom = "[homeassistant]\nenabled = true\nprefix = \"ha/discovery\"\n";
+        let c = check(&format!("{custom}{MODEL}")).unwrap();
+        assert_eq!(c.homeassistant.unwrap().prefix, "ha/discovery");
+        // Off, the prefix is not checked.
+        let off = check(&format!("[homeassistant]\nprefix = \"\"\n{MODEL}")).unwrap();
+        assert_eq!(off.homeassistant, None);
+        let cases = [
+            (
+                "[stats]\ninterval_s = 0\n[homeassistant]\nenabled = true\n",
+                "homeassistant.enabled = true: needs stats, but [stats] interval_s = 0 turns \
+                 them off (Home Assistant's sensors read the stats topic); set [stats] \
+                 interval_s to 0.1 to 3600 seconds",
+            ),
+            (
+                "[homeassistant]\nenabled = true\nprefix = \"\"\n",
+                "homeassistant.prefix = \"\": expected topic levels without leading or trailing",
+            ),
+            (
+                "[homeassistant]\nenabled = true\nprefix = \"ha/#\"\n",
+                "homeassistant.prefix = \"#\": expected MQTT topic levels without '#', '+'",
+            ),
+            (
+                "[homeassistant]\nenabled = true\nprefix = \"h+a\"\n",
+                "homeassistant.prefix = \"h+a\": expected MQTT topic levels without '#', '+'",
+            ),
+            (
+                "[homeassistant]\nenabled = true\nprefix = \"homeassistant/\"\n",
+                "homeassistant.prefix = \"homeassistant/\": expected topic levels without",
+            ),
+            ("[homeassistant]\nenable = true\n", "did you mean `enabled`?"),
+        ];
+        for (text, want) in cases {
+            let text = format!("{text}{MODEL}");
             let err = check(&text).expect_err(&text);
             assert!(err.contains(want), "config:\n{text}\nerror:\n{err}\nwanted: {want}");
         }

@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub mqtt: RawMqtt,
     pub stats: RawStats,
     pub pipeline: RawPipeline,
+    pub homeassistant: RawHomeAssistant,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +197,10 @@ pub struct RawMqtt {
     /// A client certificate (PEM) and its key, for brokers that require one.
     pub client_cert_file: Option<PathBuf>,
     pub client_key_file: Option<PathBuf>,
+    /// `"5"` (default; falls back to 3.1.1 when the broker refuses it) or `"3.1.1"`.
+    pub protocol: String,
+    /// MQTT 5: seconds the broker keeps the session after a disconnect; 0: a clean session.
+    pub session_expiry_s: u32,
 }
 
 impl Default for RawMqtt {
@@ -216,6 +221,8 @@ impl Default for RawMqtt {
             ca_file: None,
             client_cert_file: None,
             client_key_file: None,
+            protocol: "5".into(),
+            session_expiry_s: 0,
         }
     }
 }
@@ -230,6 +237,25 @@ pub struct RawStats {
 impl Default for RawStats {
     fn default() -> Self {
         RawStats { interval_s: 5.0 }
+    }
+}
+
+/// `[homeassistant]`: Home Assistant MQTT discovery (off by default).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHomeAssistant {
+    /// Publish discovery configs so that Home Assistant shows the daemon as a device.
+    pub enabled: bool,
+    /// Home Assistant's discovery prefix (its MQTT integration's setting).
+    pub prefix: String,
+}
+
+impl Default for RawHomeAssistant {
+    fn default() -> Self {
+        RawHomeAssistant {
+            enabled: false,
+            prefix: crate::mqtt::homeassistant::DEFAULT_PREFIX.into(),
+        }
     }
 }
 

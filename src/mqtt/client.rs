@@ -1,23 +1,14 @@
 //! The other clients of a broker: a [`Subscriber`] (`smplcast sub`, the demo's watcher, the
 //! examples) and a [`Sender`] (`smplcast sub --replay`). Both reach the broker as the daemon
-//! does ([`Broker::client`]: login, TLS), and both explain a first connection that fails with
-//! the same [`Failure`] words as the daemon.
+//! does ([`Broker::connect`]: login, TLS, MQTT 5 or 3.1.1), and both explain a first
+//! connection that fails with the same [`Failure`] words as the daemon.
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, Packet};
-
+use super::link::{Client, Event, Events, Props, RequestError};
 use super::{Backoff, Broker, Failure, QoS};
 
-/// A message received.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Message {
-    pub topic: String,
-    pub payload: Vec<u8>,
-    /// 0, 1 or 2.
-    pub qos: u8,
-    pub retain: bool,
-}
+pub use super::link::Message;
 
 /// What a [`Subscriber`] gets next.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,13 +23,14 @@ pub enum Incoming {
 pub enum Error {
     #[error("cannot connect to the MQTT broker at {broker} ({message}); {fix}")]
     Connect { broker: String, message: String, fix: &'static str },
-    #[error("MQTT client request failed: {0}")]
-    Client(#[from] rumqttc::ClientError),
+    #[error(transparent)]
+    Client(#[from] RequestError),
+    #[error("the MQTT broker at {broker} refused the subscription to {filter}{hint}")]
+    Refused { broker: String, filter: String, hint: &'static str },
 }
 
 impl Error {
-    fn connect(broker: &Broker, e: &rumqttc::ConnectionError) -> Error {
-        let failure = Failure::of(e);
+    fn connect(broker: &Broker, failure: Failure) -> Error {
         Error::Connect {
             broker: broker.describe(),
             message: failure.message,
@@ -49,10 +41,12 @@ impl Error {
 
 /// A subscriber: a clean session that subscribes to its topics on every connection.
 pub struct Subscriber {
-    client: AsyncClient,
-    events: EventLoop,
+    client: Client,
+    events: Events,
     broker: Broker,
     topics: Vec<(String, QoS)>,
+    /// Subscriptions acknowledged on this connection (the broker answers in order).
+    answered: usize,
     connected: bool,
     backoff: Backoff,
 }
@@ -61,12 +55,13 @@ impl Subscriber {
     /// A subscriber of `topics` (filters, with their QoS) named `client_id`. It connects on the
     /// first [`Subscriber::next`].
     pub fn new(broker: &Broker, client_id: String, topics: Vec<(String, QoS)>) -> Subscriber {
-        let (client, events) = broker.client(client_id, 64, None);
+        let (client, events) = broker.connect(client_id, 64, None);
         Subscriber {
             client,
             events,
             broker: broker.clone(),
             topics,
+            answered: 0,
             connected: false,
             backoff: Backoff::new(),
         }
@@ -76,31 +71,42 @@ impl Subscriber {
     /// [`Backoff`]) and subscribes again.
     ///
     /// # Errors
-    /// [`Error::Connect`] when the first connection fails: the broker, why, and what to fix.
+    /// [`Error::Connect`] when the first connection fails: the broker, why, and what to fix;
+    /// [`Error::Refused`] when the broker refuses a subscription.
     pub async fn next(&mut self) -> Result<Incoming, Error> {
         loop {
             match self.events.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                Ok(Event::Connected { .. }) => {
                     self.connected = true;
+                    self.answered = 0;
                     self.backoff.reset();
                     for (topic, qos) in &self.topics {
-                        self.client.subscribe(topic.clone(), *qos).await?;
+                        self.client.subscribe(topic, *qos).await?;
                     }
                 }
-                Ok(Event::Incoming(Packet::SubAck(_))) => return Ok(Incoming::Subscribed),
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    return Ok(Incoming::Message(Message {
-                        topic: p.topic,
-                        payload: p.payload.to_vec(),
-                        qos: p.qos as u8,
-                        retain: p.retain,
-                    }))
+                Ok(Event::Subscribed { granted }) => {
+                    let filter = self.topics.get(self.answered).map(|t| t.0.clone());
+                    self.answered += 1;
+                    if !granted {
+                        let filter = filter.unwrap_or_default();
+                        let hint = if filter.starts_with("$share/") {
+                            " (a shared subscription: the broker may not support them, or \
+                             speaks MQTT 3.1.1 only)"
+                        } else {
+                            " (check the broker's access rules)"
+                        };
+                        let broker = self.broker.describe();
+                        return Err(Error::Refused { broker, filter, hint });
+                    }
+                    return Ok(Incoming::Subscribed);
                 }
+                Ok(Event::Message(m)) => return Ok(Incoming::Message(m)),
                 Ok(_) => {}
-                Err(e) if !self.connected => return Err(Error::connect(&self.broker, &e)),
+                Err(e) if !self.connected => return Err(Error::connect(&self.broker, e)),
                 Err(e) => {
                     let delay = self.backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?delay, "MQTT connection lost; reconnecting.");
+                    let error = &e.message;
+                    tracing::warn!(%error, retry_in = ?delay, "MQTT connection lost; reconnecting.");
                     tokio::time::sleep(delay).await;
                 }
             }
@@ -110,7 +116,7 @@ impl Subscriber {
 
 /// A publisher of given messages, for replays.
 pub struct Sender {
-    client: AsyncClient,
+    client: Client,
     driver: tokio::task::JoinHandle<()>,
 }
 
@@ -120,12 +126,12 @@ impl Sender {
     /// # Errors
     /// [`Error::Connect`] when the first connection fails.
     pub async fn connect(broker: &Broker, client_id: String) -> Result<Sender, Error> {
-        let (client, mut events) = broker.client(client_id, 64, None);
+        let (client, mut events) = broker.connect(client_id, 64, None);
         loop {
             match events.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+                Ok(Event::Connected { .. }) => break,
                 Ok(_) => {}
-                Err(e) => return Err(Error::connect(broker, &e)),
+                Err(e) => return Err(Error::connect(broker, e)),
             }
         }
         // The event loop sends what `client` queues (until the disconnect is through).
@@ -139,7 +145,7 @@ impl Sender {
     /// [`Error::Client`] when the client's event loop has ended.
     pub async fn publish(&self, m: Message) -> Result<(), Error> {
         let qos = rumqttc::qos(m.qos).unwrap_or(QoS::AtMostOnce);
-        self.client.publish(m.topic, qos, m.retain, m.payload).await?;
+        self.client.publish(&m.topic, qos, m.retain, m.payload, &Props::default()).await?;
         Ok(())
     }
 

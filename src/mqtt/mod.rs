@@ -1,22 +1,24 @@
 //! MQTT: the one module that uses rumqttc. It chooses the topics, QoS and retain flags
 //! (docs/WIRE.md); the rest of the daemon hands it domain values (encoded poses, notices).
 //!
-//! - [`Broker`]: a broker and how to reach it (host, port, login, TLS), and the one builder
-//!   of rumqttc clients ([`Broker::client`]), used by the publisher, `smplcast sub`, the demo's
-//!   watcher and the examples;
+//! - [`Broker`]: a broker and how to reach it (host, port, login, TLS, protocol version);
+//! - [`link`]: one connection in MQTT 5 or 3.1.1 ([`Broker::connect`]), used by the publisher,
+//!   `smplcast sub`, the demo's watcher and the examples;
 //! - [`Settings`]: where and how the daemon publishes (`[mqtt]`, built by `config`);
 //! - `drive`: a client's event loop, shared by the publisher and the replay sender:
 //!   reconnection with [`Backoff`], and the clean disconnect;
 //! - [`Failure`]: what a failed connection means for the user, and the fix to print;
-//! - [`publish`]: the daemon's publisher; [`tls`]: the rustls configuration of `[mqtt]`.
+//! - [`publish`]: the daemon's publisher; [`tls`]: the rustls configuration of `[mqtt]`;
+//!   [`homeassistant`]: its discovery configs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use rumqttc::QoS;
-use rumqttc::{AsyncClient, EventLoop, LastWill, MqttOptions, TlsConfiguration, Transport};
 
 pub mod client;
+pub mod homeassistant;
+pub mod link;
 pub mod publish;
 pub mod tls;
 
@@ -33,6 +35,9 @@ pub struct Settings {
     pub client_cap: usize,
     /// A pose message that waited this long for the broker is stale: dropped, not sent.
     pub max_age: Duration,
+    /// Retained messages published on every connection: Home Assistant's discovery configs
+    /// ([`homeassistant::discovery`]), topic and JSON payload.
+    pub discovery: Vec<(String, Vec<u8>)>,
 }
 
 impl Settings {
@@ -51,6 +56,11 @@ pub struct Broker {
     pub login: Option<Login>,
     /// TLS to the broker (`None`: plain TCP); built and checked by [`tls`].
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// MQTT 5 (with a fallback to 3.1.1 for brokers that refuse it) or 3.1.1.
+    pub protocol: Protocol,
+    /// MQTT 5: keep the session this many seconds after a disconnect (`None`: a clean session
+    /// on every connection).
+    pub session_expiry: Option<u32>,
 }
 
 /// A broker login.
@@ -61,12 +71,7 @@ pub struct Login {
 }
 
 pub use crate::secret::Password;
-
-/// A retained message the broker publishes for a client that goes away without saying so.
-pub struct Will {
-    pub topic: String,
-    pub payload: &'static str,
-}
+pub use link::{Protocol, Will};
 
 impl Broker {
     /// A broker over plain TCP without a login (the demo's embedded one, a test's).
@@ -77,32 +82,9 @@ impl Broker {
             keep_alive: Duration::from_secs(10),
             login: None,
             tls: None,
+            protocol: Protocol::V5,
+            session_expiry: None,
         }
-    }
-
-    /// A rumqttc client of this broker named `client_id`, with a request channel of `cap`
-    /// messages and a clean session; the event loop connects on its first poll.
-    pub fn client(
-        &self,
-        client_id: String,
-        cap: usize,
-        will: Option<Will>,
-    ) -> (AsyncClient, EventLoop) {
-        let mut opts = MqttOptions::new(client_id, &self.host, self.port);
-        opts.set_keep_alive(self.keep_alive)
-            .set_clean_session(true)
-            // Pose messages are a few kB; room for a recording's largest.
-            .set_max_packet_size(1 << 20, 1 << 20);
-        if let Some(will) = will {
-            opts.set_last_will(LastWill::new(will.topic, will.payload, QoS::AtLeastOnce, true));
-        }
-        if let Some(login) = &self.login {
-            opts.set_credentials(login.username.clone(), login.password.0.clone());
-        }
-        if let Some(tls) = &self.tls {
-            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
-        }
-        AsyncClient::new(opts, cap.max(1))
     }
 
     /// `host:port`, with `(TLS)` when it is.
@@ -146,9 +128,9 @@ impl Default for Backoff {
 
 /// What [`drive`] reports from the event loop.
 pub(crate) enum Seen<'a> {
-    Event(&'a rumqttc::Event),
+    Event(&'a link::Event),
     /// A connection attempt failed, or the connection broke; a retry follows.
-    Failed(&'a rumqttc::ConnectionError),
+    Failed(&'a Failure),
 }
 
 /// Drives a client's event loop (its socket: connection, sending, acknowledgements) and
@@ -156,14 +138,14 @@ pub(crate) enum Seen<'a> {
 /// client's DISCONNECT it reads on until the broker closes the connection, then returns:
 /// closing first, with an acknowledgement still unread, makes the kernel reset the
 /// connection, and the broker drops what it has not read yet (the last messages).
-pub(crate) async fn drive(mut events: EventLoop, mut on: impl FnMut(Seen<'_>)) {
+pub(crate) async fn drive(mut events: link::Events, mut on: impl FnMut(Seen<'_>)) {
     let (mut disconnecting, mut backoff) = (false, Backoff::new());
     loop {
         match events.poll().await {
             Ok(event) => {
                 match &event {
-                    rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => backoff.reset(),
-                    rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect) => disconnecting = true,
+                    link::Event::Connected { .. } => backoff.reset(),
+                    link::Event::DisconnectSent => disconnecting = true,
                     _ => {}
                 }
                 on(Seen::Event(&event));
@@ -172,7 +154,8 @@ pub(crate) async fn drive(mut events: EventLoop, mut on: impl FnMut(Seen<'_>)) {
             Err(e) => {
                 on(Seen::Failed(&e));
                 let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in = ?delay, "MQTT connection failed; retrying.");
+                let error = &e.message;
+                tracing::warn!(%error, retry_in = ?delay, "MQTT connection failed; retrying.");
                 tokio::time::sleep(delay).await;
             }
         }
@@ -203,10 +186,24 @@ pub enum FailureKind {
 }
 
 impl Failure {
+    /// A failed MQTT 3.1.1 connection.
     pub fn of(e: &rumqttc::ConnectionError) -> Self {
+        let refused = matches!(e, rumqttc::ConnectionError::ConnectionRefused(_));
+        let tls = matches!(e, rumqttc::ConnectionError::Tls(_));
+        Failure::classify(e, refused, tls)
+    }
+
+    /// A failed MQTT 5 connection.
+    pub fn of_v5(e: &rumqttc::v5::ConnectionError) -> Self {
+        use rumqttc::v5::{ConnectionError as C, StateError as S};
+        let refused = matches!(e, C::ConnectionRefused(_) | C::MqttState(S::ConnFail { .. }));
+        Failure::classify(e, refused, matches!(e, C::Tls(_)))
+    }
+
+    fn classify(e: &(dyn std::error::Error + 'static), refused: bool, tls: bool) -> Self {
         use rustls::AlertDescription as Alert;
-        let kind = match (e, tls_error(e)) {
-            (rumqttc::ConnectionError::ConnectionRefused(_), _) => FailureKind::Refused,
+        let kind = match (refused, tls_error(e)) {
+            (true, _) => FailureKind::Refused,
             (_, Some(rustls::Error::InvalidCertificate(_))) => FailureKind::BrokerCertificate,
             (
                 _,
@@ -221,7 +218,8 @@ impl Failure {
                     | Alert::AccessDenied,
                 )),
             ) => FailureKind::ClientCertificate,
-            (rumqttc::ConnectionError::Tls(_), _) | (_, Some(_)) => FailureKind::Handshake,
+            (_, Some(_)) => FailureKind::Handshake,
+            _ if tls => FailureKind::Handshake,
             _ => FailureKind::Unreachable,
         };
         Failure { kind, message: e.to_string() }
@@ -257,8 +255,8 @@ impl Failure {
 
 /// The rustls error behind `e`, if any. rustls reports through `std::io::Error`, whose
 /// `source()` skips the error it wraps, so each I/O error is also opened with `get_ref`.
-fn tls_error(e: &rumqttc::ConnectionError) -> Option<&rustls::Error> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
     while let Some(err) = next {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return Some(tls);

@@ -19,15 +19,24 @@
 //! broker). On every (re)connection the retained `online` is published again.
 //! A clean shutdown drains the queue, publishes `offline`, waits for the broker's
 //! acknowledgement of it, then disconnects, all within [`FLUSH_DEADLINE`].
+//!
+//! MQTT 5 (docs/WIRE.md "MQTT 5 properties"): poses carry their content type, payload format,
+//! schema version and an expiry of `max_age` (rounded up to whole seconds), so a broker drops
+//! them for a slow subscriber too. With a clean session, the pose topic goes by topic alias 1 when
+//! the broker takes aliases: the topic once per connection, then the alias alone. The alias is
+//! tied to the connection that got it (a connection count), so an alias-only publish is never
+//! decided for a later connection; what rumqttc still held when a connection broke is discarded
+//! with the clean session (rumqttc keeps it only when the broker resumes a session, and a kept
+//! session, `session_expiry`, sends full topics).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rumqttc::{Event, Packet};
 use tokio_util::sync::CancellationToken;
 
+use super::link::{Event, Props, RequestError};
 use super::{Broker, Failure, QoS, Seen, Settings, Will};
 use crate::queue;
 use crate::stages::output::{Outbox, Outgoing, Publisher, Running};
@@ -85,8 +94,8 @@ impl Publisher for Mqtt {
 /// Errors of the publisher.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("MQTT client request failed: {0}")]
-    Client(#[from] rumqttc::ClientError),
+    #[error(transparent)]
+    Client(#[from] RequestError),
     #[error("stopped while connecting to the MQTT broker at {0}")]
     Stopped(String),
     #[error("cannot connect to the MQTT broker at {broker}{within} ({last_error}); {fix}")]
@@ -146,11 +155,43 @@ pub fn wait_for_broker(
 
 const STATUS_ONLINE: &str = "online";
 const STATUS_OFFLINE: &str = "offline";
+const JSON: &str = "application/json";
 /// How long a clean shutdown waits for `offline` and the disconnect to reach the broker.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 
 /// A notice as it is published: topic leaf, JSON payload, retained.
 type NoticeMessage = (&'static str, Vec<u8>, bool);
+
+/// The MQTT 5 properties of a pose message (docs/WIRE.md).
+fn pose_props(max_age: Duration) -> Props {
+    // Whole seconds, rounded up, at least 1 (0 would mean "expired" to some brokers).
+    let expiry = max_age.as_secs() + u64::from(max_age.subsec_nanos() > 0);
+    Props {
+        content_type: Some("application/cbor"),
+        payload_format: Some(0),
+        expiry_s: Some(u32::try_from(expiry.max(1)).unwrap_or(u32::MAX)),
+        alias: None,
+        user: vec![("smplcast-schema".into(), crate::wire::SCHEMA_VERSION.to_string())],
+    }
+}
+
+/// The MQTT 5 properties of a text payload (`status`) or a JSON one (`camera`, `stats`,
+/// discovery configs).
+fn text_props(content_type: &'static str) -> Props {
+    Props { content_type: Some(content_type), payload_format: Some(1), ..Props::default() }
+}
+
+/// The pose topic's alias (the only one the daemon uses).
+const POSE_ALIAS: u16 = 1;
+
+/// The connection the publisher hands messages to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Connection {
+    /// Counts the connections accepted, from 1.
+    number: u64,
+    /// Whether the pose topic may go by [`POSE_ALIAS`] on it.
+    alias: bool,
+}
 
 /// A [`Notice`]'s topic leaf (`<prefix>/<device_id>/<leaf>`), JSON payload and whether it
 /// is a retained state (QoS 1, a late subscriber must see it) or a report (QoS 0, not
@@ -178,11 +219,15 @@ pub async fn run(
     let status = settings.topic("status");
     let pose = settings.topic("pose");
     let will = Will { topic: status.clone(), payload: STATUS_OFFLINE };
-    let (client, eventloop) = settings.broker.client(
+    let (client, eventloop) = settings.broker.connect(
         format!("smplcast-{}", settings.device_id),
         settings.client_cap,
         Some(will),
     );
+    // Aliases only with a clean session: a kept one resends queued messages on the next
+    // connection, where the alias means nothing.
+    let alias_allowed = settings.broker.session_expiry.is_none();
+    let discovery = settings.discovery.clone();
 
     // The event loop drives the socket: connection, reconnection with backoff, acks.
     let loop_client = client.clone();
@@ -196,30 +241,35 @@ pub async fn run(
     let sent_qos1 = Arc::new(AtomicU64::new(0));
     let (acks_tx, mut acks_rx) = tokio::sync::watch::channel(0u64);
     let loop_sent_qos1 = sent_qos1.clone();
-    // Whether the broker has accepted the current connection: poses go to rumqttc only then.
-    let (connected_tx, mut connected_rx) = tokio::sync::watch::channel(false);
+    // The connection the broker has accepted, if any: poses go to rumqttc only then.
+    let (connected_tx, mut connected_rx) = tokio::sync::watch::channel(None::<Connection>);
     let driver = tokio::spawn(async move {
         super::drive(eventloop, |seen| match seen {
-            Seen::Event(Event::Incoming(Packet::ConnAck(_))) => {
-                loop_counters.stats.connections.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(topic = %loop_status, "Connected to the MQTT broker.");
-                if loop_client
-                    .try_publish(&loop_status, QoS::AtLeastOnce, true, STATUS_ONLINE)
-                    .is_ok()
-                {
-                    loop_sent_qos1.fetch_add(1, Ordering::Relaxed);
+            Seen::Event(Event::Connected { alias_max, .. }) => {
+                let number = loop_counters.stats.connections.fetch_add(1, Ordering::Relaxed) + 1;
+                let protocol = loop_client.protocol();
+                tracing::info!(topic = %loop_status, %protocol, "Connected to the MQTT broker.");
+                let mut retained = vec![(loop_status.clone(), STATUS_ONLINE.into(), "text/plain")];
+                retained.extend(discovery.iter().map(|(t, p)| (t.clone(), p.clone(), JSON)));
+                for (topic, payload, kind) in retained {
+                    let props = text_props(kind);
+                    if loop_client
+                        .try_publish(&topic, QoS::AtLeastOnce, true, payload, &props)
+                        .is_ok()
+                    {
+                        loop_sent_qos1.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-                let _ = connected_tx.send(true);
+                let alias = alias_allowed && *alias_max >= POSE_ALIAS;
+                let _ = connected_tx.send(Some(Connection { number, alias }));
             }
             // QoS 1 acks, and QoS 2's completions.
-            Seen::Event(Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_))) => {
-                acks_tx.send_modify(|n| *n += 1);
-            }
+            Seen::Event(Event::Acked) => acks_tx.send_modify(|n| *n += 1),
             Seen::Event(_) => {}
-            Seen::Failed(e) => {
-                let _ = connected_tx.send(false);
+            Seen::Failed(failure) => {
+                let _ = connected_tx.send(None);
                 if let Ok(mut last) = loop_counters.last_failure.lock() {
-                    *last = Some(Failure::of(e));
+                    *last = Some(failure.clone());
                 }
             }
         })
@@ -229,11 +279,26 @@ pub async fn run(
 
     let max_age = settings.max_age;
     let qos1 = |qos: QoS| if qos == QoS::AtMostOnce { 0 } else { 1 };
-    let publish_pose = |out: Outgoing| {
+    let mut pose_props = pose_props(max_age);
+    // The connection on which the pose topic was sent with its alias.
+    let mut announced = 0u64;
+    let mut publish_pose = |out: Outgoing, on: Option<Connection>| {
         let t0 = Instant::now();
+        let (topic, alias) = match on {
+            Some(c) if c.alias && announced == c.number => ("", Some(POSE_ALIAS)),
+            Some(c) if c.alias => (pose.as_str(), Some(POSE_ALIAS)),
+            _ => (pose.as_str(), None),
+        };
+        pose_props.alias = alias;
         if out.made.elapsed() > max_age {
             counters.stats.stale.fetch_add(1, Ordering::Relaxed);
-        } else if client.try_publish(&pose, settings.pose_qos, false, out.bytes).is_ok() {
+        } else if client
+            .try_publish(topic, settings.pose_qos, false, out.bytes, &pose_props)
+            .is_ok()
+        {
+            if let (Some(c), Some(_)) = (on, alias) {
+                announced = c.number;
+            }
             counters.stats.queued.fetch_add(1, Ordering::Relaxed);
             sent_qos1.fetch_add(qos1(settings.pose_qos), Ordering::Relaxed);
         } else {
@@ -245,7 +310,8 @@ pub async fn run(
         let qos = if retain { QoS::AtLeastOnce } else { QoS::AtMostOnce };
         // A stats report lost to a full request channel is replaced soon; a state is
         // published again on its next change.
-        if client.try_publish(settings.topic(leaf), qos, retain, payload).is_ok() {
+        let (topic, props) = (settings.topic(leaf), text_props(JSON));
+        if client.try_publish(&topic, qos, retain, payload, &props).is_ok() {
             sent_qos1.fetch_add(qos1(qos), Ordering::Relaxed);
         }
     };
@@ -255,7 +321,8 @@ pub async fn run(
             None => std::future::pending().await,
         }
     };
-    // Retained states that arrived while disconnected: the latest per topic, ready to send.
+    // The latest retained state per topic (the camera's), published again on every connection:
+    // a broker restarted without persistence has lost it.
     let mut held: BTreeMap<&'static str, NoticeMessage> = BTreeMap::new();
     let mut connected = *connected_rx.borrow_and_update();
     loop {
@@ -266,45 +333,52 @@ pub async fn run(
                     break; // the event loop ended
                 }
                 connected = *connected_rx.borrow_and_update();
-                if connected {
-                    for (_, n) in std::mem::take(&mut held) {
-                        publish_notice(n);
+                if connected.is_some() {
+                    for n in held.values() {
+                        publish_notice(n.clone());
                     }
                 }
             }
-            msg = pose_rx.recv_async(), if connected => match msg {
-                Ok(out) => publish_pose(out),
+            msg = pose_rx.recv_async(), if connected.is_some() => match msg {
+                // The connection as it is now, not as this loop last saw it.
+                Ok(out) => publish_pose(out, *connected_rx.borrow()),
                 Err(_) => break,
             },
             // Disconnected, poses wait; the pipeline may end meanwhile.
-            _ = tokio::time::sleep(Duration::from_millis(100)), if !connected => {
+            _ = tokio::time::sleep(Duration::from_millis(100)), if connected.is_none() => {
                 if pose_rx.is_closed() {
                     break;
                 }
             }
             Some(n) = next_notice() => match notice_message(&n) {
-                Some(m) if connected => publish_notice(m),
-                // Disconnected: a state waits for the connection, a report is dropped.
-                Some(m @ (leaf, _, true)) => { held.insert(leaf, m); }
+                Some(m @ (leaf, _, true)) => {
+                    if connected.is_some() {
+                        publish_notice(m.clone());
+                    }
+                    held.insert(leaf, m);
+                }
+                // A report is dropped while disconnected (the next one replaces it).
+                Some(m) if connected.is_some() => publish_notice(m),
                 Some(_) | None => {}
             },
         };
     }
     // What was already queued goes out before `offline` (the queue is bounded: a few items).
     while let Some(out) = pose_rx.try_recv() {
-        publish_pose(out);
+        publish_pose(out, *connected_rx.borrow());
     }
     // So do the notices that came with the end: the camera's `stopped`.
     while let Some(n) = notice_rx.as_ref().and_then(queue::Receiver::try_recv) {
         match notice_message(&n) {
-            Some(m) if connected => publish_notice(m),
+            Some(m) if connected.is_some() => publish_notice(m),
             _ => {}
         }
     }
 
     // Clean shutdown: `offline` (retained), then DISCONNECT; the driver ends when it is sent.
     let flush = async {
-        client.publish(&status, QoS::AtLeastOnce, true, STATUS_OFFLINE).await?;
+        let (offline, props) = (STATUS_OFFLINE.into(), text_props("text/plain"));
+        client.publish(&status, QoS::AtLeastOnce, true, offline, &props).await?;
         let all = sent_qos1.fetch_add(1, Ordering::Relaxed) + 1;
         while *acks_rx.borrow_and_update() < all {
             if acks_rx.changed().await.is_err() {

@@ -8,6 +8,8 @@ Subscribes to <prefix>/<device>/pose, /status and /stats and prints one JSON lin
                                                     "violations": [...] the rules of
                                                     docs/WIRE.md the message breaks)
   {"stats": {...}}                                  stats messages (JSON)
+With --mqtt5 it connects with MQTT 5, and every message line has "props": its content type,
+payload format, expiry and user properties as received (null when absent).
 Exits half a second after the first "offline" status that follows an "online" (MQTT orders
 messages per topic only, so a pose published before "offline" may arrive just after it), or
 after --timeout seconds.
@@ -37,6 +39,7 @@ def main() -> int:
     ap.add_argument("--device")
     ap.add_argument("--timeout", type=float, default=30)
     ap.add_argument("--camera", action="store_true", help="also print the camera state topic")
+    ap.add_argument("--mqtt5", action="store_true", help="connect with MQTT 5; print properties")
     ap.add_argument("--recording", help="print a recording's messages instead of subscribing")
     args = ap.parse_args()
     if args.recording:
@@ -56,7 +59,21 @@ def main() -> int:
     def on_subscribe(client, userdata, mid, reasons, props):
         out({"ready": True})
 
+    def printed(obj, m):
+        if args.mqtt5:
+            p = m.properties
+            obj["props"] = {
+                "content_type": getattr(p, "ContentType", None),
+                "payload_format": getattr(p, "PayloadFormatIndicator", None),
+                "expiry": getattr(p, "MessageExpiryInterval", None),
+                "user": [list(kv) for kv in getattr(p, "UserProperty", [])],
+            }
+        print(json.dumps(obj), flush=True)
+
     def on_message(client, userdata, m):
+        def out(obj):
+            printed(obj, m)
+
         if m.topic.endswith("/status"):
             status = m.payload.decode()
             out({"status": status, "retain": bool(m.retain)})
@@ -79,7 +96,10 @@ def main() -> int:
             except smplcast_sub.DecodeError as e:
                 out({"error": str(e)})
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{args.device}")
+    protocol = mqtt.MQTTv5 if args.mqtt5 else mqtt.MQTTv311
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{args.device}", protocol=protocol
+    )
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
     client.connect(args.host, args.port, keepalive=10)
     client.loop_start()
