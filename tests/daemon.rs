@@ -942,3 +942,56 @@ fn unreachable_broker_at_start_is_waited_for_when_asked() {
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `[homeassistant] enabled = true`, for a device id with a `.` (which HA refuses in its ids):
+/// on connecting, the daemon publishes retained discovery configs that Home Assistant
+/// 2024.3.3's own code accepts (tests/homeassistant/validate.py: HA's discovery topic pattern,
+/// its MQTT sensor schema, its sensor unit and state-class tables, every template rendered on the
+/// daemon's real stats and camera payloads), and publishes them again after reconnecting to a
+/// broker that lost them.
+#[test]
+fn home_assistant_discovery_passes_home_assistant_s_schema() {
+    let python = root().join("tests/homeassistant/.venv/bin/python");
+    assert!(
+        python.is_file(),
+        "no Home Assistant venv: run `tests/homeassistant/run -c \"import homeassistant\"` once \
+         (scripts/test.sh does)"
+    );
+    let device = "daemon-ha.cam.0";
+    let broker = Broker::start();
+    let port = broker.port;
+    let source = "kind = \"synthetic\"\nwidth = 160\nheight = 120\nfps = 10";
+    let cfg = config(device, port, source, "", 0.5) + "[homeassistant]\nenabled = true\n";
+    let mut daemon = Daemon::start(device, &cfg);
+    daemon.wait_running("[homeassistant] enabled");
+    let validate = |when: &str, wait_for: &str| {
+        let out = Command::new(&python)
+            .arg(root().join("tests/homeassistant/validate.py"))
+            .args(["--port", &port.to_string(), "--device", device, "--timeout", "20"])
+            .args(["--wait-for", wait_for])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("7/7 discovery messages pass"),
+            "{when}: validate.py:\n{stdout}{stderr}\ndaemon:\n{}",
+            daemon.stderr()
+        );
+        stdout
+    };
+    let first = validate("first connection", "stats,camera");
+    assert!(
+        first.contains("homeassistant/sensor/smplcast_daemon-ha_cam_0/fps_in/config"),
+        "{first}"
+    );
+    // A broker without persistence loses its retained messages: the daemon publishes them again
+    // (the camera state only when it changes: its templates are then rendered on a sample).
+    broker.kill();
+    let broker = Broker::start_on(port);
+    validate("after reconnecting", "stats");
+    daemon.signal(Signal::TERM);
+    let (status, stderr) = daemon.wait(Duration::from_secs(15));
+    assert!(status.success(), "{stderr}");
+    drop(broker);
+}
