@@ -26,8 +26,11 @@ mkdir -p "$CARGO_HOME"
 # seconds), the wall time and the CPU in all.
 #
 #   main   install, cargo fetch, fmt; clippy, x86 build (linted); then the x86 tests (after python)
-#   python the test venv, the PyTorch venv, models/ tests, full-size models; then what the
-#          packaging steps need (cargo-deb, the arm64 root)
+#   python the test venv, the PyTorch venv, models/ tests, full-size models, the Home Assistant
+#          venv
+#   debtools what the packaging steps need (cargo-deb, the arm64 root)
+#   fleet  after the x86 build, beside its tests: 20 daemons into one broker, a bridged site
+#          through an outage (mostly waiting on the wall clock)
 #   arm64  aarch64 build (with the qemu tests), qemu tests, the arm64 .debs and their
 #          install/upgrade/remove test
 #   armv7  armv7 build (tract-core unoptimised), qemu smoke run, the armhf .deb
@@ -249,14 +252,19 @@ armhf_package() {
   cross/build-debian.sh --quick --deb armv7
 }
 
-# The python lane makes cargo-deb and the arm64 root; the packaging steps wait for them.
+# The debtools lane makes cargo-deb and the arm64 root; the packaging steps wait for them.
 wait_for_deb_tools() {
-  until [ -e "$CI/deb-tools.done" ]; do sleep 5; done
+  until [ -e "$CI/deb-tools.done" ]; do
+    if [ -e "$CI/deb-tools.failed" ]; then
+      echo "no .deb tools: the debtools lane failed (target/ci/debtools.log)" >&2; return 1
+    fi
+    sleep 5
+  done
 }
 
 disk_report() { # what the suite keeps on disk (CI has failed on a full disk before)
   df -h . | tail -1 | awk '{print "free on " $6 ": " $4 " of " $2}'
-  du -sh target models/.venv tests/.venv "$CARGO_HOME/registry" 2>/dev/null || true
+  du -sh target models/.venv tests/.venv tests/homeassistant/.venv "$CARGO_HOME/registry" 2>/dev/null || true
 }
 
 crate_count() { { find "$CARGO_HOME/registry/cache" -name '*.crate' 2>/dev/null || true; } | wc -l; }
@@ -292,7 +300,26 @@ python_lane() {
   # Real footage for tests/gstreamer.rs and people_eval: Debian's opencv-doc vtest.avi.
   step "footage: vtest.avi (Debian's opencv-doc)" models/run people_eval.py --fetch-only
   step "full-size random models (convert.py)" full_models
+  # Home Assistant 2024.3.3's own schema checks for the daemon's MQTT discovery (tests/daemon.rs
+  # runs its validate.py); the self-test proves they reject broken messages.
+  step "Home Assistant venv (tests/homeassistant) + validator self-test" \
+    tests/homeassistant/run tests/homeassistant/validate.py --self-test
+}
+
+debtools_lane() {
+  # However the lane ends without them, the packaging steps stop waiting.
+  trap '[ -e "$CI/deb-tools.done" ] || touch "$CI/deb-tools.failed"' EXIT
   step ".deb tools: cargo-deb, arm64 root (debootstrap)" deb_tools
+}
+
+# The fleet steps measure load and wait out an outage: little CPU, a minute of wall clock
+# each, so they run beside the x86 tests. Their pass/fail checks hold under that load; the
+# figures of docs/FLEET.md were measured on a quiet machine.
+fleet_lane() {
+  step "fleet: 20 daemons into one mosquitto (tests/fleet/fleet.py)" \
+    tests/run tests/fleet/fleet.py fleet --json target/fleet.json
+  step "fleet: a bridged site through a 20 s central outage (tests/fleet/fleet.py)" \
+    tests/run tests/fleet/fleet.py bridge --json target/fleet-bridge.json
 }
 
 deb_tools() {
@@ -308,6 +335,7 @@ step "install Debian packages, Rust, ARM tools" install_packages
 step "cargo fetch (all platforms) into target/cargo-home" cargo_fetch
 step "cargo fmt, module cycles" rust_format
 lane python python_lane
+lane debtools debtools_lane 10
 # The ARM lanes yield to the main lane (niceness 10): clippy and the x86 build still fail
 # fast, and the ARM builds take every cycle the x86 steps leave (the tests wait on the wall
 # clock at times). Two ARM lanes, so that the end of the run is never one build alone.
@@ -316,6 +344,7 @@ lane armv7 armv7_lane 10
 step "cargo clippy (the wire-only library)" rust_checks
 step "cargo build + clippy (release, v4l2 + gstreamer + cuda: every target)" rust_build
 join python
+lane fleet fleet_lane
 step "cargo test (release; narrow + full models)" rust_tests
 step "demo smoke run" main_job_smoke
 step "people on real footage (models/people_eval.py)" people_eval
@@ -325,6 +354,8 @@ step "soak, 60 s of an RTSP camera (scripts/soak.sh … rtsp)" bash scripts/soak
 step "V4L2 in a qemu guest (vivid driver)" vivid_test
 step "systemd unit: security exposure" systemd_unit
 step "cargo deny (advisories, licences, bans, sources)" bash scripts/deny.sh
+join fleet
+join debtools
 join arm64
 join armv7
 for d in target/cross/packages/*.deb; do
