@@ -73,6 +73,22 @@ ROWS = [
      "RSS growth < 2 MB after warm-up, no queue growth, every seq received once",
      r"RTSP soak", "tests/soak/soak.py --source rtsp (scripts/soak.sh SECONDS CSV rtsp; 60 s in "
      "the test command)"),
+    ("A broker that refuses MQTT 5 (speaks 3.1.1 only)",
+     "the daemon falls back to 3.1.1 with a warning naming the broker and `mqtt.protocol`, "
+     "stays 3.1.1 after a cut connection, the poses arrive",
+     r"broker refusing MQTT 5", "tests/mqtt.rs `a_broker_that_refuses_mqtt5_gets_3_1_1`"),
+    ("A consumer group (`smplcast sub --share`) with no members, then 3, then one killed",
+     "nothing kept for a group without members; members split the stream with none lost or "
+     "twice; the others take over from one that leaves",
+     r"consumer group", "tests/mqtt.rs `a_consumer_group_splits_the_stream`"),
+    ("A bridged site: the central broker down 20 s (device mosquitto → central, queue 100)",
+     "the bridge holds at most its bound, every loss is counted by the device broker, what "
+     "arrives is in order, the central session survives",
+     r"bridge outage", "tests/fleet/fleet.py `bridge` (in the test command)"),
+    ("Home Assistant discovery with a device id that is not a valid object id (`cam.0`)",
+     "the id is sanitised for discovery (state topics keep it), and Home Assistant's own schema "
+     "accepts every config",
+     r"Home Assistant discovery", "tests/daemon.rs `home_assistant_discovery_passes_home_assistant_s_schema`"),
     ("Inference stuck (one frame takes 3 s)",
      "no watchdog ping while stuck (systemd restarts after WatchdogSec); pings resume with frames",
      r"watchdog", "src/telemetry/systemd.rs `watchdog_pings_only_while_frames_flow` (paused clock); "
@@ -106,13 +122,25 @@ def main() -> int:
     # The test command's features: its build is reused.
     cargo = ["cargo", "test", "--release", "--features", "v4l2,gstreamer,cuda", "--locked"]
     out = run(cargo + ["--test", "daemon", "--", "--nocapture", "--test-threads", "1",
-                       "broker_", "unreachable_broker", "systemd_sees", "start_up_errors"])
+                       "broker_", "unreachable_broker", "systemd_sees", "start_up_errors",
+                       "home_assistant"])
+    out += run(cargo + ["--test", "mqtt", "--", "--nocapture", "--test-threads", "1",
+                        "a_broker_that_refuses", "a_consumer_group"])
     out += run(cargo + ["--lib", "--", "--nocapture", "watchdog_pings"])
     out += run(cargo + ["--test", "gstreamer", "--", "--nocapture", "--test-threads", "1",
                         "rtsp", "bad_gstreamer"])
     out += run(cargo + ["--test", "fuzz", "--", "--nocapture", "--test-threads", "1"],
                env={"SMPLCAST_FUZZ_SECS": str(args.fuzz_seconds)})
     figures = [l.split("figure: ", 1)[1].strip() for l in out.splitlines() if "figure: " in l]
+    run(["tests/run", "tests/fleet/fleet.py", "bridge", "--json", "target/fleet-bridge.json"])
+    b = json.loads((ROOT / "target/fleet-bridge.json").read_text())["bridge"]
+    figures.append(
+        f"bridge outage {b['outage_s']} s at {b['fps']} fps: {b['held_by_bridge']} poses held "
+        f"(bound {b['queue_bound']}) and delivered after it, {b['missing']} missing, "
+        f"{b['device_broker_dropped']} counted dropped by the device broker (the missing poses "
+        f"and {b['dropped_less_missing']} copies of retained states), {b['out_of_order']} out of "
+        f"order, {b['duplicates']} QoS 1 duplicate(s); back {b['bridge_reconnect_s']} s after "
+        f"the restart")
     deny_out = run(["bash", "scripts/deny.sh"])
     database = next((l.split(": ", 2)[2] for l in deny_out.splitlines()
                      if l.startswith("deny: advisory database")), "?")

@@ -985,11 +985,15 @@ fn home_assistant_discovery_passes_home_assistant_s_schema() {
         first.contains("homeassistant/sensor/smplcast_daemon-ha_cam_0/fps_in/config"),
         "{first}"
     );
-    // A broker without persistence loses its retained messages: the daemon publishes them again
-    // (the camera state only when it changes: its templates are then rendered on a sample).
+    // A broker without persistence loses its retained messages: the daemon publishes them again,
+    // the configs and the camera state.
     broker.kill();
     let broker = Broker::start_on(port);
-    validate("after reconnecting", "stats");
+    validate("after reconnecting", "stats,camera");
+    eprintln!(
+        "figure: Home Assistant discovery, device id {device:?}: node id smplcast_daemon-ha_cam_0, \
+         7/7 configs pass Home Assistant 2024.3.3's schema, again after a broker restart"
+    );
     daemon.signal(Signal::TERM);
     let (status, stderr) = daemon.wait(Duration::from_secs(15));
     assert!(status.success(), "{stderr}");

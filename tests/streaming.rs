@@ -88,7 +88,19 @@ fn batched_tracks_equal_each_alone() {
         for t in 0..20 {
             let both: Vec<f32> = a[t].iter().chain(&b[t]).copied().collect();
             let mut caches = two.project(&both).unwrap();
-            assert_eq!(caches[1], one.project(&b[t]).unwrap()[0]);
+            // Equal up to rounding: a batch of two may take other SIMD kernels (AVX-512 packs
+            // differently from one row), which reorders sums (seen: 6e-8).
+            let alone = one.project(&b[t]).unwrap().remove(0);
+            let (x, y) = (&caches[1], &alone);
+            let fields = [(&x.x, &y.x), (&x.theta, &y.theta), (&x.phi, &y.phi), (&x.fx, &y.fx)];
+            let fields = fields.into_iter().chain([(&x.fm, &y.fm), (&x.rx, &y.rx), (&x.rm, &y.rm)]);
+            let worst = fields
+                .flat_map(|(u, v)| {
+                    assert_eq!(u.len(), v.len());
+                    u.iter().zip(v).map(|(p, q)| (p - q).abs())
+                })
+                .fold(0f32, f32::max);
+            assert!(worst <= 1e-5, "frame {t}: batched projection differs from alone by {worst}");
             let cb = caches.pop().unwrap();
             let ca = caches.pop().unwrap();
             if let (Some(ra), Some(rb)) = (wa.push(t as u64, ca), wb.push(t as u64, cb)) {

@@ -26,6 +26,7 @@
 #   VIVID_V4L2CTL  1 = run v4l2-ctl diagnostics (list devices/formats, stream
 #                  30 mmap frames) before the binary (needs v4l-utils on host)
 #   VIVID_MEM      guest RAM in MiB (default 1024)
+#   VIVID_CPU      the guest CPU under TCG (default qemu64)
 #   VIVID_EXTRA    extra host files to put in the guest under /extra/ (space separated)
 set -euo pipefail
 
@@ -133,7 +134,10 @@ if [ "$ACCEL" = auto ]; then
      && echo quit | qemu-system-x86_64 -accel kvm -M none -nodefaults -display none -monitor stdio >/dev/null 2>&1; then
     ACCEL=kvm; else ACCEL=tcg; fi
 fi
-if [ "$ACCEL" = kvm ]; then CPU=host,-arch-capabilities; else CPU=max; fi
+# Under TCG the guest CPU is qemu64 (SSE2): with `max` tract picks its AVX/AVX-512 kernels,
+# which TCG emulates so slowly that the daemon check made 12 results in 60 s and its stop timed
+# out (on a host with AVX-512, 2026-12-05); VIVID_CPU overrides.
+if [ "$ACCEL" = kvm ]; then CPU=host,-arch-capabilities; else CPU=${VIVID_CPU:-qemu64}; fi
 echo "[vivid] kernel $KV, accel=$ACCEL, initramfs $(du -h "$INITRD" | cut -f1)" >&2
 LOG="$WORK/last-console.log"
 t0=$(date +%s.%N)
