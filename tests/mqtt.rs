@@ -616,6 +616,16 @@ fn a_missing_smpl_file_is_named_at_start_up() {
     );
 }
 
+/// Waits (10 s at most) until the publisher's second connection is accepted.
+async fn second_connection(counters: &Counters) {
+    let connections = || counters.stats.connections.load(std::sync::atomic::Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connections() < 2 {
+        assert!(Instant::now() < deadline, "no reconnection after the cut");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn poses_in(lines: &[Value]) -> usize {
     lines.iter().filter(|v| v.get("pose").is_some()).count()
 }
@@ -687,12 +697,7 @@ fn the_pose_topic_goes_by_alias_once_per_connection() {
     rt.block_on(async {
         online_then_poses(&sub, &mut lines, &pose_tx, 0..5, 5).await;
         relay.cut();
-        let connections = || counters.stats.connections.load(std::sync::atomic::Ordering::Relaxed);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while connections() < 2 {
-            assert!(Instant::now() < deadline, "no reconnection after the cut");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        second_connection(&counters).await;
         online_then_poses(&sub, &mut lines, &pose_tx, 5..10, 10).await;
         shutdown.cancel();
         task.await.unwrap().unwrap();
@@ -723,16 +728,15 @@ fn the_pose_topic_goes_by_alias_once_per_connection() {
     assert_eq!(poses, want);
 }
 
-/// `mqtt.protocol = "3.1.1"`: a 3.1.1 CONNECT, full topics, and the poses arrive.
-#[test]
-fn protocol_3_1_1_is_a_setting() {
-    let device = "v311";
+/// Three poses from a publisher of `settings` (changed by `change`) through a [`Relay`] in front
+/// of mosquitto to the Python subscriber; what the relay saw the publisher send.
+fn three_poses_through_a_relay(device: &str, change: impl FnOnce(&mut Settings)) -> Vec<Sent> {
     let broker = Broker::start();
     let relay = Relay::start(broker.port);
     let sub = Subscriber::start(broker.port, device, 30);
     sub.until(Duration::from_secs(15), |v| v["ready"] == true);
     let mut s = settings(relay.port, device);
-    s.broker.protocol = mqtt::Protocol::V311;
+    change(&mut s);
     let Publisher { rt, pose_tx, shutdown, task, .. } = Publisher::start_with(s);
     let mut lines = Vec::new();
     rt.block_on(async {
@@ -740,13 +744,24 @@ fn protocol_3_1_1_is_a_setting() {
         shutdown.cancel();
         task.await.unwrap().unwrap();
     });
-    let sent = relay.sent();
-    assert!(matches!(sent[0], Sent::Connect { level: 4, clean: true, .. }), "{sent:?}");
+    relay.sent()
+}
+
+/// The PUBLISH packets of `sent` on the pose topic of `device` with the topic in full, no alias.
+fn full_topic_poses(sent: &[Sent], device: &str) -> usize {
     let pose_topic = format!("smplcast/{device}/pose");
-    let poses = sent
-        .iter()
-        .filter(|s| matches!(s, Sent::Publish { topic, alias: None } if *topic == pose_topic));
-    assert_eq!(poses.count(), 3, "{sent:?}");
+    let full =
+        |s: &&Sent| matches!(s, Sent::Publish { topic, alias: None } if *topic == pose_topic);
+    sent.iter().filter(full).count()
+}
+
+/// `mqtt.protocol = "3.1.1"`: a 3.1.1 CONNECT, full topics, and the poses arrive.
+#[test]
+fn protocol_3_1_1_is_a_setting() {
+    let device = "v311";
+    let sent = three_poses_through_a_relay(device, |s| s.broker.protocol = mqtt::Protocol::V311);
+    assert!(matches!(sent[0], Sent::Connect { level: 4, clean: true, .. }), "{sent:?}");
+    assert_eq!(full_topic_poses(&sent, device), 3, "{sent:?}");
 }
 
 /// `mqtt.session_expiry_s`: a kept session (no clean start, the expiry sent), and full topics,
@@ -754,27 +769,10 @@ fn protocol_3_1_1_is_a_setting() {
 #[test]
 fn a_session_expiry_keeps_the_session_and_the_full_topic() {
     let device = "session";
-    let broker = Broker::start();
-    let relay = Relay::start(broker.port);
-    let sub = Subscriber::start(broker.port, device, 30);
-    sub.until(Duration::from_secs(15), |v| v["ready"] == true);
-    let mut s = settings(relay.port, device);
-    s.broker.session_expiry = Some(600);
-    let Publisher { rt, pose_tx, shutdown, task, .. } = Publisher::start_with(s);
-    let mut lines = Vec::new();
-    rt.block_on(async {
-        online_then_poses(&sub, &mut lines, &pose_tx, 0..3, 3).await;
-        shutdown.cancel();
-        task.await.unwrap().unwrap();
-    });
-    let sent = relay.sent();
+    let sent = three_poses_through_a_relay(device, |s| s.broker.session_expiry = Some(600));
     let connect = Sent::Connect { level: 5, clean: false, session_expiry: Some(600) };
     assert_eq!(sent[0], connect, "{sent:?}");
-    let pose_topic = format!("smplcast/{device}/pose");
-    let poses = sent
-        .iter()
-        .filter(|s| matches!(s, Sent::Publish { topic, alias: None } if *topic == pose_topic));
-    assert_eq!(poses.count(), 3, "{sent:?}");
+    assert_eq!(full_topic_poses(&sent, device), 3, "{sent:?}");
 }
 
 /// A broker that speaks 3.1.1 only (rumqttd's 3.1.1 listener) closes the connection after an
@@ -791,12 +789,7 @@ fn a_broker_that_refuses_mqtt5_gets_3_1_1() {
     rt.block_on(async {
         online_then_poses(&sub, &mut lines, &pose_tx, 0..3, 3).await;
         relay.cut();
-        let connections = || counters.stats.connections.load(std::sync::atomic::Ordering::Relaxed);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while connections() < 2 {
-            assert!(Instant::now() < deadline, "no reconnection after the cut");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        second_connection(&counters).await;
         shutdown.cancel();
         task.await.unwrap().unwrap();
     });
