@@ -17,7 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_HOME="${SMPLCAST_CARGO_HOME:-$PWD/target/cargo-home}"
 mkdir -p "$CARGO_HOME"
 
-# Steps run in four lanes, so that the CPU-bound builds overlap the steps that wait on the
+# Steps run in six lanes, so that the CPU-bound builds overlap the steps that wait on the
 # network or the wall clock: on 2 cores the run is CPU-bound, so the lanes are there to keep
 # both cores busy to the end. The cheap checks (fmt, module cycles) come first; a failing
 # main step (clippy, the build, a test) stops every lane at once, a failed lane fails the run
