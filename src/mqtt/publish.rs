@@ -309,7 +309,7 @@ pub async fn run(
     let publish_notice = |(leaf, payload, retain): NoticeMessage| {
         let qos = if retain { QoS::AtLeastOnce } else { QoS::AtMostOnce };
         // A stats report lost to a full request channel is replaced soon; a state is
-        // published again on its next change.
+        // published again on its next change and on every connection (`held`).
         let (topic, props) = (settings.topic(leaf), text_props(JSON));
         if client.try_publish(&topic, qos, retain, payload, &props).is_ok() {
             sent_qos1.fetch_add(qos1(qos), Ordering::Relaxed);
