@@ -100,6 +100,33 @@ ROWS = [
      "post-processing + tracker, video files (MP4 and Matroska through the `video` source)",
      "no panic (a crashing input is kept as a regression test)",
      r"fuzz", "tests/fuzz.rs (scripts/fuzz.sh; 3 s per target in the test command)"),
+    # tests/systemd-vm: the x86_64 .deb's service in Debian 12 booted under qemu (TCG).
+    ("Under a real systemd (Debian 12 in a VM): `systemctl enable --now` of the installed .deb",
+     "READY within TimeoutStartSec; poses reach a subscriber in the VM (decoded by `smplcast sub`)",
+     r"^vm (install|READY|messages)", "tests/systemd-vm (guest.sh), in the test command"),
+    ("Under a real systemd: the daemon stalled (SIGSTOP)",
+     "the watchdog kills it and systemd restarts it within WatchdogSec + RestartSec; `status` "
+     "goes `offline` (the will), then `online`; NRestarts 1",
+     r"^vm watchdog", "tests/systemd-vm (guest.sh)"),
+    ("Under a real systemd: the camera unplugged and plugged back (vivid unbound, bound)",
+     "camera state `lost`, then `streaming`; the same process, no restart",
+     r"^vm camera", "tests/systemd-vm (guest.sh)"),
+    ("Under a real systemd: `systemctl stop`, then `systemctl reboot`",
+     "`offline` published and a clean exit within TimeoutStopSec; after the reboot the service "
+     "is back by itself and poses flow",
+     r"^vm (stop|reboot)", "tests/systemd-vm (guest.sh)"),
+    ("Under a real systemd: `apt install` of a newer .deb while the service runs",
+     "restarted once, the edited config.toml kept, the version changed, `online` again",
+     r"^vm upgrade", "tests/systemd-vm (guest.sh)"),
+    ("Under a real systemd: the broker password as a credential (`LoadCredential`) to a "
+     "mosquitto with a password file",
+     "the broker refuses anonymous clients; the daemon logs in; config.toml holds no password",
+     r"^vm (credential|broker refuses)", "tests/systemd-vm (guest.sh)"),
+    ("Under a real systemd: the hardening, measured in the VM",
+     "`systemd-analyze security smplcast` exposure ≤ 2.5; a dynamic user with the video group "
+     "reaches /dev/video0 (DevicePolicy=closed); tract runs under MemoryDenyWriteExecute and the "
+     "syscall filter; the journal has the daemon's fields",
+     r"^vm (hardening|DynamicUser|journal)", "tests/systemd-vm (guest.sh)"),
 ]
 
 
@@ -111,6 +138,19 @@ def run(cmd: list[str], env: dict | None = None) -> str:
         sys.stderr.write(p.stdout[-4000:] + p.stderr[-4000:])
         raise SystemExit(f"failed: {' '.join(cmd)}")
     return p.stdout + p.stderr
+
+
+def vm_figures() -> list[str]:
+    """The checks of the systemd VM test, from its last run's console (the test command's, or
+    `tests/systemd-vm/run.sh OLD.deb NEW.deb`): it takes minutes, so it is not run again here."""
+    log = ROOT / "target/systemd-vm/console.log"
+    if not log.exists():
+        print("no target/systemd-vm/console.log: run scripts/test.sh (or tests/systemd-vm/run.sh)",
+              file=sys.stderr)
+        return []
+    when = datetime.datetime.fromtimestamp(log.stat().st_mtime).strftime("%Y-%m-%d")
+    return [f"vm {m.group(1)} (VM run of {when})"
+            for m in re.finditer(r"@@CHECK ok (.*)", log.read_text(errors="replace"))]
 
 
 def main() -> int:
@@ -141,6 +181,7 @@ def main() -> int:
         f"and {b['dropped_less_missing']} copies of retained states), {b['out_of_order']} out of "
         f"order, {b['duplicates']} QoS 1 duplicate(s); back {b['bridge_reconnect_s']} s after "
         f"the restart")
+    figures += vm_figures()
     deny_out = run(["bash", "scripts/deny.sh"])
     database = next((l.split(": ", 2)[2] for l in deny_out.splitlines()
                      if l.startswith("deny: advisory database")), "?")

@@ -71,6 +71,8 @@ pub struct Running {
     mqtt_counters: Arc<MqttCounters>,
     gauges: Vec<queue::Gauge>,
     shutdown_timeout: Duration,
+    /// The span the daemon was started in, entered again by [`Running::wait`].
+    span: tracing::Span,
 }
 
 /// What a finished run did.
@@ -206,6 +208,9 @@ impl Parts {
 /// within `mqtt.connect_timeout_s` (0: start-up waits for it as long as it takes). Nothing is
 /// left running on error.
 pub fn start(config: &Config) -> Result<Running> {
+    // Every event of this daemon, on every thread it starts, carries its device id (a journal
+    // field under systemd: telemetry::log).
+    let _daemon = tracing::info_span!("daemon", device_id = %config.device_id).entered();
     tracing::info!(config = %config.summary(), "Starting.");
     start_with(config, Parts::load(config)?)
 }
@@ -302,6 +307,7 @@ pub fn start_with(config: &Config, parts: Parts) -> Result<Running> {
         mqtt_counters,
         gauges,
         shutdown_timeout: config.shutdown_timeout,
+        span: tracing::Span::current(),
     })
 }
 
@@ -372,6 +378,7 @@ impl Running {
     /// # Errors
     /// A stage that failed or panicked, or a stop that took longer than the timeout.
     pub fn wait(self) -> Result<Summary> {
+        let _span = self.span.clone().entered();
         let mut deadline = None;
         let mut problems = Vec::new();
         let mut stages: Vec<_> = self.stages.into_iter().map(Some).collect();
@@ -465,9 +472,11 @@ fn spawn_stage(
         }
     }
     let shutdown = shutdown.clone();
+    let span = tracing::Span::current();
     let thread = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
+            let _span = span.entered();
             let mut guard = StopOthers(shutdown, false);
             let result = body();
             if let Err(e) = &result {
@@ -494,9 +503,12 @@ fn spawn_io(
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
+    let span = tracing::Span::current();
     let thread = std::thread::Builder::new()
         .name("io".into())
         .spawn(move || {
+            // The current-thread runtime polls its tasks here, inside the span.
+            let _span = span.entered();
             rt.block_on(async move {
                 let io_stop = outbox.stop.clone();
                 tokio::spawn(on_signal(shutdown.clone()));

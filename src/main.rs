@@ -242,14 +242,7 @@ fn devices() -> Result<()> {
 fn main() -> ExitCode {
     // Before any thread starts: one malloc arena for all threads (telemetry::memory).
     smplcast::telemetry::memory::one_arena();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=off".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    smplcast::telemetry::log::init();
     match run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

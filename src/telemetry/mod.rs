@@ -1,10 +1,11 @@
 //! What the daemon tells about itself, apart from poses: its counters and stats reports
-//! ([`stats`]), its state to systemd ([`systemd`]), its memory ([`memory`]), and the
+//! ([`stats`]), its state to systemd ([`systemd`]), its log ([`log`]), its memory ([`memory`]), and the
 //! [`Notice`]s for subscribers. A leaf: it does not know MQTT; `mqtt` chooses the topics, QoS
 //! and retain flags of what it is given.
 
 use serde::Serialize;
 
+pub mod log;
 pub mod memory;
 pub mod stats;
 pub mod systemd;

@@ -56,17 +56,7 @@ fi
 
 # ---- kernel (Debian linux-image-amd64, unpacked, not installed) ----
 KDIR="$WORK/kernel"
-if ! ls "$KDIR"/boot/vmlinuz-* >/dev/null 2>&1; then
-  pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
-  [ -n "$pkg" ] || { echo "cannot resolve linux-image-amd64 (run apt-get update)" >&2; exit 2; }
-  echo "[vivid] downloading $pkg" >&2
-  (cd "$WORK" && rm -f linux-image-*.deb && apt-get download "$pkg" >&2)
-  rm -rf "$KDIR.tmp"; dpkg-deb -x "$WORK"/linux-image-*.deb "$KDIR.tmp"
-  kv=$(ls "$KDIR.tmp/lib/modules")
-  depmod -b "$KDIR.tmp" "$kv"
-  mv "$KDIR.tmp" "$KDIR"
-fi
-KV=$(ls "$KDIR/lib/modules" | head -1)
+KV=$("$REPO/tests/vivid/kernel.sh" "$WORK")
 VMLINUZ="$KDIR/boot/vmlinuz-$KV"
 
 # ---- initramfs ----
