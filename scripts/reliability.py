@@ -127,6 +127,10 @@ ROWS = [
      "reaches /dev/video0 (DevicePolicy=closed); tract runs under MemoryDenyWriteExecute and the "
      "syscall filter; the journal has the daemon's fields",
      r"^vm (hardening|DynamicUser|journal)", "tests/systemd-vm (guest.sh)"),
+    ("Under a real systemd: a broken config.toml (a string where a number belongs)",
+     "`ExecStartPre` (check-config) names the key; systemd gives up after StartLimitBurst=5 "
+     "starts (start request repeated too quickly) instead of restarting forever",
+     r"^vm (start limit|ExecStartPre)", "tests/systemd-vm (guest.sh)"),
 ]
 
 

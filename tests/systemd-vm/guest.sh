@@ -2,7 +2,7 @@
 # The checks of tests/systemd-vm/run.sh, inside the VM: a oneshot unit (vmtest.service) runs
 # this after multi-user.target on each boot, its output on the serial console. Boot 1 installs
 # the package and checks the service; it ends in `systemctl reboot`. Boot 2 checks that the
-# service came back, upgrades the package and powers off.
+# service came back, upgrades the package, breaks the config (the start limit) and powers off.
 #
 # Each check prints `@@CHECK ok NAME: DETAIL` or `@@CHECK FAIL NAME: DETAIL`; the host fails
 # the test on a FAIL or when `@@VMTEST-END` is missing. Times are measured here, in the guest.
@@ -141,6 +141,9 @@ EOF
   check "DynamicUser, video group" "uid $(stat -c %u "/proc/$(prop MainPID)"), $(grep '^Groups:' "/proc/$(prop MainPID)/status" | tr -s '\t ' ' ')" \
     in_video_group
 
+  check "ExecStartPre, StateDirectory" "check-config passed before the start; /var/lib/smplcast → $(readlink /var/lib/smplcast)" \
+    eval 'journalctl -u smplcast -o cat | grep -q "^/etc/smplcast/config.toml: OK" && [ -d /var/lib/private/smplcast ]'
+
   # Watchdog: a stalled daemon (SIGSTOP) stops its pings; systemd kills and restarts it.
   pid=$(prop MainPID)
   t=$(now)
@@ -214,6 +217,20 @@ if [ "$new" != "$old" ] && [ "$restarted" = 1 ] && [ "$(prop MainPID)" != "$pid"
   ok "upgrade" "$old → $new while running in $(secs "$t" "$(now)") s: restarted once, the edited config.toml kept, online again"
 else
   bad "upgrade" "$old → $new, restarted $restarted times, config $(sha256sum -c --quiet $STATE/config.sha256 2>&1 || true)"
+fi
+
+# A broken config: ExecStartPre (check-config) refuses it naming the key, and systemd gives up
+# after StartLimitBurst=5 starts within StartLimitIntervalSec (this boot's earlier starts count
+# too): the unit is failed, not restarting forever.
+sed -i 's/^fps = 5$/fps = "fast"/' /etc/smplcast/config.toml
+t=$(now)
+systemctl restart smplcast > /dev/null 2>&1
+gave_up() { journalctl -u smplcast -o cat | grep -q 'Start request repeated too quickly'; }
+wait_for 120 eval 'gave_up && is failed'
+if gave_up && is failed && journalctl -u smplcast -o cat | grep -q 'error: /etc/smplcast/config.toml: source.fps'; then
+  ok "start limit" "a broken config.toml: check-config names source.fps; after $(prop NRestarts) automatic restarts systemd gave up (start request repeated too quickly) at $(secs "$t" "$(now)") s, unit failed"
+else
+  bad "start limit" "$(systemctl is-active smplcast), NRestarts $(prop NRestarts)"
 fi
 
 echo "@@VMTEST-END $(cat $STATE/failed 2>/dev/null | wc -l) failed"
