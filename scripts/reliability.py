@@ -125,8 +125,8 @@ ROWS = [
     ("Under a real systemd: the hardening, measured in the VM",
      "`systemd-analyze security smplcast` exposure ≤ 2.5; a dynamic user with the video group "
      "reaches /dev/video0 (DevicePolicy=closed); tract runs under MemoryDenyWriteExecute and the "
-     "syscall filter; the journal has the daemon's fields",
-     r"^vm (hardening|DynamicUser|journal)", "tests/systemd-vm (guest.sh)"),
+     "syscall filter; tract sees /proc/cpuinfo (its ARM CPU detection; `ProcSubset=pid` hid it); the journal has the daemon's fields",
+     r"^vm (hardening|DynamicUser|journal|/proc)", "tests/systemd-vm (guest.sh)"),
     ("Under a real systemd: a broken config.toml (a string where a number belongs)",
      "`ExecStartPre` (check-config) names the key; systemd gives up after StartLimitBurst=5 "
      "starts (start request repeated too quickly) instead of restarting forever",

@@ -85,7 +85,7 @@ if [ "$boot" = 1 ]; then
   t=$(now)
   if DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     /root/vmtest/old.deb > $RUN/apt-old.log 2>&1; then
-    ok "install" "$(dpkg-query -W -f='${Version}' smplcast) in $(secs "$t" "$(now)") s (apt-get install ./smplcast_*_amd64.deb)"
+    ok "install" "$(dpkg-query -W -f='${Version}' smplcast) in $(secs "$t" "$(now)") s (apt-get install ./smplcast_*.deb)"
   else
     bad "install" "$(tail -5 $RUN/apt-old.log)"
   fi
@@ -116,6 +116,9 @@ password_credential = "mqtt-password"
 connect_timeout_s = 0
 [stats]
 interval_s = 2
+[pipeline]
+# Under emulation (TCG) a frame in flight takes seconds: room to drain within TimeoutStopSec.
+shutdown_timeout_s = 12
 EOF
   install -m 600 /dev/null /etc/smplcast/mqtt-password
   echo "$PASS_DAEMON" > /etc/smplcast/mqtt-password
@@ -143,6 +146,12 @@ EOF
 
   check "ExecStartPre, StateDirectory" "check-config passed before the start; /var/lib/smplcast → $(readlink /var/lib/smplcast)" \
     eval 'journalctl -u smplcast -o cat | grep -q "^/etc/smplcast/config.toml: OK" && [ -d /var/lib/private/smplcast ]'
+
+  # tract reads the CPU's features and part from /proc/cpuinfo (ARM: NEON, fp16, the core's
+  # kernels); the unit's /proc must show it (ProcSubset=pid hid it).
+  check "/proc/cpuinfo in the service's namespace" "tract's CPU detection reads it" \
+    eval 'nsenter -t "$(prop MainPID)" -m test -r /proc/cpuinfo &&
+      ! journalctl -u smplcast -o cat | grep -q "Could not read /proc/cpuinfo"'
 
   # Watchdog: a stalled daemon (SIGSTOP) stops its pings; systemd kills and restarts it.
   pid=$(prop MainPID)
