@@ -154,6 +154,9 @@ EOF
       ! journalctl -u smplcast -o cat | grep -q "Could not read /proc/cpuinfo"'
 
   # Watchdog: a stalled daemon (SIGSTOP) stops its pings; systemd kills and restarts it.
+  # The restart is due within WatchdogSec (counted from the last ping, before the stall) plus
+  # RestartSec; 2 s more for the kill and the emulated CPU.
+  wd=$(($(prop WatchdogUSec | sed 's/s$//') + 0)) rs=$(($(prop RestartUSec | sed 's/s$//') + 0))
   pid=$(prop MainPID)
   t=$(now)
   kill -STOP "$pid"
@@ -164,8 +167,8 @@ EOF
   scheduled=$(journalctl -u smplcast -o short-unix | awk '/Scheduled restart job/ { t = $1 } END { print t }')
   killed=$(journalctl -u smplcast -o short-unix | awk '/Watchdog timeout/ { t = $1 } END { print t }')
   if [ "$restarts" = 1 ] && [ "$(prop MainPID)" != "$pid" ] && [ -n "$offline" ] && [ -n "$online" ] &&
-    [ -n "$killed" ] && [ -n "$scheduled" ] && le "$(secs "$t" "$scheduled")" 45; then
-    ok "watchdog" "stalled at 0 s; killed at $(secs "$t" "$killed") s (WatchdogSec=30); restart scheduled at $(secs "$t" "$scheduled") s (RestartSec=5), offline at $(secs "$t" "$offline") s, online again at $(secs "$t" "$online") s; NRestarts $restarts"
+    [ -n "$killed" ] && [ -n "$scheduled" ] && le "$(secs "$t" "$scheduled")" "$((wd + rs + 2))"; then
+    ok "watchdog" "stalled at 0 s; killed at $(secs "$t" "$killed") s (WatchdogSec=$wd); restart scheduled at $(secs "$t" "$scheduled") s (RestartSec=$rs, due by $((wd + rs)) s), offline at $(secs "$t" "$offline") s, online again at $(secs "$t" "$online") s; NRestarts $restarts"
   else
     bad "watchdog" "NRestarts ${restarts}, killed ${killed:-never}, restart ${scheduled:-never}, offline ${offline:-never}, online ${online:-never} (stalled at $t)"
   fi
