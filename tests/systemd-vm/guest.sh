@@ -117,7 +117,10 @@ connect_timeout_s = 0
 [stats]
 interval_s = 2
 [pipeline]
-# Under emulation (TCG) a frame in flight takes seconds: room to drain within TimeoutStopSec.
+# Under emulation (TCG) a frame takes seconds through the model: the model gets one frame a
+# second, one waits at most, and a stop has room to drain them within TimeoutStopSec.
+model_fps = 1
+frame_queue = 1
 shutdown_timeout_s = 12
 EOF
   install -m 600 /dev/null /etc/smplcast/mqtt-password
