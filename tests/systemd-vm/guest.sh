@@ -50,17 +50,16 @@ subscribe() {
     >> $RUN/pose.log 2> $RUN/pose.err &
   sleep 1
 }
-# seen_after T LEAF PATTERN: a message on LEAF (status, camera, pose) after time T matching PATTERN.
-seen_after() {
-  awk -v t="$1" -v topic="$TOPIC/$2" -v pat="$3" \
-    '$1 > t && $2 == topic && $0 ~ pat { found = 1 } END { exit !found }' $RUN/*.log
-}
-count_after() { awk -v t="$1" -v topic="$TOPIC/$2" '$1 > t && $2 == topic { n++ } END { print n + 0 }' $RUN/*.log; }
-# first_after T LEAF PATTERN: the time of the first such message.
+# first_after T LEAF PATTERN: the time of the first message on LEAF (status, camera, pose)
+# after time T matching PATTERN; seen_after: whether there is one.
 first_after() {
   awk -v t="$1" -v topic="$TOPIC/$2" -v pat="$3" \
     '$1 > t && $2 == topic && $0 ~ pat { print $1; exit }' $RUN/*.log
 }
+seen_after() { [ -n "$(first_after "$@")" ]; }
+count_after() { awk -v t="$1" -v topic="$TOPIC/$2" '$1 > t && $2 == topic { n++ } END { print n + 0 }' $RUN/*.log; }
+# logged_last PATTERN: the time of the unit's last journal line matching PATTERN.
+logged_last() { journalctl -u smplcast -o short-unix | awk -v pat="$1" '$0 ~ pat { t = $1 } END { print t }'; }
 started_count() { journalctl -b -u smplcast -o cat | grep -c '^Started smplcast.service'; }
 poses_after() { [ "$(count_after "$1" pose)" -ge "$2" ]; }
 is() { [ "$(systemctl is-active smplcast)" = "$1" ]; }
@@ -167,8 +166,8 @@ EOF
   restarts=$(prop NRestarts)
   offline=$(first_after "$t" status offline)
   online=$(first_after "${offline:-$t}" status online)
-  scheduled=$(journalctl -u smplcast -o short-unix | awk '/Scheduled restart job/ { t = $1 } END { print t }')
-  killed=$(journalctl -u smplcast -o short-unix | awk '/Watchdog timeout/ { t = $1 } END { print t }')
+  scheduled=$(logged_last 'Scheduled restart job')
+  killed=$(logged_last 'Watchdog timeout')
   if [ "$restarts" = 1 ] && [ "$(prop MainPID)" != "$pid" ] && [ -n "$offline" ] && [ -n "$online" ] &&
     [ -n "$killed" ] && [ -n "$scheduled" ] && le "$(secs "$t" "$scheduled")" "$((wd + rs + 2))"; then
     ok "watchdog" "stalled at 0 s; killed at $(secs "$t" "$killed") s (WatchdogSec=$wd); restart scheduled at $(secs "$t" "$scheduled") s (RestartSec=$rs, due by $((wd + rs)) s), offline at $(secs "$t" "$offline") s, online again at $(secs "$t" "$online") s; NRestarts $restarts"

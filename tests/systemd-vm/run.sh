@@ -11,7 +11,8 @@
 # (tests/systemd-vm/guest.sh, their list at its top and in docs/reliability.md):
 # install; READY; messages to a subscriber; the broker login through LoadCredential; the
 # hardening exposure; DynamicUser with the video group; the watchdog restarting a stalled
-# daemon; the camera unplugged and plugged back; journal fields; stop; reboot; upgrade.
+# daemon; the camera unplugged and plugged back; journal fields; stop; reboot; upgrade; the
+# start limit on a broken config; /proc/cpuinfo visible to tract.
 #
 # - The root: debootstrap --variant=minbase with systemd, mosquitto and what the .deb depends
 #   on, kept in target/systemd-vm/root (built once, ~50 s; delete it to rebuild). The VM has no
@@ -27,7 +28,7 @@
 #
 # VM_ARCH=arm64 runs the same test on aarch64 (qemu-system-aarch64, `virt` board, Cortex-A72)
 # with the arm64 .deb files (cross/build-debian.sh --deb aarch64). Not in the test command: it
-# does not fit its time (docs/reliability.md has the measured time). It needs qemu-system-arm
+# does not fit its time (the README's test section has the measured time). It needs qemu-system-arm
 # and qemu-user-static (debootstrap's second stage runs under binfmt_misc); the root then
 # carries Debian's arm64 kernel and its initramfs, built in the chroot.
 set -euo pipefail
